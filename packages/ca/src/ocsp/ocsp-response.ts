@@ -1,0 +1,288 @@
+import * as pkijs from "pkijs";
+import * as asn1js from "asn1js";
+import * as x509 from "@peculiar/x509";
+import { OcspDecodeError, OcspVerifyError } from "../errors.js";
+import { defaultCrypto } from "../keys.js";
+import type { CRLReason } from "../crl-reason.js";
+import { readCertId, createCertId, sameCertId, type CertIdFields } from "./cert-id.js";
+import { OID, hashNameFromOid } from "./oids.js";
+import { CertStatus, OCSPResponseStatus, certStatusName, responseStatusName, type CertStatusName } from "./response-status.js";
+import { pkiEngine, plainBytes, toPkiCertificate } from "./engine.js";
+
+/** One SingleResponse (RFC 6960 §4.2.1) in plain form. */
+export interface SingleResponseView {
+  certId: CertIdFields;
+  status: CertStatusName;
+  /** For revoked: RevokedInfo.revocationTime. */
+  revocationTime?: Date;
+  /** For revoked: RevokedInfo.revocationReason, when present. */
+  reason?: CRLReason;
+  thisUpdate: Date;
+  nextUpdate?: Date;
+}
+
+/** ResponderID (RFC 6960 §4.2.1): byName (DN text) or byKey (SHA-1 of the public key, hex). */
+export type ResponderIdView = { byName: string } | { byKey: string };
+
+const hex = (v: ArrayBuffer | Uint8Array): string => Buffer.from(v instanceof Uint8Array ? v : new Uint8Array(v)).toString("hex");
+
+/**
+ * A decoded, read-only view of a DER OCSPResponse (RFC 6960 §4.2.1). Decoding checks structure
+ * only; `verifyOcspResponse` checks trust.
+ *
+ * ```asn1
+ * OCSPResponse ::= SEQUENCE {
+ *    responseStatus         OCSPResponseStatus,
+ *    responseBytes          [0] EXPLICIT ResponseBytes OPTIONAL }
+ * BasicOCSPResponse ::= SEQUENCE {
+ *    tbsResponseData      ResponseData,
+ *    signatureAlgorithm   AlgorithmIdentifier,
+ *    signature            BIT STRING,
+ *    certs            [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
+ * ```
+ */
+export class OcspResponse {
+  /** The DER as received. */
+  readonly der: Uint8Array;
+  readonly responseStatus: OCSPResponseStatus;
+  /** The BasicOCSPResponse, present when responseStatus is successful. */
+  readonly basic: pkijs.BasicOCSPResponse | undefined;
+  readonly producedAt: Date | undefined;
+  readonly responderId: ResponderIdView | undefined;
+  readonly responses: readonly SingleResponseView[];
+  /** Certificates carried in `certs` (a delegated signer, usually). */
+  readonly certificates: readonly x509.X509Certificate[];
+  /** The response nonce bytes (RFC 8954), if any. */
+  readonly nonce: Uint8Array | undefined;
+
+  private constructor(der: Uint8Array, status: OCSPResponseStatus, basic?: pkijs.BasicOCSPResponse) {
+    this.der = der;
+    this.responseStatus = status;
+    this.basic = basic;
+    this.producedAt = basic?.tbsResponseData.producedAt;
+    const rid = basic?.tbsResponseData.responderID;
+    this.responderId =
+      rid === undefined
+        ? undefined
+        : rid instanceof pkijs.RelativeDistinguishedNames
+          ? { byName: new x509.Name(rid.toSchema().toBER(false)).toString() }
+          : { byKey: hex((rid as asn1js.OctetString).valueBlock.valueHexView) };
+    this.responses = (basic?.tbsResponseData.responses ?? []).map(readSingleResponse);
+    this.certificates = (basic?.certs ?? []).map((c) => new x509.X509Certificate(c.toSchema().toBER(false)));
+    const nonceExt = basic?.tbsResponseData.responseExtensions?.find((e) => e.extnID === OID.ocspNonce);
+    if (nonceExt) {
+      const inner = asn1js.fromBER(nonceExt.extnValue.valueBlock.valueHexView);
+      this.nonce =
+        inner.offset !== -1 && inner.result instanceof asn1js.OctetString
+          ? new Uint8Array(inner.result.valueBlock.valueHexView)
+          : new Uint8Array(nonceExt.extnValue.valueBlock.valueHexView);
+    }
+  }
+
+  /**
+   * Decode a DER OCSPResponse.
+   * @throws OcspDecodeError on bad DER, trailing bytes, an unknown responseType or a
+   * BasicOCSPResponse that does not match its schema.
+   */
+  static fromDer(input: Uint8Array | ArrayBuffer): OcspResponse {
+    const der = input instanceof Uint8Array ? input : new Uint8Array(input);
+    const asn1 = asn1js.fromBER(der);
+    if (asn1.offset === -1) throw new OcspDecodeError("OCSPResponse", asn1.result.error || "bad DER");
+    if (asn1.offset !== der.byteLength) throw new OcspDecodeError("OCSPResponse", `${der.byteLength - asn1.offset} trailing bytes`);
+    let outer: pkijs.OCSPResponse;
+    try {
+      outer = new pkijs.OCSPResponse({ schema: asn1.result });
+    } catch (cause) {
+      throw new OcspDecodeError("OCSPResponse", cause instanceof Error ? cause.message : String(cause), { cause });
+    }
+    const status = outer.responseStatus.valueBlock.valueDec as OCSPResponseStatus;
+    if (status !== OCSPResponseStatus.successful) return new OcspResponse(der, status);
+    if (!outer.responseBytes) throw new OcspDecodeError("OCSPResponse", "successful response without responseBytes");
+    if (outer.responseBytes.responseType !== OID.ocspBasic) {
+      throw new OcspDecodeError("OCSPResponse", `responseType ${outer.responseBytes.responseType} is not id-pkix-ocsp-basic`);
+    }
+    try {
+      const basic = pkijs.BasicOCSPResponse.fromBER(plainBytes(outer.responseBytes.response.valueBlock.valueHexView));
+      return new OcspResponse(der, status, basic);
+    } catch (cause) {
+      throw new OcspDecodeError("BasicOCSPResponse", cause instanceof Error ? cause.message : String(cause), { cause });
+    }
+  }
+}
+
+function readSingleResponse(single: pkijs.SingleResponse): SingleResponseView {
+  const cs = single.certStatus as asn1js.BaseBlock;
+  const view: SingleResponseView = {
+    certId: readCertId(single.certID),
+    status: certStatusName(cs.idBlock.tagNumber as CertStatus),
+    thisUpdate: single.thisUpdate,
+  };
+  if (single.nextUpdate) view.nextUpdate = single.nextUpdate;
+  if (view.status === "revoked" && cs instanceof asn1js.Constructed) {
+    const [time, reason] = cs.valueBlock.value;
+    if (time instanceof asn1js.GeneralizedTime) view.revocationTime = time.toDate();
+    const enumerated = reason instanceof asn1js.Constructed ? reason.valueBlock.value[0] : undefined;
+    if (enumerated instanceof asn1js.Enumerated) view.reason = enumerated.valueBlock.valueDec as CRLReason;
+  }
+  return view;
+}
+
+/** What verifyOcspResponse checks against. */
+export interface VerifyOcspOptions {
+  /** The certificate the response must be about. */
+  certificate: x509.X509Certificate;
+  /** Its issuer: signs the response itself, or issued the delegated signer. */
+  issuer: x509.X509Certificate;
+  /** The time to check thisUpdate/nextUpdate and the signer's validity at. */
+  now: Date;
+  /** Allowed clock skew for a thisUpdate in the future, in milliseconds. Default 300,000 (5 min). */
+  maxSkewMs?: number;
+  /** When a nonce was sent, the response must echo it. */
+  nonce?: Uint8Array;
+  crypto?: Crypto;
+}
+
+/** A response that passed every check, with the status of the certificate. */
+export interface VerifiedOcspResponse {
+  response: OcspResponse;
+  single: SingleResponseView;
+  status: CertStatusName;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  producedAt: Date;
+  /** Who signed: the issuer itself or a delegated OCSP signer it issued. */
+  signer: "issuer" | "delegated";
+}
+
+/** Default skew allowed for a thisUpdate in the future: 5 minutes, as OpenSSL's `-validity_period` example and most stacks use. */
+export const DEFAULT_MAX_SKEW_MS = 300_000;
+
+/**
+ * Verify an OCSP response for `certificate` as a strict client or a careful stapler must
+ * (RFC 6960 §3.2 and §4.2.2.2):
+ * 1. it decodes and responseStatus is successful with a BasicOCSPResponse;
+ * 2. the signer is the issuer, or a delegated signer carried in `certs` that the issuer signed,
+ *    with id-kp-OCSPSigning and valid at `now`; the responderID names it;
+ * 3. the signature over tbsResponseData verifies with the signer's key;
+ * 4. a SingleResponse's CertID matches the certificate (same hash algorithm, issuer hashes, serial);
+ * 5. thisUpdate is not later than now + maxSkewMs; nextUpdate is present and not past;
+ * 6. the nonce matches when one was sent.
+ * @throws OcspVerifyError with `reason` naming the first failed check.
+ */
+export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOptions): Promise<VerifiedOcspResponse> {
+  const crypto = options.crypto ?? defaultCrypto;
+  const engine = pkiEngine(crypto);
+  let response: OcspResponse;
+  try {
+    response = OcspResponse.fromDer(der);
+  } catch (cause) {
+    throw new OcspVerifyError("malformed", cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+  if (response.responseStatus !== OCSPResponseStatus.successful || !response.basic) {
+    throw new OcspVerifyError("not successful", `responseStatus is ${responseStatusName(response.responseStatus)}`);
+  }
+  const basic = response.basic;
+  const issuer = toPkiCertificate(options.issuer.rawData);
+  const certificate = toPkiCertificate(options.certificate.rawData);
+
+  // 2. Who signed it.
+  const named = await responderNames(response, issuer, crypto);
+  let signer: pkijs.Certificate;
+  let signerKind: "issuer" | "delegated";
+  if (named(issuer)) {
+    signer = issuer;
+    signerKind = "issuer";
+  } else {
+    const candidate = (basic.certs ?? []).find((c) => named(c));
+    if (!candidate) {
+      throw new OcspVerifyError("unauthorized signer", "responderID names neither the issuer nor a certificate in the response");
+    }
+    const view = new x509.X509Certificate(candidate.toSchema().toBER(false));
+    const issuedByIssuer = view.issuer === options.issuer.subject && (await view.verify({ publicKey: options.issuer.publicKey, signatureOnly: true }, crypto));
+    if (!issuedByIssuer) {
+      throw new OcspVerifyError("unauthorized signer", `delegated signer "${view.subject}" was not issued by "${options.issuer.subject}"`);
+    }
+    const eku = view.getExtension(x509.ExtendedKeyUsageExtension);
+    if (!eku || !eku.usages.map(String).includes(OID.kpOcspSigning)) {
+      throw new OcspVerifyError("unauthorized signer", `delegated signer "${view.subject}" lacks id-kp-OCSPSigning`);
+    }
+    if (options.now < view.notBefore || options.now > view.notAfter) {
+      throw new OcspVerifyError("unauthorized signer", `delegated signer "${view.subject}" is not valid at ${options.now.toISOString()}`);
+    }
+    signer = candidate;
+    signerKind = "delegated";
+  }
+
+  // 3. Signature.
+  let signatureOk = false;
+  try {
+    signatureOk = await engine.verifyWithPublicKey(
+      plainBytes(basic.tbsResponseData.tbsView),
+      basic.signature,
+      signer.subjectPublicKeyInfo,
+      basic.signatureAlgorithm,
+    );
+  } catch (cause) {
+    throw new OcspVerifyError("bad signature", cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+  if (!signatureOk) throw new OcspVerifyError("bad signature", `signature by ${signerKind} signer does not verify`);
+
+  // 4. Which SingleResponse is about our certificate.
+  let single: SingleResponseView | undefined;
+  for (const candidate of response.responses) {
+    const hash = hashNameFromOid(candidate.certId.hashOid);
+    if (!hash) continue;
+    const ours = readCertId(await createCertId(certificate, issuer, hash, crypto));
+    if (sameCertId(candidate.certId, ours)) {
+      single = candidate;
+      break;
+    }
+  }
+  if (!single) {
+    const serials = response.responses.map((r) => r.certId.serial).join(", ") || "none";
+    throw new OcspVerifyError("wrong certificate", `no SingleResponse for serial ${options.certificate.serialNumber.toLowerCase()} (response has ${serials})`);
+  }
+
+  // 5. Time window.
+  const skew = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
+  if (single.thisUpdate.getTime() > options.now.getTime() + skew) {
+    throw new OcspVerifyError("not yet valid", `thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
+  }
+  if (!single.nextUpdate) throw new OcspVerifyError("no nextUpdate", "the response has no nextUpdate, so its freshness is unknown");
+  if (single.nextUpdate.getTime() < options.now.getTime()) {
+    throw new OcspVerifyError("stale", `nextUpdate ${single.nextUpdate.toISOString()} has passed`);
+  }
+
+  // 6. Nonce.
+  if (options.nonce) {
+    const got = response.nonce;
+    if (!got || Buffer.compare(Buffer.from(got), Buffer.from(options.nonce)) !== 0) {
+      throw new OcspVerifyError("nonce mismatch", got ? "the response nonce differs from the request's" : "the response carries no nonce");
+    }
+  }
+
+  return {
+    response,
+    single,
+    status: single.status,
+    thisUpdate: single.thisUpdate,
+    nextUpdate: single.nextUpdate,
+    producedAt: response.producedAt!,
+    signer: signerKind,
+  };
+}
+
+/** A predicate telling whether the response's responderID names a given certificate. */
+async function responderNames(response: OcspResponse, _issuer: pkijs.Certificate, crypto: Crypto): Promise<(c: pkijs.Certificate) => boolean> {
+  const rid = response.responderId;
+  if (!rid) return () => false;
+  if ("byName" in rid) {
+    return (c) => new x509.Name(c.subject.toSchema().toBER(false)).toString() === rid.byName;
+  }
+  const keyHashes = new Map<pkijs.Certificate, string>();
+  const candidates = [_issuer, ...(response.basic?.certs ?? [])];
+  for (const c of candidates) {
+    keyHashes.set(c, hex(await crypto.subtle.digest("SHA-1", plainBytes(c.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView))));
+  }
+  return (c) => keyHashes.get(c) === rid.byKey;
+}
