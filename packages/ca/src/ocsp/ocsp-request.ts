@@ -66,6 +66,8 @@ export async function buildOcspRequest(params: OcspRequestParams): Promise<Built
 export interface ParsedOcspRequest {
   /** One entry per Request in requestList, in order. */
   certIds: CertIdFields[];
+  /** The CertIDs exactly as received, to copy into the response (RFC 6960 §4.2.1 asks for the same CertID). */
+  rawCertIds: pkijs.CertID[];
   /** The nonce extension as received (echoed verbatim in the response), if any. */
   nonceExtension: pkijs.Extension | undefined;
   /** The nonce bytes (the OCTET STRING's content), if the extension decodes. */
@@ -101,5 +103,5 @@ export function parseOcspRequest(der: Uint8Array): ParsedOcspRequest {
         ? new Uint8Array(inner.result.valueBlock.valueHexView)
         : new Uint8Array(nonceExtension.extnValue.valueBlock.valueHexView);
   }
-  return { certIds, nonceExtension, nonce, signed: request.optionalSignature !== undefined };
+  return { certIds, rawCertIds: list.map((r) => r.reqCert), nonceExtension, nonce, signed: request.optionalSignature !== undefined };
 }

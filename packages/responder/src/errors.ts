@@ -1,0 +1,37 @@
+/**
+ * Errors thrown by @ocsp-lab/responder, each with a stable `code` and the offending value in
+ * the message.
+ */
+
+/** Base class. */
+export class ResponderError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A behaviour (status override, delay, fault) with an invalid value. */
+export class InvalidBehaviourError extends ResponderError {
+  constructor(field: string, value: unknown, fix: string) {
+    super("OCSP_LAB_RESPONDER_INVALID_BEHAVIOUR", `invalid ${field} ${JSON.stringify(value)}: ${fix}`);
+  }
+}
+
+/** The responder was used before start() or after stop(). */
+export class ResponderStateError extends ResponderError {
+  constructor(message: string) {
+    super("OCSP_LAB_RESPONDER_STATE", message);
+  }
+}
+
+/** waitForRequests did not see the requests before its deadline. */
+export class WaitTimeoutError extends ResponderError {
+  constructor(what: string, timeoutMs: number) {
+    super("OCSP_LAB_RESPONDER_WAIT_TIMEOUT", `timed out after ${timeoutMs} ms waiting for ${what}`);
+  }
+}

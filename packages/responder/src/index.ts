@@ -1,0 +1,14 @@
+export { OcspResponder, StartedOcspResponder } from "./responder.js";
+export { createResponderApp, decodeGetPath, MAX_REQUEST_BYTES } from "./app.js";
+export type { ResponderAppDeps } from "./app.js";
+export { OcspService, MAX_NONCE_LENGTH } from "./ocsp-service.js";
+export type { OcspServiceOptions, ServiceAnswer } from "./ocsp-service.js";
+export { OcspResponseGenerator } from "./response-generator.js";
+export type { BasicResponseParams, SingleResponseParams, SingleStatus } from "./response-generator.js";
+export { Behaviour, FAULT_KINDS } from "./behaviour.js";
+export type { Fault, FaultKind, StatusOverride } from "./behaviour.js";
+export { RequestLog } from "./request-log.js";
+export type { RequestLogEntry, RequestQuery } from "./request-log.js";
+export { CaStatusSource } from "./status-source.js";
+export type { StatusSource } from "./status-source.js";
+export { ResponderError, InvalidBehaviourError, ResponderStateError, WaitTimeoutError } from "./errors.js";
