@@ -1,0 +1,163 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { pathToFileURL } from "node:url";
+import { realpathSync } from "node:fs";
+import { resolveStateDir, CRL_REASON_NAMES } from "@ocsp-lab/ca";
+import { formatMismatches, formatTable } from "./report.js";
+import { describeRevocation, revokeCertificate } from "./revoke.js";
+import { runScenarios } from "./run.js";
+import { SCENARIOS } from "./scenarios.js";
+import { describeEndpoints, startPersistentLab, UP_POLICY } from "./up.js";
+
+/** Streams and process hooks the CLI uses, injectable so tests read output without a child process. */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+  /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
+  stopSignal: () => Promise<string>;
+}
+
+const defaultIo = (): CliIo => ({
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  stopSignal: () =>
+    new Promise((resolve) => {
+      process.once("SIGINT", () => resolve("SIGINT"));
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+    }),
+});
+
+const positiveSeconds = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number of seconds, got "${v}"`);
+  return n;
+};
+const port = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`a port is a whole number 0..65535, got "${v}"`);
+  return n;
+};
+
+/**
+ * Run the `ocsp-lab` command with `argv` (without node and script). Resolves with the exit
+ * code: 0 success, 1 failure or mismatch, 2 usage error. Errors are printed as one line,
+ * without a stack trace.
+ */
+export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
+  const program = new Command("ocsp-lab")
+    .description("A private CA, an OCSP responder, a stapling server and real TLS clients: every revocation case on demand.")
+    .option("--state-dir <dir>", "state folder of the lab CA (default $OCSP_LAB_HOME or ./.ocsp-lab)")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .showHelpAfterError("(run ocsp-lab --help for usage)");
+  let code = 0;
+  const stateDir = (): string => resolveStateDir(program.opts<{ stateDir?: string }>().stateDir, io.env);
+
+  program
+    .command("run")
+    .description("run every scenario against throw-away labs and print a scenario × client table; exit 1 on any mismatch")
+    .option("--scenario <name...>", `scenarios to run (${SCENARIOS.map((s) => s.name).join(", ")})`)
+    .option("--client <name...>", "clients to drive (node, curl, openssl)")
+    .option("--json", "print the report as JSON instead of a table")
+    .option("--list", "list the scenarios and exit")
+    .action(async (opts: { scenario?: string[]; client?: string[]; json?: boolean; list?: boolean }) => {
+      if (opts.list) {
+        for (const s of SCENARIOS) io.stdout.write(`${s.name.padEnd(27)} ${s.summary}\n`);
+        return;
+      }
+      if (!opts.json) io.stderr.write("ocsp-lab run: starting a throw-away CA, responder and stapler per scenario...\n");
+      const report = await runScenarios({ scenarios: opts.scenario, clients: opts.client });
+      if (opts.json) io.stdout.write(JSON.stringify(report, null, 2) + "\n");
+      else {
+        io.stdout.write(formatTable(report));
+        const mismatches = formatMismatches(report);
+        if (mismatches) io.stdout.write(mismatches + "\n");
+      }
+      code = report.ok ? 0 : 1;
+    });
+
+  program
+    .command("up")
+    .description("start a persistent lab (CA in the state folder, responder, stapler) until Ctrl-C or SIGTERM")
+    .option("--json", "print one JSON line with the endpoints once ready (for scripts)")
+    .addOption(new Option("--responder-port <port>", "responder port (default: last one used, else ephemeral)").argParser(port))
+    .addOption(new Option("--port <port>", "stapler port (default ephemeral)").argParser(port))
+    .addOption(new Option("--query-frequency <seconds>", `seconds between OCSP queries (default ${UP_POLICY.query_frequency})`).argParser(positiveSeconds("query-frequency")))
+    .addOption(new Option("--response-timeout <seconds>", `seconds before a query fails (default ${UP_POLICY.response_timeout})`).argParser(positiveSeconds("response-timeout")))
+    .addOption(new Option("--recovery-frequency <seconds>", `seconds between retries after a failure (default ${UP_POLICY.recovery_frequency})`).argParser(positiveSeconds("recovery-frequency")))
+    .addOption(new Option("--recovery-max-tries <n>", `failures in a row before the staple is dropped (default ${UP_POLICY.recovery_max_tries})`).argParser((v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`recovery-max-tries must be a whole number ≥ 1, got "${v}"`);
+      return n;
+    }))
+    .action(async (opts: { json?: boolean; responderPort?: number; port?: number; queryFrequency?: number; responseTimeout?: number; recoveryFrequency?: number; recoveryMaxTries?: number }) => {
+      const policy = {
+        ...(opts.queryFrequency !== undefined ? { query_frequency: opts.queryFrequency } : {}),
+        ...(opts.responseTimeout !== undefined ? { response_timeout: opts.responseTimeout } : {}),
+        ...(opts.recoveryFrequency !== undefined ? { recovery_frequency: opts.recoveryFrequency } : {}),
+        ...(opts.recoveryMaxTries !== undefined ? { recovery_max_tries: opts.recoveryMaxTries } : {}),
+      };
+      const stopping = io.stopSignal();
+      const { lab, endpoints } = await startPersistentLab({
+        stateDir: stateDir(),
+        policy,
+        ...(opts.responderPort !== undefined ? { responderPort: opts.responderPort } : {}),
+        ...(opts.port !== undefined ? { staplerPort: opts.port } : {}),
+      });
+      io.stdout.write(opts.json ? JSON.stringify(endpoints) + "\n" : describeEndpoints(endpoints) + "\n");
+      const signal = await stopping;
+      await lab.stop();
+      if (!opts.json) io.stdout.write(`ocsp-lab: ${signal} received, lab stopped; the CA is kept in ${endpoints.stateDir}\n`);
+    });
+
+  program
+    .command("revoke")
+    .description("revoke a certificate of the lab CA by serial or certificate file; a running lab sees it within 1 s")
+    .argument("<serial|certFile>", "hex serial, or path of a PEM certificate issued by the lab CA")
+    .option("--reason <reason>", `RFC 5280 CRLReason (${CRL_REASON_NAMES.join(", ")})`, "unspecified")
+    .option("--time <iso8601>", "revocation time (default now)")
+    .action(async (target: string, opts: { reason: string; time?: string }) => {
+      let time: Date | undefined;
+      if (opts.time !== undefined) {
+        time = new Date(opts.time);
+        if (Number.isNaN(time.getTime())) throw new InvalidArgumentError(`--time must be an ISO 8601 date, got "${opts.time}"`);
+      }
+      const rec = await revokeCertificate({ stateDir: stateDir(), target, reason: opts.reason, ...(time ? { time } : {}) });
+      io.stdout.write(`ocsp-lab: ${describeRevocation(rec)}\n`);
+      io.stdout.write("A running responder answers revoked within 1 s; the stapler staples it at its next query.\n");
+    });
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are exits, not errors; commander already printed its one line.
+      return err.exitCode === 0 || err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    const known = typeof (err as { code?: unknown }).code === "string" && String((err as { code: string }).code).startsWith("OCSP_LAB_");
+    io.stderr.write(`ocsp-lab: ${known ? message : `unexpected error: ${message}`}\n`);
+    if (io.env.OCSP_LAB_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + "\n");
+    return known && (err as { code: string }).code === "OCSP_LAB_USAGE" ? 2 : 1;
+  }
+}
+
+/** True when this module is the process entry (the `ocsp-lab` bin), not an import. */
+function isEntry(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

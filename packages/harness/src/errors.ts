@@ -1,0 +1,37 @@
+/**
+ * Errors thrown by @ocsp-lab/harness, each with a stable `code` and the offending value in the
+ * message.
+ */
+
+/** Base class. */
+export class HarnessError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A command-line or API argument that names nothing we have (scenario, client...). */
+export class UsageError extends HarnessError {
+  constructor(what: string, value: string, allowed: readonly string[]) {
+    super("OCSP_LAB_USAGE", `unknown ${what} "${value}": use one of ${allowed.join(", ")}`);
+  }
+}
+
+/** A scenario waited for a stapler state that did not come before its deadline. */
+export class ScenarioTimeoutError extends HarnessError {
+  constructor(scenario: string, waitingFor: string, timeoutMs: number) {
+    super("OCSP_LAB_SCENARIO_TIMEOUT", `scenario ${scenario}: no ${waitingFor} within ${timeoutMs} ms`);
+  }
+}
+
+/** `revoke` was given something that is neither a serial nor a readable certificate file. */
+export class RevokeTargetError extends HarnessError {
+  constructor(target: string, detail: string) {
+    super("OCSP_LAB_REVOKE_TARGET", `cannot revoke "${target}": ${detail}`);
+  }
+}

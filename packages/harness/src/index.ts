@@ -1,0 +1,18 @@
+export { main } from "./cli.js";
+export type { CliIo } from "./cli.js";
+export { startLab, LAB_SERVER_NAME } from "./lab.js";
+export type { Lab, LabOptions } from "./lab.js";
+export { runScenarios, defaultClients } from "./run.js";
+export type { ReportRow, RunOptions, RunReport } from "./run.js";
+export { formatTable, formatMismatches, summaryLine } from "./report.js";
+export { SCENARIOS, SCALED_POLICY } from "./scenarios.js";
+export type { Scenario, ScenarioContext, StaplerCheck } from "./scenarios.js";
+export { startPersistentLab, describeEndpoints, UP_POLICY } from "./up.js";
+export type { LabEndpoints, UpOptions } from "./up.js";
+export { revokeCertificate, describeRevocation } from "./revoke.js";
+export type { RevokeOptions } from "./revoke.js";
+export { NodeStrictClient } from "./clients/node-client.js";
+export { CurlClient } from "./clients/curl-client.js";
+export { OpensslClient } from "./clients/openssl-client.js";
+export type { ClientDriver, ClientObservation, TlsTarget } from "./clients/client.js";
+export { HarnessError, UsageError, ScenarioTimeoutError, RevokeTargetError } from "./errors.js";

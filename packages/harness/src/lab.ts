@@ -1,0 +1,141 @@
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import { pino, type Logger } from "pino";
+import { CertificateAuthority, systemClock, type Clock, type IssuedCertificate } from "@ocsp-lab/ca";
+import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
+import { StaplingServer, aiaOcspUrl, type PollingPolicyInput, type StartedStaplingServer } from "@ocsp-lab/stapler";
+import * as x509 from "@peculiar/x509";
+import type { TlsTarget } from "./clients/client.js";
+
+/** Options of startLab. */
+export interface LabOptions {
+  /** State folder of the CA (created when empty). */
+  stateDir: string;
+  /** Stapler polling policy, in seconds. */
+  policy?: PollingPolicyInput;
+  /** Interface both servers bind; default 127.0.0.1. */
+  host?: string;
+  /** Responder port; default 0 (ephemeral). */
+  responderPort?: number;
+  /**
+   * Try this responder port first and fall back to an ephemeral one when it is taken (used by
+   * `up` to keep the AIA URL of an existing certificate valid across restarts).
+   */
+  preferredResponderPort?: number;
+  /** Stapler port; default 0 (ephemeral). */
+  staplerPort?: number;
+  /** Responder's nextUpdate − thisUpdate, in seconds; default 3600. */
+  responseValiditySeconds?: number;
+  /** Reuse the server certificate recorded in lab.json when its OCSP URL still matches. */
+  reuseCertificate?: boolean;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** A running lab: CA, responder, stapler, and the certificate the stapler serves. */
+export interface Lab {
+  ca: CertificateAuthority;
+  responder: StartedOcspResponder;
+  stapler: StartedStaplingServer;
+  /** The server certificate (and its files) the stapler serves. */
+  leaf: Pick<IssuedCertificate, "serial" | "certificate" | "certFile" | "keyFile" | "chainFile" | "fullchainFile">;
+  /** Where clients connect. */
+  target: TlsTarget;
+  /** Stop stapler, responder and the CA watcher. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Name the lab's server certificate is issued for (SAN DNS:localhost, IP:127.0.0.1). */
+export const LAB_SERVER_NAME = "localhost";
+const LAB_FILE = "lab.json";
+
+/**
+ * Start a lab in `stateDir`: open (or create) the CA with store watching, start the responder,
+ * issue (or reuse) a server certificate whose AIA points at it, and start the stapler, which
+ * has run its first OCSP query when this resolves.
+ */
+export async function startLab(options: LabOptions): Promise<Lab> {
+  const clock = options.clock ?? systemClock;
+  const host = options.host ?? "127.0.0.1";
+  const logger = options.logger ?? pino({ level: "silent" });
+  const ca = await CertificateAuthority.openOrInit(options.stateDir, { watch: true, clock });
+  let responder: StartedOcspResponder | undefined;
+  try {
+    const builder = (await OcspResponder.forCa(ca))
+      .withHost(host)
+      .withClock(clock)
+      .withLogger(logger)
+      .withValidity(options.responseValiditySeconds ?? 3600);
+    if (options.responderPort !== undefined) {
+      responder = await builder.withPort(options.responderPort).start();
+    } else if (options.preferredResponderPort) {
+      responder = await builder
+        .withPort(options.preferredResponderPort)
+        .start()
+        .catch(() => builder.withPort(0).start());
+    } else {
+      responder = await builder.withPort(0).start();
+    }
+
+    const leaf = (options.reuseCertificate && (await reusableLeaf(ca, responder.url, clock))) || (await ca.issueServer({
+      dnsNames: [LAB_SERVER_NAME],
+      ipAddresses: ["127.0.0.1"],
+      ocspUrl: responder.url,
+    }));
+    await fs.writeFile(join(ca.stateDir, LAB_FILE), JSON.stringify({ serial: leaf.serial, responderPort: responder.port }, null, 2) + "\n");
+
+    const stapler = await (await StaplingServer.fromFiles({ certFile: leaf.certFile, keyFile: leaf.keyFile, chainFile: leaf.chainFile }))
+      .withHost(host)
+      .withPort(options.staplerPort ?? 0)
+      .withPolicy(options.policy ?? {})
+      .withClock(clock)
+      .withLogger(logger)
+      .start();
+    const started = responder;
+    let stopped = false;
+    return {
+      ca,
+      responder: started,
+      stapler,
+      leaf,
+      target: { host, port: stapler.port, servername: LAB_SERVER_NAME, caFile: ca.rootFile },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await stapler.stop();
+        await started.stop();
+        ca.close();
+      },
+    };
+  } catch (err) {
+    await responder?.stop();
+    ca.close();
+    throw err;
+  }
+}
+
+/**
+ * The server certificate recorded in lab.json, when it is still in the CA, unexpired and its
+ * OCSP URL is `url` (revoked or not: a revocation is state the user made on purpose).
+ */
+async function reusableLeaf(ca: CertificateAuthority, url: string, clock: Clock): Promise<Lab["leaf"] | undefined> {
+  let saved: { serial?: string };
+  try {
+    saved = JSON.parse(await fs.readFile(join(ca.stateDir, LAB_FILE), "utf8")) as { serial?: string };
+  } catch {
+    return undefined;
+  }
+  const rec = saved.serial ? ca.get(saved.serial) : undefined;
+  if (!rec || rec.kind !== "server" || !rec.chainFile || !rec.fullchainFile) return undefined;
+  const certFile = ca.store.path(rec.certFile);
+  const certificate = new x509.X509Certificate(await fs.readFile(certFile, "utf8"));
+  if (aiaOcspUrl(certificate) !== url || certificate.notAfter.getTime() < clock.now().getTime()) return undefined;
+  return {
+    serial: rec.serial,
+    certificate,
+    certFile,
+    keyFile: ca.store.path(rec.keyFile),
+    chainFile: ca.store.path(rec.chainFile),
+    fullchainFile: ca.store.path(rec.fullchainFile),
+  };
+}

@@ -1,0 +1,132 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parsePolicy } from "@ocsp-lab/stapler";
+import type { ClientDriver } from "./clients/client.js";
+import { CurlClient } from "./clients/curl-client.js";
+import { NodeStrictClient } from "./clients/node-client.js";
+import { OpensslClient } from "./clients/openssl-client.js";
+import { UsageError } from "./errors.js";
+import { startLab } from "./lab.js";
+import { SCENARIOS, type Scenario } from "./scenarios.js";
+
+/** One row of the report: a scenario seen by one client (or by the stapler itself). */
+export interface ReportRow {
+  scenario: string;
+  client: string;
+  expected: string;
+  observed: string;
+  /** `ok`, `MISMATCH`, or `skipped` (client not installed). */
+  verdict: "ok" | "MISMATCH" | "skipped";
+  /** The client's own words. */
+  detail: string;
+}
+
+/** The result of a run. */
+export interface RunReport {
+  rows: ReportRow[];
+  /** True when no row is a mismatch. */
+  ok: boolean;
+  /** Wall time of the whole run, in milliseconds. */
+  durationMs: number;
+}
+
+/** Options of runScenarios. */
+export interface RunOptions {
+  /** Scenario names to run; default all, in order. */
+  scenarios?: string[];
+  /** Client names to drive; default node, curl, openssl. */
+  clients?: string[];
+  /** Called with each row as soon as it is known (for live output). */
+  onRow?: (row: ReportRow) => void;
+  /** Parent of the throw-away state folders; default the OS temp folder. Removed afterwards. */
+  workDir?: string;
+}
+
+/** The client drivers by name. */
+export function defaultClients(): ClientDriver[] {
+  return [new NodeStrictClient(), new CurlClient(), new OpensslClient()];
+}
+
+/**
+ * The main job: for each scenario, a throw-away CA, responder and stapler on 127.0.0.1
+ * ephemeral ports, driven into the scenario's state, then probed by every client. Returns one
+ * row per scenario × client plus one for the stapler itself.
+ * @throws UsageError for an unknown scenario or client name.
+ */
+export async function runScenarios(options: RunOptions = {}): Promise<RunReport> {
+  const started = performance.now();
+  const scenarios = pick(SCENARIOS, options.scenarios, "scenario");
+  const clients = pick(defaultClients(), options.clients, "client");
+  const node = clients.find((c) => c.name === "node") ?? new NodeStrictClient();
+  const availability = new Map(await Promise.all(clients.map(async (c) => [c.name, await c.available()] as const)));
+  const work = await mkdtemp(join(options.workDir ?? tmpdir(), "ocsp-lab-run-"));
+  const rows: ReportRow[] = [];
+  const add = (row: ReportRow): void => {
+    rows.push(row);
+    options.onRow?.(row);
+  };
+  try {
+    for (const scenario of scenarios) {
+      await runOne(scenario, join(work, scenario.name), clients, node, availability, add);
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return { rows, ok: rows.every((r) => r.verdict !== "MISMATCH"), durationMs: Math.round(performance.now() - started) };
+}
+
+async function runOne(
+  scenario: Scenario,
+  stateDir: string,
+  clients: ClientDriver[],
+  node: ClientDriver,
+  availability: Map<string, { ok: true } | { ok: false; reason: string }>,
+  add: (row: ReportRow) => void,
+): Promise<void> {
+  const lab = await startLab({ stateDir, policy: scenario.policy });
+  try {
+    let check;
+    try {
+      check = await scenario.act({ lab, policy: parsePolicy(scenario.policy), nodeClient: node });
+    } catch (err) {
+      check = { expected: "scenario reached", observed: `failed: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    add({
+      scenario: scenario.name,
+      client: "stapler",
+      expected: check.expected,
+      observed: check.observed,
+      verdict: check.expected === check.observed ? "ok" : "MISMATCH",
+      detail: JSON.stringify(lab.stapler.status()[0]),
+    });
+    for (const client of clients) {
+      const expected = scenario.expect[client.name] ?? "connected";
+      const avail = availability.get(client.name)!;
+      if (!avail.ok) {
+        add({ scenario: scenario.name, client: client.name, expected, observed: "-", verdict: "skipped", detail: avail.reason });
+        continue;
+      }
+      const obs = await client.probe(lab.target);
+      add({
+        scenario: scenario.name,
+        client: client.name,
+        expected,
+        observed: obs.outcome,
+        verdict: obs.outcome === expected ? "ok" : "MISMATCH",
+        detail: obs.detail,
+      });
+    }
+  } finally {
+    await lab.stop();
+  }
+}
+
+function pick<T extends { name: string }>(all: readonly T[], names: string[] | undefined, what: string): T[] {
+  if (!names || names.length === 0) return [...all];
+  return names.map((n) => {
+    const found = all.find((x) => x.name === n);
+    if (!found) throw new UsageError(what, n, all.map((x) => x.name));
+    return found;
+  });
+}
