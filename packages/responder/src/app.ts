@@ -55,19 +55,22 @@ async function handle(deps: ResponderAppDeps, req: Request, res: Response): Prom
 
   if (deps.behaviour.delayMs > 0) await delay(deps.behaviour.delayMs);
   const fault = deps.behaviour.takeFault();
-  let answer: ServiceAnswer | undefined;
+  let answer: Pick<ServiceAnswer, "serials" | "hashes" | "nonceLength"> | undefined;
   let outcome: string;
   let httpStatus = 200;
   if (fault) {
     outcome = `fault:${fault}`;
+    // Log what was asked even when the answer is a fault (parsing again only on this path).
+    if (body !== undefined) answer = deps.service.describe(body);
     httpStatus = applyFault(fault, res);
   } else if (body === undefined) {
     outcome = responseStatusName(OCSPResponseStatus.malformedRequest);
     sendOcsp(res, OcspResponseGenerator.error(OCSPResponseStatus.malformedRequest), false);
   } else {
-    answer = await deps.service.answer(body);
-    outcome = answer.outcome;
-    sendOcsp(res, answer.der, req.method === "GET" && answer.nonceLength === 0, answer);
+    const answered = await deps.service.answer(body);
+    answer = answered;
+    outcome = answered.outcome;
+    sendOcsp(res, answered.der, req.method === "GET" && answered.nonceLength === 0, answered);
   }
   const entry = {
     time: arrived,

@@ -57,6 +57,20 @@ export class OcspService {
     };
   }
 
+  /** What a request asks (serials, hashes, nonce length) without answering it; empty when it does not decode. */
+  describe(requestDer: Uint8Array): Pick<ServiceAnswer, "serials" | "hashes" | "nonceLength"> {
+    try {
+      const request = parseOcspRequest(requestDer);
+      return {
+        serials: request.certIds.map((c) => c.serial),
+        hashes: request.certIds.map((c) => c.hash ?? c.hashOid),
+        nonceLength: request.nonce?.byteLength ?? 0,
+      };
+    } catch {
+      return { serials: [], hashes: [], nonceLength: 0 };
+    }
+  }
+
   /** Answer one DER request. Never throws for bad input: that is a malformedRequest answer. */
   async answer(requestDer: Uint8Array): Promise<ServiceAnswer> {
     let request: ReturnType<typeof parseOcspRequest>;

@@ -1,0 +1,139 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import {
+  CRLReason,
+  CertificateAuthority,
+  InvalidReasonError,
+  StateExistsError,
+  StateNotFoundError,
+  UnknownSerialError,
+  normalizeSerial,
+  parseCrlReason,
+  resolveStateDir,
+} from "@ocsp-lab/ca";
+import { OCSP_LAB_BIN, eventually, run, tempDir } from "../../../test-support/index.js";
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir());
+});
+afterEach(async () => cleanup());
+
+describe("CertificateAuthority", () => {
+  it("creates root, delegated OCSP signer and a server certificate that OpenSSL accepts", async () => {
+    const ca = await CertificateAuthority.init(dir);
+    const leaf = await ca.issueServer({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], ocspUrl: "http://127.0.0.1:9/" });
+
+    const verify = await run("openssl", ["verify", "-CAfile", ca.rootFile, leaf.certFile]);
+    expect(verify.stdout).toContain(": OK");
+    const text = (await run("openssl", ["x509", "-in", leaf.certFile, "-noout", "-text"])).stdout;
+    expect(text).toMatch(/DNS:localhost, IP Address:127\.0\.0\.1/);
+    expect(text).toMatch(/OCSP - URI:http:\/\/127\.0\.0\.1:9\//);
+    expect(text).toMatch(/TLS Web Server Authentication/);
+
+    const signer = (await run("openssl", ["x509", "-in", ca.ocspSignerFile, "-noout", "-text"])).stdout;
+    expect(signer).toContain("OCSP Signing");
+    expect(signer).toContain("OCSP No Check");
+    expect((await run("openssl", ["verify", "-CAfile", ca.rootFile, "-purpose", "ocsphelper", ca.ocspSignerFile])).stdout).toContain(": OK");
+
+    const fullchain = await fs.readFile(leaf.fullchainFile, "utf8");
+    expect(fullchain.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    for (const key of [leaf.keyFile, join(dir, "ca.key"), join(dir, "ocsp-signer.key")]) {
+      expect((await fs.stat(key)).mode & 0o777).toBe(0o600);
+    }
+  });
+
+  it("issues with RSA-2048 keys too", async () => {
+    const ca = await CertificateAuthority.init(dir, { keyType: "rsa-2048" });
+    const leaf = await ca.issueServer({ dnsNames: ["rsa.test"] });
+    expect((await run("openssl", ["verify", "-CAfile", ca.rootFile, leaf.certFile])).stdout).toContain(": OK");
+    expect((await run("openssl", ["x509", "-in", leaf.certFile, "-noout", "-text"])).stdout).toContain("rsaEncryption");
+  });
+
+  it("gives serials of 16 bytes, positive and unique", async () => {
+    const ca = await CertificateAuthority.init(dir);
+    const serials = new Set<string>();
+    for (let i = 0; i < 5; i++) serials.add((await ca.issueServer()).serial);
+    expect(serials.size).toBe(5);
+    for (const s of serials) {
+      expect(s).toMatch(/^[0-7][0-9a-f]{31}$/);
+      expect(s.startsWith("00")).toBe(false);
+    }
+  });
+
+  it("persists revocations across processes' opens", async () => {
+    const ca = await CertificateAuthority.init(dir);
+    const leaf = await ca.issueServer();
+    const time = new Date("2026-01-02T03:04:05Z");
+    await ca.revoke(leaf.serial, { reason: CRLReason.keyCompromise, time });
+    const again = await CertificateAuthority.open(dir);
+    expect(again.status(leaf.serial)).toEqual({ status: "revoked", revocationTime: time, reason: CRLReason.keyCompromise });
+    expect(again.status("7f00")).toEqual({ status: "unknown" });
+    expect(again.status(ca.ocspSigner.certificate.serialNumber)).toEqual({ status: "good" });
+  });
+
+  it("sees a revocation made by another process within 1 second", async () => {
+    const ca = await CertificateAuthority.init(dir);
+    const leaf = await ca.issueServer();
+    const watcher = await CertificateAuthority.open(dir, { watch: true });
+    try {
+      const revoked = await run(process.execPath, [OCSP_LAB_BIN, "revoke", leaf.certFile, "--reason", "superseded", "--state-dir", dir]);
+      expect(revoked.code, revoked.stderr).toBe(0);
+      const status = await eventually(() => watcher.status(leaf.serial), (s) => s.status === "revoked", 1000, "the watcher to see the revocation");
+      expect(status).toMatchObject({ reason: CRLReason.superseded });
+    } finally {
+      watcher.close();
+    }
+  });
+
+  it("refuses bad input without touching the store", async () => {
+    const ca = await CertificateAuthority.init(dir);
+    const before = await fs.readFile(join(dir, "ca.json"), "utf8");
+    await expect(ca.revoke("abcdef")).rejects.toBeInstanceOf(UnknownSerialError);
+    await expect(ca.revoke("abcdef")).rejects.toThrow(/abcdef/);
+    await expect(ca.issueServer({ ipAddresses: ["not-an-ip"] })).rejects.toThrow(/not-an-ip/);
+    expect(await fs.readFile(join(dir, "ca.json"), "utf8")).toBe(before);
+    await expect(CertificateAuthority.init(dir)).rejects.toBeInstanceOf(StateExistsError);
+  });
+
+  it("says clearly when the state folder has no CA", async () => {
+    await expect(CertificateAuthority.open(join(dir, "missing"))).rejects.toBeInstanceOf(StateNotFoundError);
+    await expect(CertificateAuthority.open(join(dir, "missing"))).rejects.toThrow(/OCSP_LAB_HOME/);
+  });
+});
+
+describe("CRLReason", () => {
+  it.each([
+    ["keyCompromise", CRLReason.keyCompromise],
+    ["key-compromise", CRLReason.keyCompromise],
+    ["CACOMPROMISE", CRLReason.cACompromise],
+    ["6", CRLReason.certificateHold],
+    [10, CRLReason.aACompromise],
+  ])("parses %s", (input, want) => {
+    expect(parseCrlReason(input)).toBe(want);
+  });
+
+  it.each(["7", "bogus", "11"])("rejects %s with the list of reasons", (input) => {
+    expect(() => parseCrlReason(input)).toThrow(InvalidReasonError);
+    expect(() => parseCrlReason(input)).toThrow(/keyCompromise/);
+  });
+});
+
+describe("serials and state folder", () => {
+  it.each([
+    ["00A1:B2", "a1b2"],
+    ["0x0a1b", "0a1b"],
+    ["a1b", "0a1b"],
+    ["0000", "00"],
+  ])("normalizes %s to %s", (input, want) => {
+    expect(normalizeSerial(input)).toBe(want);
+  });
+
+  it("resolves the state folder from the argument, then OCSP_LAB_HOME, then ./.ocsp-lab", () => {
+    expect(resolveStateDir("/x", { OCSP_LAB_HOME: "/y" }, "/cwd")).toBe("/x");
+    expect(resolveStateDir(undefined, { OCSP_LAB_HOME: "/y" }, "/cwd")).toBe("/y");
+    expect(resolveStateDir(undefined, {}, "/cwd")).toBe("/cwd/.ocsp-lab");
+  });
+});

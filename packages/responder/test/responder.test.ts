@@ -1,0 +1,227 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import {
+  CRLReason,
+  CertificateAuthority,
+  OCSPResponseStatus,
+  OcspResponse,
+  buildOcspRequest,
+  toPkiCertificate,
+  type IssuedCertificate,
+} from "@ocsp-lab/ca";
+import { InvalidBehaviourError, OcspResponder, decodeGetPath, type StartedOcspResponder } from "@ocsp-lab/responder";
+import { run, tempDir } from "../../../test-support/index.js";
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let ca: CertificateAuthority;
+let responder: StartedOcspResponder;
+let good: IssuedCertificate;
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempDir());
+  ca = await CertificateAuthority.init(join(dir, "ca"));
+  responder = await (await OcspResponder.forCa(ca)).start();
+  good = await ca.issueServer({ ocspUrl: responder.url });
+});
+afterAll(async () => {
+  await responder.stop();
+  await cleanup();
+});
+afterEach(() => responder.behaviour.reset());
+
+/** `openssl ocsp` against the responder: POST, nonce, verification against the root. */
+async function opensslOcsp(cert: IssuedCertificate, digest: string[] = []) {
+  return run("openssl", ["ocsp", "-issuer", ca.rootFile, ...digest, "-cert", cert.certFile, "-url", responder.url, "-CAfile", ca.rootFile]);
+}
+
+async function requestDer(cert: IssuedCertificate, issuerCa = ca, nonce = false): Promise<Uint8Array> {
+  return (
+    await buildOcspRequest({
+      certificate: toPkiCertificate(cert.certificate.rawData),
+      issuer: toPkiCertificate(issuerCa.root.certificate.rawData),
+      nonce,
+    })
+  ).der;
+}
+
+async function post(body: Uint8Array | string, contentType = "application/ocsp-request"): Promise<Response> {
+  return fetch(responder.url, { method: "POST", body: typeof body === "string" ? body : Buffer.from(body), headers: { "Content-Type": contentType } });
+}
+
+async function statusOf(res: Response): Promise<OCSPResponseStatus> {
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toBe("application/ocsp-response");
+  return OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer())).responseStatus;
+}
+
+describe("openssl ocsp against the responder", () => {
+  it("verifies a good certificate, with the nonce echoed", async () => {
+    const r = await opensslOcsp(good);
+    expect(r.stderr).toContain("Response verify OK");
+    expect(r.stderr + r.stdout).not.toMatch(/WARNING: no nonce/i);
+    expect(r.stdout).toContain(`${good.certFile}: good`);
+    expect(r.stdout).toMatch(/This Update: .*\n\s+Next Update: /);
+  });
+
+  it("verifies a revoked certificate with its reason and time", async () => {
+    const leaf = await ca.issueServer({ ocspUrl: responder.url });
+    await ca.revoke(leaf.serial, { reason: CRLReason.keyCompromise, time: new Date("2026-03-04T05:06:07Z") });
+    const r = await opensslOcsp(leaf);
+    expect(r.stderr).toContain("Response verify OK");
+    expect(r.stdout).toContain(`${leaf.certFile}: revoked`);
+    expect(r.stdout).toContain("Reason: keyCompromise");
+    expect(r.stdout).toContain("Revocation Time: Mar  4 05:06:07 2026 GMT");
+  });
+
+  it("answers unknown for a serial the CA never issued (override) and back to good when cleared", async () => {
+    responder.setStatus(good.serial, { status: "unknown" });
+    let r = await opensslOcsp(good);
+    expect(r.stderr).toContain("Response verify OK");
+    expect(r.stdout).toContain(`${good.certFile}: unknown`);
+    responder.clearStatus(good.serial);
+    r = await opensslOcsp(good);
+    expect(r.stdout).toContain(`${good.certFile}: good`);
+  });
+
+  it("answers CertIDs hashed with SHA-256", async () => {
+    const r = await opensslOcsp(good, ["-sha256"]);
+    expect(r.stderr).toContain("Response verify OK");
+    expect(r.stdout).toContain(`${good.certFile}: good`);
+    expect(responder.requests({ serial: good.serial }).at(-1)?.hashes).toEqual(["SHA-256"]);
+  });
+
+  it("reports tryLater for the next request only when told to", async () => {
+    responder.setFault({ kind: "tryLater", count: 1 });
+    const failed = await opensslOcsp(good);
+    expect(failed.stdout + failed.stderr).toMatch(/Responder Error: trylater \(3\)/);
+    const ok = await opensslOcsp(good);
+    expect(ok.stdout).toContain(`${good.certFile}: good`);
+  });
+});
+
+describe("HTTP transport", () => {
+  it("answers GET with the URL-encoded base64 request, with RFC 5019 cache headers", async () => {
+    const b64 = Buffer.from(await requestDer(good)).toString("base64");
+    for (const path of [`/${encodeURIComponent(b64)}`, `//${encodeURIComponent(b64)}`, `/${b64}`]) {
+      const res = await fetch(responder.url + path);
+      expect(await statusOf(res.clone())).toBe(OCSPResponseStatus.successful);
+      const parsed = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer()));
+      expect(parsed.responses[0]!.status).toBe("good");
+      expect(parsed.responses[0]!.certId.serial).toBe(good.serial);
+      expect(res.headers.get("cache-control")).toMatch(/^max-age=\d+, public, no-transform, must-revalidate$/);
+    }
+  });
+
+  it("answers curl's GET the same as a POST", async () => {
+    const b64 = Buffer.from(await requestDer(good)).toString("base64");
+    const out = join(dir, "get.der");
+    const r = await run("curl", ["-sS", "-o", out, "-w", "%{http_code} %{content_type}", `${responder.url}/${encodeURIComponent(b64)}`]);
+    expect(r.stdout).toBe("200 application/ocsp-response");
+    const text = await run("openssl", ["ocsp", "-respin", out, "-resp_text", "-noverify"]);
+    expect(text.stdout).toContain("Cert Status: good");
+  });
+
+  it.each([
+    ["bad URL encoding", "GET", "/%ZZ%zz"],
+    ["bad base64", "GET", "/!!!notbase64!!!"],
+    ["base64 of bad DER", "GET", `/${encodeURIComponent(Buffer.from("not DER at all").toString("base64"))}`],
+    ["empty GET path", "GET", "/"],
+    ["empty POST body", "POST", ""],
+    ["POST of bad DER", "POST", "\x30\x03\x02"],
+    ["POST of an unrelated SEQUENCE", "POST", "\x30\x03\x02\x01\x05"],
+  ])("answers %s with malformedRequest, not an HTTP error", async (_name, method, arg) => {
+    const res = method === "GET" ? await fetch(responder.url + arg) : await post(Buffer.from(arg, "latin1"));
+    expect(await statusOf(res)).toBe(OCSPResponseStatus.malformedRequest);
+  });
+
+  it("answers a truncated request and an oversized body with malformedRequest", async () => {
+    const der = await requestDer(good);
+    expect(await statusOf(await post(der.slice(0, der.length - 3)))).toBe(OCSPResponseStatus.malformedRequest);
+    expect(await statusOf(await post(new Uint8Array(70 * 1024)))).toBe(OCSPResponseStatus.malformedRequest);
+  });
+
+  it("answers unauthorized for a certificate of another CA", async () => {
+    const other = await CertificateAuthority.init(join(dir, "other"));
+    const foreign = await other.issueServer();
+    expect(await statusOf(await post(await requestDer(foreign, other)))).toBe(OCSPResponseStatus.unauthorized);
+  });
+
+  it("refuses other methods with 405 and an Allow header", async () => {
+    const res = await fetch(responder.url, { method: "PUT", body: "x" });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("GET, POST");
+  });
+
+  it("rejects over-long nonces (RFC 8954: at most 32 octets)", async () => {
+    const der = (
+      await buildOcspRequest({
+        certificate: toPkiCertificate(good.certificate.rawData),
+        issuer: toPkiCertificate(ca.root.certificate.rawData),
+        nonce: new Uint8Array(33),
+      })
+    ).der;
+    expect(await statusOf(await post(der))).toBe(OCSPResponseStatus.malformedRequest);
+  });
+});
+
+describe("behaviour at run time", () => {
+  it("delays answers by the configured milliseconds", async () => {
+    responder.setDelay(300);
+    const since = new Date();
+    await statusOf(await post(await requestDer(good)));
+    const [entry] = await responder.waitForRequests({ since });
+    expect(entry!.latencyMs).toBeGreaterThanOrEqual(300);
+  });
+
+  it("drops the connection, answers HTTP 500/503, and logs each fault", async () => {
+    responder.setFault({ kind: "close", count: 1 });
+    await expect(post(await requestDer(good))).rejects.toThrow();
+    responder.setFault({ kind: "http-503", count: 1 });
+    const res = await post(await requestDer(good));
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("1");
+    responder.setFault({ kind: "http-500" });
+    expect((await post(await requestDer(good))).status).toBe(500);
+    expect(responder.behaviour.currentFault).toEqual({ kind: "http-500" });
+    responder.setFault(undefined);
+    expect(await statusOf(await post(await requestDer(good)))).toBe(OCSPResponseStatus.successful);
+    const outcomes = responder.requests({ serial: good.serial }).slice(-3).map((e) => e.outcome);
+    expect(outcomes).toEqual(["fault:http-503", "fault:http-500", "good"]);
+  });
+
+  it("validates behaviour values", () => {
+    expect(() => responder.setDelay(-1)).toThrow(InvalidBehaviourError);
+    expect(() => responder.setFault({ kind: "explode" as never })).toThrow(/explode/);
+    expect(() => responder.setFault({ kind: "hang", count: 0 })).toThrow(/count/);
+  });
+
+  it("sees a revocation made in the store by another CA handle within a second", async () => {
+    const leaf = await ca.issueServer({ ocspUrl: responder.url });
+    const writer = await CertificateAuthority.open(ca.stateDir);
+    ca.watch();
+    await writer.revoke(leaf.serial, { reason: CRLReason.superseded });
+    const deadline = Date.now() + 1000;
+    let status = "";
+    while (Date.now() < deadline && status !== "revoked") {
+      const res = await post(await requestDer(leaf));
+      status = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer())).responses[0]!.status;
+    }
+    expect(status).toBe("revoked");
+  });
+});
+
+describe("decodeGetPath", () => {
+  it("accepts base64url and unescaped +", async () => {
+    const der = await requestDer(good);
+    const b64 = Buffer.from(der).toString("base64");
+    expect(decodeGetPath(`/${b64.replace(/\+/g, "-").replace(/\//g, "_")}`)).toEqual(der);
+    expect(decodeGetPath(`/${b64}`)).toEqual(der);
+    expect(decodeGetPath("/a")).toBeUndefined();
+  });
+});
+
+it("keeps key files private", async () => {
+  expect((await fs.stat(good.keyFile)).mode & 0o777).toBe(0o600);
+});
