@@ -4,7 +4,7 @@ import { realpathSync } from "node:fs";
 import { resolveStateDir, CRL_REASON_NAMES } from "@ocsp-lab/ca";
 import { formatMismatches, formatTable } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
-import { runScenarios } from "./run.js";
+import { runScenarios, selectClients, selectScenarios } from "./run.js";
 import { SCENARIOS } from "./scenarios.js";
 import { describeEndpoints, startPersistentLab, UP_POLICY } from "./up.js";
 
@@ -69,6 +69,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         for (const s of SCENARIOS) io.stdout.write(`${s.name.padEnd(27)} ${s.summary}\n`);
         return;
       }
+      selectScenarios(opts.scenario);
+      selectClients(opts.client);
       if (!opts.json) io.stderr.write("ocsp-lab run: starting a throw-away CA, responder and stapler per scenario...\n");
       const report = await runScenarios({ scenarios: opts.scenario, clients: opts.client });
       if (opts.json) io.stdout.write(JSON.stringify(report, null, 2) + "\n");

@@ -2,7 +2,7 @@ export { main } from "./cli.js";
 export type { CliIo } from "./cli.js";
 export { startLab, LAB_SERVER_NAME } from "./lab.js";
 export type { Lab, LabOptions } from "./lab.js";
-export { runScenarios, defaultClients } from "./run.js";
+export { runScenarios, defaultClients, selectClients, selectScenarios } from "./run.js";
 export type { ReportRow, RunOptions, RunReport } from "./run.js";
 export { formatTable, formatMismatches, summaryLine } from "./report.js";
 export { SCENARIOS, SCALED_POLICY } from "./scenarios.js";

@@ -56,8 +56,8 @@ export function defaultClients(): ClientDriver[] {
  */
 export async function runScenarios(options: RunOptions = {}): Promise<RunReport> {
   const started = performance.now();
-  const scenarios = pick(SCENARIOS, options.scenarios, "scenario");
-  const clients = pick(defaultClients(), options.clients, "client");
+  const scenarios = selectScenarios(options.scenarios);
+  const clients = selectClients(options.clients);
   const node = clients.find((c) => c.name === "node") ?? new NodeStrictClient();
   const availability = new Map(await Promise.all(clients.map(async (c) => [c.name, await c.available()] as const)));
   const work = await mkdtemp(join(options.workDir ?? tmpdir(), "ocsp-lab-run-"));
@@ -120,6 +120,22 @@ async function runOne(
   } finally {
     await lab.stop();
   }
+}
+
+/**
+ * The scenarios named, in the order given; all of them when `names` is empty or absent.
+ * @throws UsageError naming the first unknown scenario and the known ones.
+ */
+export function selectScenarios(names?: string[]): Scenario[] {
+  return pick(SCENARIOS, names, "scenario");
+}
+
+/**
+ * The client drivers named; node, curl and openssl when `names` is empty or absent.
+ * @throws UsageError naming the first unknown client and the known ones.
+ */
+export function selectClients(names?: string[]): ClientDriver[] {
+  return pick(defaultClients(), names, "client");
 }
 
 function pick<T extends { name: string }>(all: readonly T[], names: string[] | undefined, what: string): T[] {

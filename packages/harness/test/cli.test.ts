@@ -1,0 +1,115 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
+import { main, type LabEndpoints } from "@ocsp-lab/harness";
+import { OCSP_LAB_BIN, eventually, run, tempDir } from "../../../test-support/index.js";
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir());
+});
+afterEach(async () => cleanup());
+
+const ocspLab = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  run(process.execPath, [OCSP_LAB_BIN, ...args], { env: { ...process.env, OCSP_LAB_HOME: dir, ...env }, cwd: dir });
+
+/** Run main() in-process with captured streams. */
+async function mainCaptured(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(String(c)), cb()) });
+  const code = await main(argv, {
+    stdout: sink((s) => (out += s)),
+    stderr: sink((s) => (err += s)),
+    env: { OCSP_LAB_HOME: dir },
+    stopSignal: () => new Promise(() => undefined),
+  });
+  return { code, out, err };
+}
+
+describe("ocsp-lab run", () => {
+  it("prints every scenario × client as expected and exits 0", async () => {
+    const r = await ocspLab(["run"]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (const scenario of ["good", "revoked", "unknown", "responder-down", "recovers-within-max-tries", "slow-responder"]) {
+      expect(r.stdout).toMatch(new RegExp(`^${scenario} +stapler`, "m"));
+    }
+    expect(r.stdout).toMatch(/^ +node +refused: revoked +refused: revoked +ok$/m);
+    expect(r.stdout).toMatch(/^ +curl +refused: no staple +refused: no staple +ok$/m);
+    expect(r.stdout).toMatch(/24 rows: 24 as expected, 0 mismatched, 0 skipped/);
+    expect(r.stdout).not.toContain("MISMATCH");
+  });
+
+  it("runs a subset and reports JSON", async () => {
+    const r = await mainCaptured(["run", "--scenario", "good", "--client", "node", "--json"]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out) as { ok: boolean; rows: Array<{ scenario: string; client: string; verdict: string }> };
+    expect(report.ok).toBe(true);
+    expect(report.rows.map((x) => `${x.scenario}/${x.client}/${x.verdict}`)).toEqual(["good/stapler/ok", "good/node/ok"]);
+  });
+
+  it("names the bad scenario in one line and exits 2", async () => {
+    const r = await mainCaptured(["run", "--scenario", "nope"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe('ocsp-lab: unknown scenario "nope": use one of good, revoked, unknown, responder-down, recovers-within-max-tries, slow-responder\n');
+  });
+});
+
+describe("ocsp-lab revoke", () => {
+  it("prints one clear line, no stack trace, for a state folder without a CA", async () => {
+    const r = await ocspLab(["revoke", "abcd"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/^ocsp-lab: no CA in state folder .*OCSP_LAB_HOME/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("rejects a bad reason before touching anything", async () => {
+    const r = await ocspLab(["revoke", "abcd", "--reason", "sorry"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ocsp-lab: unknown CRLReason "sorry": use one of unspecified, keyCompromise/);
+  });
+});
+
+describe("ocsp-lab up", () => {
+  let child: ChildProcess | undefined;
+  afterEach(async () => {
+    if (child && child.exitCode === null) {
+      child.kill("SIGKILL");
+      await once(child, "exit");
+    }
+  });
+
+  it("prints its endpoints as JSON, serves a staple, picks up a revocation, and stops on SIGTERM", async () => {
+    child = spawn(process.execPath, [OCSP_LAB_BIN, "up", "--json", "--query-frequency", "0.3"], {
+      env: { ...process.env, OCSP_LAB_HOME: dir },
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const lines = createInterface({ input: child.stdout! });
+    const [first] = (await once(lines, "line", { signal: AbortSignal.timeout(30_000) })) as [string];
+    const e = JSON.parse(first) as LabEndpoints;
+    for (const key of ["caFile", "certFile", "keyFile", "responderUrl", "staplerHost", "staplerPort", "stateDir"]) expect(e).toHaveProperty(key);
+    expect(e.stateDir).toBe(dir);
+    expect(e.staplerHost).toBe("127.0.0.1");
+
+    const curl = () => run("curl", ["-sS", "--cert-status", "--cacert", e.caFile, "--resolve", `localhost:${e.staplerPort}:127.0.0.1`, `https://localhost:${e.staplerPort}/`]);
+    const ok = await curl();
+    expect(ok.code, ok.stderr).toBe(0);
+    const ocsp = await run("openssl", ["ocsp", "-issuer", e.caFile, "-cert", e.certFile, "-url", e.responderUrl, "-CAfile", e.caFile]);
+    expect(ocsp.stdout).toContain(": good");
+
+    const revoked = await ocspLab(["revoke", e.certFile, "--reason", "keyCompromise"]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(revoked.stdout).toMatch(new RegExp(`revoked serial ${e.serial} .*keyCompromise`));
+    const refused = await eventually(curl, (r) => r.code !== 0, 10_000, "curl to refuse the revoked staple");
+    expect(refused.stderr).toContain("SSL certificate revocation reason: keyCompromise");
+
+    child.kill("SIGTERM");
+    const [code] = (await once(child, "exit")) as [number | null];
+    expect(code).toBe(0);
+  });
+});

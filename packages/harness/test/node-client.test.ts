@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServer, type Server } from "node:tls";
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { CertificateAuthority, createCertId, toPkiCertificate, type IssuedCertificate, type Signer } from "@ocsp-lab/ca";
+import { OcspResponseGenerator, type SingleStatus } from "@ocsp-lab/responder";
+import { CurlClient, NodeStrictClient, OpensslClient, type TlsTarget } from "@ocsp-lab/harness";
+import { tempDir } from "../../../test-support/index.js";
+
+let cleanup: () => Promise<void>;
+let ca: CertificateAuthority;
+let other: CertificateAuthority;
+let leaf: IssuedCertificate;
+let sibling: IssuedCertificate;
+const HOUR = 3_600_000;
+
+beforeAll(async () => {
+  let dir: string;
+  ({ dir, cleanup } = await tempDir());
+  ca = await CertificateAuthority.init(join(dir, "ca"));
+  other = await CertificateAuthority.init(join(dir, "other"));
+  leaf = await ca.issueServer({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+  sibling = await ca.issueServer({ dnsNames: ["localhost"] });
+});
+afterAll(async () => cleanup());
+
+/** A response about `about` signed by `signer`, valid from `from` for `validMs`. */
+async function response(opts: { about?: IssuedCertificate; signer?: Signer; status?: SingleStatus; from?: number; validMs?: number; includeSigner?: boolean }): Promise<Uint8Array> {
+  const about = opts.about ?? leaf;
+  const from = new Date(opts.from ?? Date.now() - 60_000);
+  return OcspResponseGenerator.create({
+    signer: opts.signer ?? ca.ocspSigner,
+    producedAt: from,
+    includeSignerCertificate: opts.includeSigner ?? true,
+    responses: [
+      {
+        certId: await createCertId(toPkiCertificate(about.certificate.rawData), toPkiCertificate(ca.root.certificate.rawData)),
+        status: opts.status ?? { status: "good" },
+        thisUpdate: from,
+        nextUpdate: new Date(from.getTime() + (opts.validMs ?? HOUR)),
+      },
+    ],
+  });
+}
+
+/** A bare node:tls server that staples exactly `staple` (or nothing). */
+async function withServer<T>(staple: Uint8Array | undefined, fn: (target: TlsTarget) => Promise<T>): Promise<T> {
+  const server: Server = createServer({ cert: leaf.certPem + ca.root.certificate.toString("pem"), key: leaf.keyPem });
+  server.on("OCSPRequest", (_c: Buffer, _i: Buffer, cb: (e: Error | null, r?: Buffer) => void) => cb(null, staple ? Buffer.from(staple) : undefined));
+  server.on("secureConnection", (s) => s.end());
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  try {
+    return await fn({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername: "localhost", caFile: ca.rootFile });
+  } finally {
+    server.close();
+  }
+}
+
+describe("NodeStrictClient", () => {
+  const node = new NodeStrictClient();
+  const cases: Array<[string, () => Promise<Uint8Array | undefined>, string]> = [
+    ["a good staple", () => response({}), "connected"],
+    ["a revoked staple", () => response({ status: { status: "revoked", revocationTime: new Date(Date.now() - HOUR) } }), "refused: revoked"],
+    ["an unknown staple", () => response({ status: { status: "unknown" } }), "refused: unknown"],
+    ["no staple", async () => undefined, "refused: no staple"],
+    ["a staple signed with a key that is not the issuer's", () => response({ signer: { ...ca.root, key: other.root.key } }), "refused: bad signature"],
+    ["a staple signed by another CA's OCSP signer", () => response({ signer: other.ocspSigner }), "refused: unauthorized signer"],
+    ["a delegated signer left out of certs", () => response({ includeSigner: false }), "refused: unauthorized signer"],
+    ["a staple past its nextUpdate", () => response({ from: Date.now() - 2 * HOUR, validMs: HOUR }), "refused: stale"],
+    ["a staple about another certificate", () => response({ about: sibling }), "refused: wrong certificate"],
+    ["a tryLater answer", async () => OcspResponseGenerator.error(3), "refused: not successful"],
+    ["garbage", async () => new Uint8Array([0x30, 0x03, 0x01]), "refused: malformed"],
+  ];
+  it.each(cases)("reports %s as %s", async (_name, make, want) => {
+    const staple = await make();
+    const obs = await withServer(staple, (t) => node.probe(t));
+    expect(obs.outcome, obs.detail).toBe(want);
+  });
+});
+
+describe("command-line client drivers", () => {
+  it("curl refuses a revoked staple and says why", async () => {
+    const staple = await response({ status: { status: "revoked", revocationTime: new Date(Date.now() - HOUR), reason: 1 } });
+    const obs = await withServer(staple, (t) => new CurlClient().probe(t));
+    expect(obs.outcome).toBe("refused: revoked");
+    expect(obs.detail).toMatch(/curl: \(91\)/);
+  });
+
+  it("curl refuses a missing staple", async () => {
+    expect((await withServer(undefined, (t) => new CurlClient().probe(t))).outcome).toBe("refused: no staple");
+  });
+
+  it("openssl s_client reports what it saw", async () => {
+    expect((await withServer(await response({}), (t) => new OpensslClient().probe(t))).outcome).toBe("staple: good");
+    expect((await withServer(undefined, (t) => new OpensslClient().probe(t))).outcome).toBe("no staple");
+  });
+});
