@@ -74,6 +74,7 @@ export class FileStore {
   /** Absolute path of the state folder. */
   readonly dir: string;
 
+  /** A store over the folder `dir` (not created until the first write). */
   constructor(dir: string) {
     this.dir = dir;
   }

@@ -48,6 +48,7 @@ export interface OcspServiceOptions {
 export class OcspService {
   private readonly opts: Required<Omit<OcspServiceOptions, "crypto" | "clock">> & { clock: Clock; crypto: Crypto };
 
+  /** A service answering from `options.source`, signing with `options.signer`; validity defaults to 3600 s. */
   constructor(options: OcspServiceOptions) {
     this.opts = {
       ...options,

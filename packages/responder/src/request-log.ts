@@ -40,6 +40,7 @@ export class RequestLog {
   private readonly events = new EventEmitter();
   private readonly capacity: number;
 
+  /** A log keeping the last `capacity` entries. */
   constructor(capacity = 10_000) {
     this.capacity = capacity;
     this.events.setMaxListeners(0);

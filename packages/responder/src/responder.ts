@@ -109,6 +109,7 @@ export class StartedOcspResponder {
   private readonly hostName: string;
   private stopped = false;
 
+  /** Made by OcspResponder.start(); not meant to be called directly. */
   constructor(server: Server, behaviour: Behaviour, log: RequestLog, host: string) {
     this.server = server;
     this.behaviour = behaviour;
@@ -173,6 +174,7 @@ export class StartedOcspResponder {
     await closed;
   }
 
+  /** `await using` support: same as stop(). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }

@@ -91,6 +91,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   private inFlight: Promise<boolean> | undefined;
   private stopped = false;
 
+  /** A manager for one certificate; nothing is fetched until start() or queryNow(). */
   constructor(options: StapleManagerOptions) {
     super();
     this.opts = {

@@ -39,6 +39,7 @@ export class StaplingServer {
   private crypto: Crypto = defaultCrypto;
   private logger: Logger = pino({ level: "silent" });
 
+  /** A server for this certificate, key and (optional) issuer, all PEM. */
   constructor(material: ServedCertificate) {
     this.material = material;
   }
@@ -86,11 +87,13 @@ export class StaplingServer {
     return this;
   }
 
+  /** Time source for verification windows and snapshot times. */
   withClock(clock: Clock): this {
     this.clock = clock;
     return this;
   }
 
+  /** WebCrypto implementation used to verify responses. */
   withCrypto(crypto: Crypto): this {
     this.crypto = crypto;
     return this;
@@ -173,6 +176,7 @@ export class StartedStaplingServer {
   private readonly hostName: string;
   private stopped = false;
 
+  /** Made by StaplingServer.start(); not meant to be called directly. */
   constructor(server: Server, manager: StapleManager, host: string, policy: PollingPolicy) {
     this.server = server;
     this.manager = manager;
@@ -212,6 +216,7 @@ export class StartedStaplingServer {
     await closed;
   }
 
+  /** `await using` support: same as stop(). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }

@@ -5,6 +5,7 @@ import { OcspDecodeError } from "../errors.js";
 import { defaultCrypto } from "../keys.js";
 import { createCertId, readCertId, type CertIdFields } from "./cert-id.js";
 import { OID, type CertIdHash } from "./oids.js";
+import { nonceBytes } from "./nonce.js";
 
 /** Parameters of buildOcspRequest. */
 export interface OcspRequestParams {
@@ -94,14 +95,6 @@ export function parseOcspRequest(der: Uint8Array): ParsedOcspRequest {
   if (!list || list.length === 0) throw new OcspDecodeError("OCSPRequest", "empty requestList");
   const certIds = list.map((r) => readCertId(r.reqCert));
   const nonceExtension = request.tbsRequest.requestExtensions?.find((e) => e.extnID === OID.ocspNonce);
-  let nonce: Uint8Array | undefined;
-  if (nonceExtension) {
-    const inner = asn1js.fromBER(nonceExtension.extnValue.valueBlock.valueHexView);
-    // RFC 8954 wraps the nonce in an OCTET STRING; some old clients put raw bytes there.
-    nonce =
-      inner.offset !== -1 && inner.result instanceof asn1js.OctetString
-        ? new Uint8Array(inner.result.valueBlock.valueHexView)
-        : new Uint8Array(nonceExtension.extnValue.valueBlock.valueHexView);
-  }
+  const nonce = nonceExtension ? nonceBytes(nonceExtension) : undefined;
   return { certIds, rawCertIds: list.map((r) => r.reqCert), nonceExtension, nonce, signed: request.optionalSignature !== undefined };
 }

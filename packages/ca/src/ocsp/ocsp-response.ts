@@ -8,6 +8,7 @@ import { readCertId, createCertId, sameCertId, type CertIdFields } from "./cert-
 import { OID, hashNameFromOid } from "./oids.js";
 import { CertStatus, OCSPResponseStatus, certStatusName, responseStatusName, type CertStatusName } from "./response-status.js";
 import { pkiEngine, plainBytes, toPkiCertificate } from "./engine.js";
+import { nonceBytes } from "./nonce.js";
 
 /** One SingleResponse (RFC 6960 §4.2.1) in plain form. */
 export interface SingleResponseView {
@@ -70,13 +71,7 @@ export class OcspResponse {
     this.responses = (basic?.tbsResponseData.responses ?? []).map(readSingleResponse);
     this.certificates = (basic?.certs ?? []).map((c) => new x509.X509Certificate(c.toSchema().toBER(false)));
     const nonceExt = basic?.tbsResponseData.responseExtensions?.find((e) => e.extnID === OID.ocspNonce);
-    if (nonceExt) {
-      const inner = asn1js.fromBER(nonceExt.extnValue.valueBlock.valueHexView);
-      this.nonce =
-        inner.offset !== -1 && inner.result instanceof asn1js.OctetString
-          ? new Uint8Array(inner.result.valueBlock.valueHexView)
-          : new Uint8Array(nonceExt.extnValue.valueBlock.valueHexView);
-    }
+    if (nonceExt) this.nonce = nonceBytes(nonceExt);
   }
 
   /**

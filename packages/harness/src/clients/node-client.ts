@@ -18,6 +18,7 @@ export class NodeStrictClient implements ClientDriver {
   readonly name = "node";
   private readonly clock: Clock;
 
+  /** A client that checks staple freshness against `options.clock` (default the wall clock). */
   constructor(options: { clock?: Clock } = {}) {
     this.clock = options.clock ?? systemClock;
   }
