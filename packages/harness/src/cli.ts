@@ -52,8 +52,21 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
+      // One line: what is wrong, then where the fix is.
+      outputError: (s, write) => write(`ocsp-lab: ${s.replace(/^error: /, "").trimEnd()} (see ocsp-lab --help)\n`),
     })
-    .showHelpAfterError("(run ocsp-lab --help for usage)");
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  ocsp-lab run                                   every scenario, every client, one table",
+        "  ocsp-lab run --scenario revoked --client curl  one scenario, one client",
+        "  ocsp-lab up                                    a lab that stays up; prints the commands to try",
+        "  ocsp-lab up --json --query-frequency 2         the same, one JSON line for scripts",
+        "  ocsp-lab revoke .ocsp-lab/certs/<serial>/cert.pem --reason keyCompromise",
+      ].join("\n"),
+    );
   let code = 0;
   const stateDir = (): string => resolveStateDir(program.opts<{ stateDir?: string }>().stateDir, io.env);
 

@@ -82,7 +82,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       ipAddresses: ["127.0.0.1"],
       ocspUrl: responder.url,
     }));
-    await fs.writeFile(join(ca.stateDir, LAB_FILE), JSON.stringify({ serial: leaf.serial, responderPort: responder.port }, null, 2) + "\n");
+    await ca.store.writeAtomic(LAB_FILE, JSON.stringify({ serial: leaf.serial, responderPort: responder.port }, null, 2) + "\n", 0o644);
 
     const stapler = await (await StaplingServer.fromFiles({ certFile: leaf.certFile, keyFile: leaf.keyFile, chainFile: leaf.chainFile }))
       .withHost(host)

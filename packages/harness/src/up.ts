@@ -66,7 +66,7 @@ export async function startPersistentLab(options: UpOptions): Promise<{ lab: Lab
     ...(options.logger ? { logger: options.logger } : {}),
     reuseCertificate: true,
   });
-  await fs.writeFile(join(options.stateDir, UP_FILE), JSON.stringify({ responderPort: lab.responder.port }) + "\n");
+  await lab.ca.store.writeAtomic(UP_FILE, JSON.stringify({ responderPort: lab.responder.port }) + "\n", 0o644);
   const endpoints: LabEndpoints = {
     stateDir: lab.ca.stateDir,
     caFile: lab.ca.rootFile,
