@@ -47,7 +47,8 @@ export interface Lab {
 
 /** Name the lab's server certificate is issued for (SAN DNS:localhost, IP:127.0.0.1). */
 export const LAB_SERVER_NAME = "localhost";
-const LAB_FILE = "lab.json";
+/** What a lab records in the state folder for the next start: server certificate serial and responder port. */
+export const LAB_FILE = "lab.json";
 
 /**
  * Start a lab in `stateDir`: open (or create) the CA with store watching, start the responder,

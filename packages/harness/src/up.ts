@@ -2,7 +2,7 @@ import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { PollingPolicyInput } from "@ocsp-lab/stapler";
-import { startLab, type Lab } from "./lab.js";
+import { LAB_FILE, startLab, type Lab } from "./lab.js";
 
 /**
  * Polling policy of a persistent lab, in seconds: fast enough that a revocation shows in the
@@ -42,7 +42,6 @@ export interface LabEndpoints {
   policy: PollingPolicyInput;
 }
 
-const UP_FILE = "up.json";
 
 /**
  * Start a persistent lab in `stateDir` (the CA is created on first use and kept). The responder
@@ -52,7 +51,7 @@ const UP_FILE = "up.json";
 export async function startPersistentLab(options: UpOptions): Promise<{ lab: Lab; endpoints: LabEndpoints }> {
   let preferred: number | undefined;
   try {
-    preferred = (JSON.parse(await fs.readFile(join(options.stateDir, UP_FILE), "utf8")) as { responderPort?: number }).responderPort;
+    preferred = (JSON.parse(await fs.readFile(join(options.stateDir, LAB_FILE), "utf8")) as { responderPort?: number }).responderPort;
   } catch {
     preferred = undefined;
   }
@@ -66,7 +65,6 @@ export async function startPersistentLab(options: UpOptions): Promise<{ lab: Lab
     ...(options.logger ? { logger: options.logger } : {}),
     reuseCertificate: true,
   });
-  await lab.ca.store.writeAtomic(UP_FILE, JSON.stringify({ responderPort: lab.responder.port }) + "\n", 0o644);
   const endpoints: LabEndpoints = {
     stateDir: lab.ca.stateDir,
     caFile: lab.ca.rootFile,

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { Writable } from "node:stream";
+import { promises as fs } from "node:fs";
 import { main, type LabEndpoints } from "@ocsp-lab/harness";
 import { OCSP_LAB_BIN, eventually, run, tempDir } from "../../../test-support/index.js";
 
@@ -83,7 +84,8 @@ describe("ocsp-lab up", () => {
     }
   });
 
-  it("prints its endpoints as JSON, serves a staple, picks up a revocation, and stops on SIGTERM", async () => {
+  /** Start `ocsp-lab up --json` and read its endpoints line. */
+  async function up(): Promise<LabEndpoints> {
     child = spawn(process.execPath, [OCSP_LAB_BIN, "up", "--json", "--query-frequency", "0.3"], {
       env: { ...process.env, OCSP_LAB_HOME: dir },
       cwd: dir,
@@ -91,7 +93,11 @@ describe("ocsp-lab up", () => {
     });
     const lines = createInterface({ input: child.stdout! });
     const [first] = (await once(lines, "line", { signal: AbortSignal.timeout(30_000) })) as [string];
-    const e = JSON.parse(first) as LabEndpoints;
+    return JSON.parse(first) as LabEndpoints;
+  }
+
+  it("prints its endpoints as JSON, serves a staple, picks up a revocation, and stops on SIGTERM", async () => {
+    const e = await up();
     for (const key of ["caFile", "certFile", "keyFile", "responderUrl", "staplerHost", "staplerPort", "stateDir"]) expect(e).toHaveProperty(key);
     expect(e.stateDir).toBe(dir);
     expect(e.staplerHost).toBe("127.0.0.1");
@@ -108,8 +114,17 @@ describe("ocsp-lab up", () => {
     const refused = await eventually(curl, (r) => r.code !== 0, 10_000, "curl to refuse the revoked staple");
     expect(refused.stderr).toContain("SSL certificate revocation reason: keyCompromise");
 
-    child.kill("SIGTERM");
-    const [code] = (await once(child, "exit")) as [number | null];
+    child!.kill("SIGTERM");
+    const [code] = (await once(child!, "exit")) as [number | null];
     expect(code).toBe(0);
+
+    // A second start keeps the CA; with its old responder port free it keeps the certificate too.
+    const again = await up();
+    expect(again.caFile).toBe(e.caFile);
+    expect(await fs.readFile(again.caFile, "utf8")).toContain("BEGIN CERTIFICATE");
+    if (again.responderUrl === e.responderUrl) expect(again.serial).toBe(e.serial);
+    else expect(again.serial).not.toBe(e.serial);
+    child!.kill("SIGTERM");
+    expect(((await once(child!, "exit")) as [number | null])[0]).toBe(0);
   });
 });
