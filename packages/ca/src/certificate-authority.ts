@@ -206,11 +206,6 @@ export class CertificateAuthority {
     );
     const ocspSigner: Signer = { certificate: signerCert, key: signerKeys.privateKey, keyType };
 
-    await store.writeAtomic("ca.key", await privateKeyToPem(rootKeys.privateKey, crypto), 0o600);
-    await store.writeAtomic("ca.pem", rootCert.toString("pem") + "\n", 0o644);
-    await store.writeAtomic("ocsp-signer.key", await privateKeyToPem(signerKeys.privateKey, crypto), 0o600);
-    await store.writeAtomic("ocsp-signer.pem", signerCert.toString("pem") + "\n", 0o644);
-
     const record = (cert: x509.X509Certificate, kind: CertificateRecord["kind"], base: string): CertificateRecord => ({
       serial: normalizeSerial(cert.serialNumber),
       kind,
@@ -230,7 +225,13 @@ export class CertificateAuthority {
       ocspSigner: signerRecord.serial,
       certificates: { [rootRecord.serial]: rootRecord, [signerRecord.serial]: signerRecord },
     };
-    await store.create(db);
+    await store.initialize(async () => {
+      await store.writeAtomic("ca.key", await privateKeyToPem(rootKeys.privateKey, crypto), 0o600);
+      await store.writeAtomic("ca.pem", rootCert.toString("pem") + "\n", 0o644);
+      await store.writeAtomic("ocsp-signer.key", await privateKeyToPem(signerKeys.privateKey, crypto), 0o600);
+      await store.writeAtomic("ocsp-signer.pem", signerCert.toString("pem") + "\n", 0o644);
+      return db;
+    });
     return new CertificateAuthority(store, db, root, ocspSigner, clock, crypto);
   }
 
@@ -259,9 +260,14 @@ export class CertificateAuthority {
   static async openOrInit(stateDir: string, options: CaInitOptions & CaOpenOptions = {}): Promise<CertificateAuthority> {
     const store = new FileStore(stateDir);
     if (!(await store.exists())) {
-      const ca = await CertificateAuthority.init(stateDir, options);
-      if (options.watch) ca.watch();
-      return ca;
+      try {
+        const ca = await CertificateAuthority.init(stateDir, options);
+        if (options.watch) ca.watch();
+        return ca;
+      } catch (err) {
+        // Another process created it between our check and our lock: use theirs.
+        if (!(err instanceof StateExistsError)) throw err;
+      }
     }
     return CertificateAuthority.open(stateDir, options);
   }
@@ -399,7 +405,8 @@ export class CertificateAuthority {
   /** Re-read the store now (another process may have written it). */
   async reload(): Promise<void> {
     const db = await this.store.read();
-    if (db.generation !== this.db.generation) {
+    // Only ever move forward: a slow read must not undo a newer write this process made.
+    if (db.generation > this.db.generation) {
       this.db = db;
       this.emitChange();
     }
@@ -412,10 +419,13 @@ export class CertificateAuthority {
   watch(listener?: () => void): void {
     if (listener) this.listeners.add(listener);
     if (this.unwatch) return;
-    this.unwatch = this.store.watch(() => {
+    const reload = (): void => {
       // A failed read (a file replaced mid-way cannot happen: writes are atomic) keeps the old view.
       this.reload().catch(() => undefined);
-    });
+    };
+    this.unwatch = this.store.watch(reload);
+    // A write that landed between open() and the watcher's first stat would otherwise go unseen.
+    reload();
   }
 
   /** Stop watching the store. */

@@ -1,9 +1,10 @@
 import { constants as fsc, promises as fs, unwatchFile, watchFile, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import lockfile from "proper-lockfile";
 import type { CRLReason } from "./crl-reason.js";
 import type { KeyType } from "./keys.js";
-import { LockTimeoutError, StateCorruptError, StateNotFoundError } from "./errors.js";
+import { LockTimeoutError, StateCorruptError, StateExistsError, StateNotFoundError } from "./errors.js";
 
 /** What a certificate in the CA is for. */
 export type CertificateKind = "root" | "ocsp-signer" | "server";
@@ -56,8 +57,13 @@ export const DATABASE_FILE = "ca.json";
 const LOCK_FILE = "ca.json.lock";
 /** How long a writer waits for the lock. Writes take milliseconds; 10 s means something is stuck. */
 const LOCK_WAIT_MS = 10_000;
-/** Poll step while waiting for the lock. */
-const LOCK_RETRY_MS = 15;
+/** Retry step while waiting for the lock. */
+const LOCK_RETRY_MS = 20;
+/**
+ * A lock not refreshed for this long belongs to a dead writer and is taken over. The holder
+ * refreshes it every LOCK_STALE_MS / 2, so only a killed process leaves one this old.
+ */
+const LOCK_STALE_MS = 5_000;
 /**
  * How often a watching reader stats the database. 200 ms keeps "a revocation made by one command
  * is seen by a running responder within 1 second" with room to spare, for one stat() per tick.
@@ -119,10 +125,15 @@ export class FileStore {
   }
 
   /**
-   * Create the database; fails if one exists (exclusive create of the lock, then of the file).
+   * Create the store under the lock: fails if a database exists, else runs `writeFiles` (keys,
+   * certificates) and writes the database it returns last, so two processes initialising the
+   * same folder at once never mix their keys and certificates.
+   * @throws StateExistsError when the folder already holds a database.
    */
-  async create(db: CaDatabase): Promise<void> {
+  async initialize(writeFiles: () => Promise<CaDatabase>): Promise<void> {
     await this.withLock(async () => {
+      if (await this.exists()) throw new StateExistsError(this.dir);
+      const db = await writeFiles();
       await this.writeAtomic(DATABASE_FILE, JSON.stringify(db, null, 2) + "\n", 0o644);
     });
   }
@@ -184,47 +195,37 @@ export class FileStore {
     return () => unwatchFile(file, listener);
   }
 
+  /**
+   * Run `fn` holding the store's lock (proper-lockfile: a `ca.json.lock` folder created
+   * atomically, its mtime refreshed while held, taken over when older than LOCK_STALE_MS, so a
+   * writer killed mid-way blocks others for seconds, not forever).
+   * @throws LockTimeoutError when the lock cannot be had within LOCK_WAIT_MS.
+   */
   private async withLock<T>(fn: () => Promise<T>): Promise<T> {
     await fs.mkdir(this.dir, { recursive: true });
-    const lock = this.path(LOCK_FILE);
-    const started = Date.now();
-    for (;;) {
-      try {
-        const handle = await fs.open(lock, "wx", 0o600);
-        await handle.writeFile(String(process.pid));
-        await handle.close();
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-        if (await this.lockIsStale(lock)) {
-          await fs.rm(lock, { force: true });
-          continue;
-        }
-        if (Date.now() - started > LOCK_WAIT_MS) throw new LockTimeoutError(lock, LOCK_WAIT_MS);
-        await new Promise((r) => setTimeout(r, LOCK_RETRY_MS));
-      }
+    const target = this.path(DATABASE_FILE);
+    let compromised: Error | undefined;
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(target, {
+        realpath: false,
+        lockfilePath: this.path(LOCK_FILE),
+        stale: LOCK_STALE_MS,
+        retries: { retries: Math.ceil(LOCK_WAIT_MS / LOCK_RETRY_MS), minTimeout: LOCK_RETRY_MS, maxTimeout: LOCK_RETRY_MS, factor: 1 },
+        onCompromised: (err) => {
+          compromised = err;
+        },
+      });
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === "ELOCKED") throw new LockTimeoutError(this.path(LOCK_FILE), LOCK_WAIT_MS);
+      throw cause;
     }
     try {
-      return await fn();
+      const result = await fn();
+      if (compromised) throw new LockTimeoutError(this.path(LOCK_FILE), LOCK_STALE_MS);
+      return result;
     } finally {
-      await fs.rm(lock, { force: true });
-    }
-  }
-
-  /** A lock is stale when the process that wrote it no longer exists (killed mid-write). */
-  private async lockIsStale(lock: string): Promise<boolean> {
-    let pid: number;
-    try {
-      pid = Number(await fs.readFile(lock, "utf8"));
-    } catch {
-      return false;
-    }
-    if (!Number.isInteger(pid) || pid <= 0) return false;
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === "ESRCH";
+      await release().catch(() => undefined);
     }
   }
 }

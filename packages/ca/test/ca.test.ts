@@ -88,6 +88,34 @@ describe("CertificateAuthority", () => {
     }
   });
 
+  it("never loses an update when several processes revoke at once", async () => {
+    const ca = await CertificateAuthority.init(dir);
+    const leaves = await Promise.all([1, 2, 3, 4, 5, 6].map(() => ca.issueServer()));
+    const results = await Promise.all(
+      leaves.map((l) => run(process.execPath, [OCSP_LAB_BIN, "revoke", l.serial, "--reason", "keyCompromise", "--state-dir", dir])),
+    );
+    for (const r of results) expect(r.code, r.stderr).toBe(0);
+    const after = await CertificateAuthority.open(dir);
+    for (const l of leaves) expect(after.status(l.serial).status).toBe("revoked");
+  });
+
+  it("ends with one consistent CA when two processes create it at once", async () => {
+    const entry = new URL("../dist/index.js", import.meta.url).href;
+    const script = `import { CertificateAuthority } from ${JSON.stringify(entry)};
+      const ca = await CertificateAuthority.openOrInit(process.argv[1]);
+      console.log(ca.root.certificate.serialNumber);`;
+    const [a, b] = await Promise.all([1, 2].map(() => run(process.execPath, ["--input-type=module", "-e", script, dir])));
+    expect(a!.code, a!.stderr).toBe(0);
+    expect(b!.code, b!.stderr).toBe(0);
+    expect(a!.stdout).toBe(b!.stdout);
+    const ca = await CertificateAuthority.open(dir);
+    const leaf = await ca.issueServer();
+    expect((await run("openssl", ["verify", "-CAfile", ca.rootFile, leaf.certFile])).stdout).toContain(": OK");
+    const key = await run("openssl", ["pkey", "-in", join(dir, "ca.key"), "-pubout"]);
+    const cert = await run("openssl", ["x509", "-in", ca.rootFile, "-noout", "-pubkey"]);
+    expect(key.stdout).toBe(cert.stdout);
+  });
+
   it("refuses bad input without touching the store", async () => {
     const ca = await CertificateAuthority.init(dir);
     const before = await fs.readFile(join(dir, "ca.json"), "utf8");

@@ -134,13 +134,15 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .description("revoke a certificate of the lab CA by serial or certificate file; a running lab sees it within 1 s")
     .argument("<serial|certFile>", "hex serial, or path of a PEM certificate issued by the lab CA")
     .option("--reason <reason>", `RFC 5280 CRLReason (${CRL_REASON_NAMES.join(", ")})`, "unspecified")
-    .option("--time <iso8601>", "revocation time (default now)")
-    .action(async (target: string, opts: { reason: string; time?: string }) => {
-      let time: Date | undefined;
-      if (opts.time !== undefined) {
-        time = new Date(opts.time);
-        if (Number.isNaN(time.getTime())) throw new InvalidArgumentError(`--time must be an ISO 8601 date, got "${opts.time}"`);
-      }
+    .addOption(
+      new Option("--time <iso8601>", "revocation time (default now)").argParser((v) => {
+        const t = new Date(v);
+        if (Number.isNaN(t.getTime())) throw new InvalidArgumentError(`--time must be an ISO 8601 date such as 2026-01-31T12:00:00Z, got "${v}"`);
+        return t;
+      }),
+    )
+    .action(async (target: string, opts: { reason: string; time?: Date }) => {
+      const time = opts.time;
       const rec = await revokeCertificate({ stateDir: stateDir(), target, reason: opts.reason, ...(time ? { time } : {}) });
       io.stdout.write(`ocsp-lab: ${describeRevocation(rec)}\n`);
       io.stdout.write("A running responder answers revoked within 1 s; the stapler staples it at its next query.\n");

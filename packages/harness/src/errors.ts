@@ -35,3 +35,10 @@ export class RevokeTargetError extends HarnessError {
     super("OCSP_LAB_REVOKE_TARGET", `cannot revoke "${target}": ${detail}`);
   }
 }
+
+/** A port asked for is taken by another process. */
+export class PortInUseError extends HarnessError {
+  constructor(what: string, port: number, flag: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_PORT_IN_USE", `${what} port ${port} is in use: choose another with ${flag}, or leave it out for a free one`, options);
+  }
+}

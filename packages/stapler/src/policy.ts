@@ -2,6 +2,12 @@ import { z } from "zod";
 import { InvalidPolicyError } from "./errors.js";
 
 /**
+ * Longest period accepted, in seconds: Node timers hold at most 2^31 − 1 ms (about 24.8 days)
+ * and fire at once beyond that, which would turn a long period into a tight loop.
+ */
+export const MAX_SECONDS = 2_147_483;
+
+/**
  * The polling policy, in seconds (fractions allowed), named as operators know it from
  * Redis Enterprise and similar stapling proxies:
  * - `query_frequency`: seconds between regular queries while the responder answers (3600);
@@ -12,9 +18,9 @@ import { InvalidPolicyError } from "./errors.js";
  */
 export const pollingPolicySchema = z
   .object({
-    query_frequency: z.number().positive().finite().default(3600),
-    response_timeout: z.number().positive().finite().default(1),
-    recovery_frequency: z.number().positive().finite().default(60),
+    query_frequency: z.number().positive().max(MAX_SECONDS).default(3600),
+    response_timeout: z.number().positive().max(MAX_SECONDS).default(1),
+    recovery_frequency: z.number().positive().max(MAX_SECONDS).default(60),
     recovery_max_tries: z.number().int().positive().default(5),
   })
   .strict();
@@ -45,7 +51,7 @@ export function parsePolicy(input: PollingPolicyInput = {}): PollingPolicy {
         ? `unknown field(s) ${issue.keys.join(", ")}: use query_frequency, response_timeout, recovery_frequency, recovery_max_tries`
         : field === "recovery_max_tries"
           ? "give a whole number ≥ 1"
-          : "give a positive number of seconds";
+          : `give a positive number of seconds, at most ${MAX_SECONDS}`;
     throw new InvalidPolicyError(issue.code === "unrecognized_keys" ? "policy" : field, issue.code === "unrecognized_keys" ? issue.keys : value, fix);
   }
   const p = result.data;

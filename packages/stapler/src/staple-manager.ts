@@ -172,17 +172,9 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     const { clock, policy, responderUrl } = this.opts;
     const started = clock.now();
     const t0 = performance.now();
+    let verified: VerifiedOcspResponse;
     try {
-      const verified = await this.fetchAndVerify();
-      this.staple = { der: Buffer.from(verified.response.der), verified };
-      this.failures = 0;
-      this.last = { at: started, ok: true, durationMs: Math.round(performance.now() - t0) };
-      // Refresh at query_frequency, or at half the validity window if that comes first.
-      const halfWindow = (verified.nextUpdate.getTime() - verified.thisUpdate.getTime()) / 2;
-      this.schedule(Math.min(policy.queryFrequencyMs, Math.max(halfWindow, 1000)));
-      this.opts.logger.info({ serial: this.serial, status: verified.status, nextUpdate: verified.nextUpdate }, "staple updated");
-      this.emit("staple:updated", this.snapshot());
-      return true;
+      verified = await this.fetchAndVerify();
     } catch (err) {
       const error = err instanceof FetchError ? err : new FetchError("network", String(err), { cause: err });
       this.failures += 1;
@@ -191,9 +183,37 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       if (invalidate) this.staple = undefined;
       this.schedule(policy.recoveryFrequencyMs);
       this.opts.logger.warn({ serial: this.serial, responderUrl, failures: this.failures, err: error.message }, "OCSP fetch failed");
-      this.emit("fetch:failed", { error, snapshot: this.snapshot() });
-      if (invalidate) this.emit("staple:invalidated", this.snapshot());
+      this.safeEmit("fetch:failed", { error, snapshot: this.snapshot() });
+      if (invalidate) this.safeEmit("staple:invalidated", this.snapshot());
       return false;
+    }
+    this.staple = { der: Buffer.from(verified.response.der), verified };
+    this.failures = 0;
+    this.last = { at: started, ok: true, durationMs: Math.round(performance.now() - t0) };
+    this.schedule(this.refreshDelay(verified));
+    this.opts.logger.info({ serial: this.serial, status: verified.status, nextUpdate: verified.nextUpdate }, "staple updated");
+    this.safeEmit("staple:updated", this.snapshot());
+    return true;
+  }
+
+  /**
+   * Milliseconds until the next regular query: query_frequency, or the middle of the response's
+   * thisUpdate→nextUpdate window if that comes first (a pre-signed response may already be half
+   * spent when it arrives), never later than its nextUpdate and never sooner than 1 s, so a
+   * responder handing out nearly-expired responses is not hammered.
+   */
+  private refreshDelay(v: VerifiedOcspResponse): number {
+    const now = this.opts.clock.now().getTime();
+    const middle = v.thisUpdate.getTime() + (v.nextUpdate.getTime() - v.thisUpdate.getTime()) / 2;
+    return Math.max(1000, Math.min(this.opts.policy.queryFrequencyMs, middle - now, v.nextUpdate.getTime() - now));
+  }
+
+  /** Emit without letting a throwing listener break the poller. */
+  private safeEmit<K extends keyof StapleManagerEvents>(event: K, ...args: StapleManagerEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: StapleManagerEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.opts.logger.error({ err, event }, "a stapler event listener threw");
     }
   }
 
@@ -217,7 +237,9 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     this.nextAt = new Date(this.opts.clock.now().getTime() + delayMs);
-    this.timer = setTimeout(() => void this.queryNow(), delayMs);
+    this.timer = setTimeout(() => {
+      this.queryNow().catch((err: unknown) => this.opts.logger.error({ err }, "OCSP query crashed"));
+    }, delayMs);
     this.timer.unref();
   }
 }

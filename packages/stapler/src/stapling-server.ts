@@ -136,29 +136,29 @@ export class StaplingServer {
       logger: this.logger,
     });
     await manager.start();
-
-    // Send the chain with the leaf: clients such as curl look for the issuer among the
-    // certificates the server sends to compute the CertID of the staple.
-    const chain = certs.includes(issuerPem) ? certs : [...certs, issuerPem];
-    const server = createServer({ cert: chain.join("\n") + "\n", key: this.material.key }, (req, res) => {
-      const snap = manager.snapshot();
-      res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
-      res.end(`ocsp-lab stapler: ${snap.subject} serial ${snap.serial} staple ${snap.staple}\n`);
-    });
-    // The handshake path: bytes already in memory, or nothing.
-    server.on("OCSPRequest", (_cert: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
-      callback(null, manager.current());
-    });
-    // A client that aborts its handshake is its own business.
-    server.on("tlsClientError", (err) => this.logger.debug({ err: err.message }, "TLS client error"));
-    server.listen(this.port, this.host);
+    // Whatever fails from here on (a key that does not match, a port in use) must not leave the poller running.
     try {
+      // Send the chain with the leaf: clients such as curl look for the issuer among the
+      // certificates the server sends to compute the CertID of the staple.
+      const chain = certs.includes(issuerPem) ? certs : [...certs, issuerPem];
+      const server = createServer({ cert: chain.join("\n") + "\n", key: this.material.key }, (req, res) => {
+        const snap = manager.snapshot();
+        res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
+        res.end(`ocsp-lab stapler: ${snap.subject} serial ${snap.serial} staple ${snap.staple}\n`);
+      });
+      // The handshake path: bytes already in memory, or nothing.
+      server.on("OCSPRequest", (_cert: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
+        callback(null, manager.current());
+      });
+      // A client that aborts its handshake is its own business.
+      server.on("tlsClientError", (err) => this.logger.debug({ err: err.message }, "TLS client error"));
+      server.listen(this.port, this.host);
       await once(server, "listening");
+      return new StartedStaplingServer(server, manager, this.host, policy);
     } catch (err) {
       manager.stop();
       throw err;
     }
-    return new StartedStaplingServer(server, manager, this.host, policy);
   }
 }
 

@@ -161,7 +161,8 @@ export const DEFAULT_MAX_SKEW_MS = 300_000;
  * 3. the signature over tbsResponseData verifies with the signer's key;
  * 4. a SingleResponse's CertID matches the certificate (same hash algorithm, issuer hashes, serial);
  * 5. thisUpdate is not later than now + maxSkewMs; nextUpdate is present and not past;
- * 6. the nonce matches when one was sent.
+ * 6. the nonce matches when one was sent;
+ * and it carries no critical extension other than the nonce (RFC 6960 §4.4).
  * @throws OcspVerifyError with `reason` naming the first failed check.
  */
 export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOptions): Promise<VerifiedOcspResponse> {
@@ -179,6 +180,14 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
   const basic = response.basic;
   const issuer = toPkiCertificate(options.issuer.rawData);
   const certificate = toPkiCertificate(options.certificate.rawData);
+
+  // RFC 6960 §4.4: a client must reject a response with a critical extension it does not understand.
+  const known = new Set<string>([OID.ocspNonce]);
+  const critical = [
+    ...(basic.tbsResponseData.responseExtensions ?? []),
+    ...basic.tbsResponseData.responses.flatMap((r) => r.singleExtensions ?? []),
+  ].find((e) => e.critical && !known.has(e.extnID));
+  if (critical) throw new OcspVerifyError("malformed", `unsupported critical extension ${critical.extnID}`);
 
   // 2. Who signed it.
   const named = await responderNames(response, issuer, crypto);
