@@ -42,6 +42,8 @@ export interface Lab {
   leaf: Pick<IssuedCertificate, "serial" | "certificate" | "certFile" | "keyFile" | "chainFile" | "fullchainFile">;
   /** Where clients connect. */
   target: TlsTarget;
+  /** The time source every part of the lab uses. */
+  clock: Clock;
   /** Stop stapler, responder and the CA watcher. Idempotent. */
   stop(): Promise<void>;
 }
@@ -105,6 +107,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       stapler,
       leaf,
       target: { host, port: stapler.port, servername: LAB_SERVER_NAME, caFile: ca.rootFile },
+      clock,
       async stop() {
         if (stopped) return;
         stopped = true;

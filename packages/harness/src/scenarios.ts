@@ -45,7 +45,7 @@ export interface Scenario {
   act(ctx: ScenarioContext): Promise<StaplerCheck>;
 }
 
-/** A recorded stapler event with the wall time it arrived, in ms since the epoch. */
+/** A recorded stapler event with the lab-clock time it arrived, in ms since the epoch. */
 interface Recorded {
   event: "staple:updated" | "staple:invalidated" | "fetch:failed";
   at: number;
@@ -54,24 +54,26 @@ interface Recorded {
 }
 
 /**
- * Record a manager's events from now on and wait for one matching `until`, polling nothing:
+ * Record the lab stapler's events from now on and wait for one matching `until`, polling nothing:
  * each event is checked as it arrives.
  * @throws ScenarioTimeoutError after `timeoutMs`.
  */
 function watchUntil(
-  manager: StapleManager,
+  lab: Lab,
   scenario: string,
   waitingFor: string,
   until: (r: Recorded, all: Recorded[]) => boolean,
   timeoutMs: number,
 ): Promise<Recorded[]> {
+  const manager: StapleManager = lab.stapler.manager;
+  const now = (): number => lab.clock.now().getTime();
   return new Promise((resolve, reject) => {
     const all: Recorded[] = [];
     const handlers = {
-      "staple:updated": (snapshot: StapleSnapshot) => push({ event: "staple:updated", at: Date.now(), snapshot }),
-      "staple:invalidated": (snapshot: StapleSnapshot) => push({ event: "staple:invalidated", at: Date.now(), snapshot }),
+      "staple:updated": (snapshot: StapleSnapshot) => push({ event: "staple:updated", at: now(), snapshot }),
+      "staple:invalidated": (snapshot: StapleSnapshot) => push({ event: "staple:invalidated", at: now(), snapshot }),
       "fetch:failed": (e: { error: FetchError; snapshot: StapleSnapshot }) =>
-        push({ event: "fetch:failed", at: Date.now(), snapshot: e.snapshot, error: e.error }),
+        push({ event: "fetch:failed", at: now(), snapshot: e.snapshot, error: e.error }),
     };
     const off = (): void => {
       clearTimeout(timer);
@@ -124,7 +126,7 @@ function staplerState(scenario: string, status: "good" | "revoked" | "unknown"):
   return async ({ lab, policy }) => {
     const current = lab.stapler.status()[0]!.staple;
     if (current !== status) {
-      await watchUntil(lab.stapler.manager, scenario, `staple with status ${status}`, (r) => r.event === "staple:updated" && r.snapshot.staple === status, deadline(policy));
+      await watchUntil(lab, scenario, `staple with status ${status}`, (r) => r.event === "staple:updated" && r.snapshot.staple === status, deadline(policy));
     }
     return { expected: `staple ${status}`, observed: `staple ${lab.stapler.status()[0]!.staple}` };
   };
@@ -165,7 +167,7 @@ export const SCENARIOS: readonly Scenario[] = [
     policy: SCALED_POLICY,
     expect: { node: "refused: no staple", curl: "refused: no staple", openssl: "no staple" },
     async act({ lab, policy }) {
-      const waiting = watchUntil(lab.stapler.manager, "responder-down", "invalidation", (r) => r.event === "staple:invalidated", deadline(policy));
+      const waiting = watchUntil(lab, "responder-down", "invalidation", (r) => r.event === "staple:invalidated", deadline(policy));
       lab.responder.setFault({ kind: "close" });
       const events = await waiting;
       const failures = events.filter((e) => e.event === "fetch:failed");
@@ -184,7 +186,7 @@ export const SCENARIOS: readonly Scenario[] = [
       const tries = policy.recoveryMaxTries - 1;
       const probes: Array<Promise<ClientObservation>> = [];
       const waiting = watchUntil(
-        lab.stapler.manager,
+        lab,
         "recovers-within-max-tries",
         "a staple after the failures",
         (r, all) => {
@@ -215,7 +217,7 @@ export const SCENARIOS: readonly Scenario[] = [
     policy: SCALED_POLICY,
     expect: { node: "refused: no staple", curl: "refused: no staple", openssl: "no staple" },
     async act({ lab, policy }) {
-      const waiting = watchUntil(lab.stapler.manager, "slow-responder", "invalidation", (r) => r.event === "staple:invalidated", deadline(policy));
+      const waiting = watchUntil(lab, "slow-responder", "invalidation", (r) => r.event === "staple:invalidated", deadline(policy));
       lab.responder.setDelay(policy.responseTimeoutMs * 2);
       const events = await waiting;
       const failures = events.filter((e) => e.event === "fetch:failed");
