@@ -1,45 +1,63 @@
 import { promises as fs } from "node:fs";
-import { isIP } from "node:net";
 import * as x509 from "@peculiar/x509";
-import * as asn1js from "asn1js";
 import { systemClock, type Clock } from "./clock.js";
 import { CRLReason } from "./crl-reason.js";
+import { CrlGenerator, crlToPem, type CrlEntryParams } from "./crl/crl-generator.js";
 import {
   InvalidArgumentError,
+  InvalidCsrError,
   StateExistsError,
   UnknownSerialError,
 } from "./errors.js";
 import {
   defaultCrypto,
   generateKeyPair,
+  keyTypeOf,
+  parseKeyType,
   privateKeyFromPem,
   privateKeyToPem,
   signingAlgorithm,
-  KEY_TYPES,
   type KeyType,
 } from "./keys.js";
-import { OID } from "./ocsp/oids.js";
+import {
+  PROFILES,
+  SIGNER_FLAWS,
+  checkAltNames,
+  profileExtensions,
+  type AltNames,
+  type Locations,
+  type Profile,
+  type SignerFlaw,
+} from "./profiles.js";
 import { newSerial, normalizeSerial } from "./serial.js";
 import { FileStore, type CaDatabase, type CertificateRecord } from "./store.js";
+import { subjectName, type SubjectFields } from "./subject.js";
 
 const DAY_MS = 86_400_000;
 /**
  * Certificates start one hour in the past so a client whose clock is a little behind does not
  * reject a certificate issued a moment ago.
  */
-const BACKDATE_MS = 3_600_000;
+const DEFAULT_BACKDATE_SECONDS = 3600;
 /** Root validity: 10 years, long enough that a lab never has to rotate it. */
 const ROOT_VALIDITY_DAYS = 3650;
+/** Intermediate validity: 5 years. */
+const INTERMEDIATE_VALIDITY_DAYS = 1825;
 /** Delegated OCSP signer validity: 2 years. */
 const SIGNER_VALIDITY_DAYS = 730;
-/** Server certificate validity: 397 days, the longest public CAs may issue. */
-const SERVER_VALIDITY_DAYS = 397;
+/** Server and client certificate validity: 397 days, the longest public CAs may issue. */
+const LEAF_VALIDITY_DAYS = 397;
+/**
+ * CRL validity (thisUpdate → nextUpdate): one day, as public CAs publish; `refreshCrls` is
+ * meant to run before half of it has passed.
+ */
+export const DEFAULT_CRL_VALIDITY_SECONDS = 86_400;
 
 /** Options of CertificateAuthority.init. */
 export interface CaInitOptions {
-  /** Key type of the root and the OCSP signer. Default `ecdsa-p256`. */
+  /** Key type of the root and its OCSP signer. Default `ecdsa-p256`. */
   keyType?: KeyType;
-  /** Root common name. Default `ocsp-lab root CA <4 random hex>` so two labs never look alike. */
+  /** Root common name. Default `ocsp-lab root CA <4 hex>` so two labs never look alike. */
   commonName?: string;
   clock?: Clock;
   crypto?: Crypto;
@@ -51,44 +69,59 @@ export interface CaOpenOptions {
   crypto?: Crypto;
   /** Follow changes other processes make to the store (polls every 200 ms). Default false. */
   watch?: boolean;
+  /** thisUpdate → nextUpdate of the CRLs this handle publishes, in seconds. Default 86,400. */
+  crlValiditySeconds?: number;
 }
 
-/** Options of issueServer. */
-export interface IssueServerOptions {
-  /** DNS SANs. Default `["localhost"]` when no IP is given either. */
-  dnsNames?: string[];
-  /** IP SANs (v4 or v6). */
-  ipAddresses?: string[];
-  /** OCSP responder URL for AuthorityInfoAccess (RFC 5280 §4.2.2.1, id-ad-ocsp). */
-  ocspUrl?: string;
-  /** Subject CN; default the first DNS name or IP. */
+/** Options of `issue` (and its shortcuts). Times are Dates; durations say their unit. */
+export interface IssueOptions extends AltNames, Locations {
+  /** Serial of the issuing CA (root or intermediate). Default the root. */
+  issuer?: string;
+  /** Subject fields; the common name defaults to the first DNS name, IP, email or URI. */
+  subject?: SubjectFields;
+  /** Shortcut for subject.commonName. */
   commonName?: string;
-  /** Validity in days; default 397. */
-  validityDays?: number;
-  /** Leaf key type; default the CA's. */
+  /** Key type of the new key. Default the issuer's. */
   keyType?: KeyType;
-  /** RFC 7633 TLS Feature status_request ("must-staple"). Default false. */
+  /** Explicit validity start; default now − backdateSeconds. */
+  notBefore?: Date;
+  /** Explicit validity end; default notBefore + validityDays. */
+  notAfter?: Date;
+  /** Validity in days when notAfter is not given; default by profile (397 for leaves). */
+  validityDays?: number;
+  /** How far before now notBefore starts, in seconds; default 3600. */
+  backdateSeconds?: number;
+  /** RFC 7633 TLS Feature status_request ("must-staple"). */
   mustStaple?: boolean;
+  /** Intermediates: basicConstraints pathLenConstraint; default 0 (issues leaves only). */
+  pathLength?: number;
+  /** OCSP signers: a deliberate defect (see SignerFlaw). */
+  flaw?: SignerFlaw;
 }
+
+/** Options of issueServer (kept from the first slice). */
+export type IssueServerOptions = Omit<IssueOptions, "flaw" | "pathLength" | "emails" | "uris">;
 
 /** An issued certificate: its record, parsed form, PEM texts and absolute file paths. */
 export interface IssuedCertificate {
   serial: string;
+  profile: Profile;
   certificate: x509.X509Certificate;
   certPem: string;
+  /** Absent when the certificate was signed from a CSR (the key stays with its owner). */
   keyPem: string;
   certFile: string;
   keyFile: string;
-  /** Issuer chain (the root), PEM. */
+  /** Issuer chain up to and including the root, PEM. */
   chainFile: string;
-  /** Leaf then chain, PEM: what nginx's ssl_certificate wants. */
+  /** Certificate then chain, PEM: what a TLS server loads. */
   fullchainFile: string;
 }
 
 /** The status of a serial as the CA knows it (RFC 6960 §2.2 semantics). */
 export type SerialStatus =
   | { status: "good" }
-  | { status: "revoked"; revocationTime: Date; reason: CRLReason }
+  | { status: "revoked"; revocationTime: Date; reason: CRLReason; invalidityDate?: Date }
   | { status: "unknown" };
 
 /** A signing identity: certificate, its private key and key type. */
@@ -98,31 +131,62 @@ export interface Signer {
   keyType: KeyType;
 }
 
+/** Options of revoke. */
+export interface RevokeOptions {
+  /** RFC 5280 CRLReason; default unspecified. */
+  reason?: CRLReason;
+  /** Revocation time; default now. */
+  time?: Date;
+  /** RFC 5280 §5.3.2 invalidity date: when the key is known or suspected to have been compromised. */
+  invalidityDate?: Date;
+}
+
+/** A published CRL pair for one issuer. */
+export interface PublishedCrls {
+  issuer: string;
+  /** CRL Number of the full CRL and of the delta CRL. */
+  fullNumber: number;
+  deltaNumber: number;
+  /** BaseCRLNumber of the delta. */
+  baseNumber: number;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  /** Absolute paths: PEM and DER of the full and the delta CRL. */
+  files: { full: string; fullDer: string; delta: string; deltaDer: string };
+}
+
 /**
- * A private CA kept in a state folder: a self-signed root, a delegated OCSP signer
- * (id-kp-OCSPSigning + id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2) and server certificates with
- * AuthorityInfoAccess pointing at a responder. Revocations persist in the store and are seen by
- * every process that opened it with `watch: true` within a second.
+ * A private CA kept in a state folder: a self-signed root, any number of intermediates, a
+ * delegated OCSP signer per CA (id-kp-OCSPSigning + id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2),
+ * server and client certificates, certificates signed from CSRs, revocation with RFC 5280
+ * reasons, holds and releases, and full and delta CRLs (RFC 5280 §5) republished on every
+ * revocation change. Every write goes through the store's lock; a handle opened with
+ * `watch: true` sees other processes' changes within a second.
  */
 export class CertificateAuthority {
   readonly store: FileStore;
-  /** The root CA, which issues everything and is the trust anchor clients load. */
+  /** The root CA, the trust anchor clients load. */
   readonly root: Signer;
-  /** The delegated OCSP signer issued by the root. */
+  /** The root's delegated OCSP signer. */
   readonly ocspSigner: Signer;
   private db: CaDatabase;
   private readonly clock: Clock;
   private readonly crypto: Crypto;
+  private readonly crlValidityMs: number;
+  private readonly signers = new Map<string, Signer>();
   private unwatch: (() => void) | undefined;
   private readonly listeners = new Set<() => void>();
 
-  private constructor(store: FileStore, db: CaDatabase, root: Signer, ocspSigner: Signer, clock: Clock, crypto: Crypto) {
+  private constructor(store: FileStore, db: CaDatabase, root: Signer, ocspSigner: Signer, options: CaOpenOptions) {
     this.store = store;
     this.db = db;
     this.root = root;
     this.ocspSigner = ocspSigner;
-    this.clock = clock;
-    this.crypto = crypto;
+    this.clock = options.clock ?? systemClock;
+    this.crypto = options.crypto ?? defaultCrypto;
+    this.crlValidityMs = (options.crlValiditySeconds ?? DEFAULT_CRL_VALIDITY_SECONDS) * 1000;
+    this.signers.set(db.root, root);
+    this.signers.set(db.ocspSigner, ocspSigner);
   }
 
   /** Absolute path of the state folder. */
@@ -135,21 +199,30 @@ export class CertificateAuthority {
     return this.store.path(this.db.certificates[this.db.root]!.certFile);
   }
 
-  /** Absolute path of the delegated OCSP signer certificate PEM. */
+  /** Serial of the root. */
+  get rootSerial(): string {
+    return this.db.root;
+  }
+
+  /** Absolute path of the root's delegated OCSP signer certificate PEM. */
   get ocspSignerFile(): string {
     return this.store.path(this.db.certificates[this.db.ocspSigner]!.certFile);
   }
 
   /**
-   * Create a CA in `stateDir`: root (10 years, CA:TRUE, keyCertSign+cRLSign) and delegated OCSP
-   * signer (2 years, EKU id-kp-OCSPSigning, id-pkix-ocsp-nocheck), keys 0600.
-   * @throws StateExistsError when the folder already holds a CA.
+   * Create a CA in `stateDir`: root (10 years, CA:TRUE, keyCertSign+cRLSign), its delegated OCSP
+   * signer (2 years) and a first (empty) CRL, keys 0600. Creation runs under the store lock, so
+   * two processes creating the same folder end with one CA.
+   * @throws StateExistsError when the folder already holds a CA; InvalidArgumentError for an
+   * unknown key type or Ed25519 (pkijs cannot sign OCSP responses with it).
    */
-  static async init(stateDir: string, options: CaInitOptions = {}): Promise<CertificateAuthority> {
+  static async init(stateDir: string, options: CaInitOptions & CaOpenOptions = {}): Promise<CertificateAuthority> {
     const clock = options.clock ?? systemClock;
     const crypto = options.crypto ?? defaultCrypto;
-    const keyType = options.keyType ?? "ecdsa-p256";
-    if (!KEY_TYPES.includes(keyType)) throw new InvalidArgumentError("key type", keyType, `use one of ${KEY_TYPES.join(", ")}`);
+    const keyType = parseKeyType(options.keyType ?? "ecdsa-p256");
+    if (keyType === "ed25519") {
+      throw new InvalidArgumentError("root key type", keyType, "the root's OCSP signer uses the root's key type and pkijs cannot sign OCSP with Ed25519; use ecdsa-p256, ecdsa-p384 or rsa-*, and issue Ed25519 leaves under it");
+    }
     const store = new FileStore(stateDir);
     if (await store.exists()) throw new StateExistsError(stateDir);
 
@@ -162,7 +235,7 @@ export class CertificateAuthority {
         serialNumber: rootSerial,
         subject: rootName,
         issuer: rootName,
-        notBefore: new Date(now.getTime() - BACKDATE_MS),
+        notBefore: new Date(now.getTime() - DEFAULT_BACKDATE_SECONDS * 1000),
         notAfter: new Date(now.getTime() + ROOT_VALIDITY_DAYS * DAY_MS),
         publicKey: rootKeys.publicKey,
         signingKey: rootKeys.privateKey,
@@ -179,60 +252,43 @@ export class CertificateAuthority {
       crypto,
     );
     const root: Signer = { certificate: rootCert, key: rootKeys.privateKey, keyType };
-
-    const signerKeys = await generateKeyPair(keyType, crypto);
-    const signerSerial = newSerial();
-    const signerCert = await x509.X509CertificateGenerator.create(
-      {
-        serialNumber: signerSerial,
-        subject: `CN=ocsp-lab OCSP signer ${rootSerial.slice(0, 4)}, O=ocsp-lab`,
-        issuer: rootCert.subject,
-        notBefore: new Date(now.getTime() - BACKDATE_MS),
-        notAfter: new Date(now.getTime() + SIGNER_VALIDITY_DAYS * DAY_MS),
-        publicKey: signerKeys.publicKey,
-        signingKey: rootKeys.privateKey,
-        signingAlgorithm: signingAlgorithm(keyType),
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-          new x509.ExtendedKeyUsageExtension([OID.kpOcspSigning], false),
-          // id-pkix-ocsp-nocheck: extnValue is the DER of NULL (RFC 6960 §4.2.2.2.1).
-          new x509.Extension(OID.ocspNoCheck, false, new asn1js.Null().toBER(false)),
-          await x509.SubjectKeyIdentifierExtension.create(signerKeys.publicKey, false, crypto),
-          await x509.AuthorityKeyIdentifierExtension.create(rootCert, false, crypto),
-        ],
-      },
-      crypto,
-    );
-    const ocspSigner: Signer = { certificate: signerCert, key: signerKeys.privateKey, keyType };
-
-    const record = (cert: x509.X509Certificate, kind: CertificateRecord["kind"], base: string): CertificateRecord => ({
-      serial: normalizeSerial(cert.serialNumber),
-      kind,
-      subject: cert.subject,
+    const signer = await makeCertificate({
+      profile: "ocsp-signer",
+      issuer: root,
       keyType,
-      notBefore: cert.notBefore.toISOString(),
-      notAfter: cert.notAfter.toISOString(),
-      certFile: `${base}.pem`,
-      keyFile: `${base}.key`,
+      subject: [{ CN: [`ocsp-lab OCSP signer ${rootSerial.slice(0, 4)}`] }, { O: ["ocsp-lab"] }],
+      notBefore: new Date(now.getTime() - DEFAULT_BACKDATE_SECONDS * 1000),
+      notAfter: new Date(now.getTime() + SIGNER_VALIDITY_DAYS * DAY_MS),
+      options: {},
+      crypto,
     });
-    const rootRecord = record(rootCert, "root", "ca");
-    const signerRecord = record(signerCert, "ocsp-signer", "ocsp-signer");
+
+    const rootRecord = recordOf(rootCert, "root", keyType, { certFile: "ca.pem", keyFile: "ca.key" });
+    const signerRecord = recordOf(signer.certificate, "ocsp-signer", keyType, {
+      certFile: "ocsp-signer.pem",
+      keyFile: "ocsp-signer.key",
+      issuer: rootRecord.serial,
+    });
+    rootRecord.ocspSigner = signerRecord.serial;
     const db: CaDatabase = {
       version: 1,
       generation: 1,
       root: rootRecord.serial,
       ocspSigner: signerRecord.serial,
       certificates: { [rootRecord.serial]: rootRecord, [signerRecord.serial]: signerRecord },
+      crls: {},
     };
+    const ca = new CertificateAuthority(store, db, root, { certificate: signer.certificate, key: signer.key, keyType }, { ...options, clock, crypto });
     await store.initialize(async () => {
       await store.writeAtomic("ca.key", await privateKeyToPem(rootKeys.privateKey, crypto), 0o600);
-      await store.writeAtomic("ca.pem", rootCert.toString("pem") + "\n", 0o644);
-      await store.writeAtomic("ocsp-signer.key", await privateKeyToPem(signerKeys.privateKey, crypto), 0o600);
-      await store.writeAtomic("ocsp-signer.pem", signerCert.toString("pem") + "\n", 0o644);
+      await store.writeAtomic("ca.pem", pem(rootCert), 0o644);
+      await store.writeAtomic("ocsp-signer.key", await privateKeyToPem(signer.key, crypto), 0o600);
+      await store.writeAtomic("ocsp-signer.pem", pem(signer.certificate), 0o644);
+      await ca.writeCrls(db, rootRecord.serial, true);
       return db;
     });
-    return new CertificateAuthority(store, db, root, ocspSigner, clock, crypto);
+    if (options.watch) ca.watch();
+    return ca;
   }
 
   /**
@@ -243,15 +299,9 @@ export class CertificateAuthority {
     const crypto = options.crypto ?? defaultCrypto;
     const store = new FileStore(stateDir);
     const db = await store.read();
-    const load = async (serial: string): Promise<Signer> => {
-      const rec = db.certificates[serial]!;
-      const [pem, keyPem] = await Promise.all([
-        fs.readFile(store.path(rec.certFile), "utf8"),
-        fs.readFile(store.path(rec.keyFile), "utf8"),
-      ]);
-      return { certificate: new x509.X509Certificate(pem), key: await privateKeyFromPem(keyPem, rec.keyType, crypto), keyType: rec.keyType };
-    };
-    const ca = new CertificateAuthority(store, db, await load(db.root), await load(db.ocspSigner), options.clock ?? systemClock, crypto);
+    const root = await loadSigner(store, db.certificates[db.root]!, crypto);
+    const signer = await loadSigner(store, db.certificates[db.ocspSigner]!, crypto);
+    const ca = new CertificateAuthority(store, db, root, signer, options);
     if (options.watch) ca.watch();
     return ca;
   }
@@ -261,9 +311,7 @@ export class CertificateAuthority {
     const store = new FileStore(stateDir);
     if (!(await store.exists())) {
       try {
-        const ca = await CertificateAuthority.init(stateDir, options);
-        if (options.watch) ca.watch();
-        return ca;
+        return await CertificateAuthority.init(stateDir, options);
       } catch (err) {
         // Another process created it between our check and our lock: use theirs.
         if (!(err instanceof StateExistsError)) throw err;
@@ -273,122 +321,139 @@ export class CertificateAuthority {
   }
 
   /**
-   * Issue a TLS server certificate: SANs (DNS, IP), EKU serverAuth, AIA OCSP URL, optional
-   * must-staple. Writes cert.pem, key.pem (0600), chain.pem and fullchain.pem under
-   * `certs/<serial>/`, then records it.
-   * @throws InvalidArgumentError for a bad IP, an empty SAN list or a non-positive validity.
+   * Issue a certificate of `profile` under `options.issuer` (default the root) with a fresh key
+   * of `options.keyType` (default the issuer's). Files go under `certs/<serial>/` (cert.pem,
+   * key.pem 0600, chain.pem, fullchain.pem); an intermediate also gets its own delegated OCSP
+   * signer and an empty CRL under `issuers/<serial>/`.
+   * @throws InvalidArgumentError for a bad SAN, validity, path length, flaw or profile;
+   * UnknownSerialError when the issuer is not a CA of this store.
    */
-  async issueServer(options: IssueServerOptions = {}): Promise<IssuedCertificate> {
-    const ips = options.ipAddresses ?? [];
-    const dns = options.dnsNames ?? (ips.length === 0 ? ["localhost"] : []);
-    for (const ip of ips) if (isIP(ip) === 0) throw new InvalidArgumentError("IP address", ip, "give a literal IPv4 or IPv6 address");
-    if (dns.length + ips.length === 0) throw new InvalidArgumentError("SAN list", [], "give at least one DNS name or IP address");
-    const validityDays = options.validityDays ?? SERVER_VALIDITY_DAYS;
-    if (!(validityDays > 0)) throw new InvalidArgumentError("validityDays", validityDays, "give a positive number of days");
-    const keyType = options.keyType ?? this.root.keyType;
-    const now = this.clock.now();
-    const keys = await generateKeyPair(keyType, this.crypto);
-    const serial = newSerial();
-    const cn = options.commonName ?? dns[0] ?? ips[0]!;
-    const extensions: x509.Extension[] = [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(
-        keyType === "rsa-2048"
-          ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
-          : x509.KeyUsageFlags.digitalSignature,
-        true,
-      ),
-      new x509.ExtendedKeyUsageExtension([OID.kpServerAuth], false),
-      new x509.SubjectAlternativeNameExtension([
-        ...dns.map((value) => ({ type: "dns" as const, value })),
-        ...ips.map((value) => ({ type: "ip" as const, value })),
-      ]),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, this.crypto),
-      await x509.AuthorityKeyIdentifierExtension.create(this.root.certificate, false, this.crypto),
-    ];
-    if (options.ocspUrl) extensions.push(new x509.AuthorityInfoAccessExtension({ ocsp: [options.ocspUrl] }));
-    if (options.mustStaple) {
-      // RFC 7633: Features ::= SEQUENCE OF INTEGER; status_request is TLS extension 5.
-      const features = new asn1js.Sequence({ value: [new asn1js.Integer({ value: 5 })] });
-      extensions.push(new x509.Extension(OID.peTlsFeature, false, features.toBER(false)));
+  async issue(profile: Profile, options: IssueOptions = {}): Promise<IssuedCertificate> {
+    if (!PROFILES.includes(profile)) throw new InvalidArgumentError("profile", profile, `use one of ${PROFILES.join(", ")}`);
+    const keyType = parseKeyType(options.keyType ?? (await this.issuerSigner(options.issuer)).keyType);
+    if (keyType === "ed25519" && (profile === "ocsp-signer" || profile === "intermediate")) {
+      throw new InvalidArgumentError("key type", keyType, `pkijs cannot sign OCSP responses with Ed25519, so a ${profile} needs ecdsa-* or rsa-*`);
     }
-    const cert = await x509.X509CertificateGenerator.create(
-      {
-        serialNumber: serial,
-        subject: `CN=${cn}`,
-        issuer: this.root.certificate.subject,
-        notBefore: new Date(now.getTime() - BACKDATE_MS),
-        notAfter: new Date(now.getTime() + validityDays * DAY_MS),
-        publicKey: keys.publicKey,
-        signingKey: this.root.key,
-        signingAlgorithm: signingAlgorithm(this.root.keyType),
-        extensions,
-      },
-      this.crypto,
-    );
-    const canonical = normalizeSerial(cert.serialNumber);
-    const base = `certs/${canonical}`;
-    const certPem = cert.toString("pem") + "\n";
-    const keyPem = await privateKeyToPem(keys.privateKey, this.crypto);
-    const rootPem = this.root.certificate.toString("pem") + "\n";
-    await this.store.writeAtomic(`${base}/key.pem`, keyPem, 0o600);
-    await this.store.writeAtomic(`${base}/cert.pem`, certPem, 0o644);
-    await this.store.writeAtomic(`${base}/chain.pem`, rootPem, 0o644);
-    await this.store.writeAtomic(`${base}/fullchain.pem`, certPem + rootPem, 0o644);
-    const record: CertificateRecord = {
-      serial: canonical,
-      kind: "server",
-      subject: cert.subject,
-      keyType,
-      notBefore: cert.notBefore.toISOString(),
-      notAfter: cert.notAfter.toISOString(),
-      certFile: `${base}/cert.pem`,
-      keyFile: `${base}/key.pem`,
-      chainFile: `${base}/chain.pem`,
-      fullchainFile: `${base}/fullchain.pem`,
-    };
-    this.db = await this.store.update((db) => {
-      db.certificates[canonical] = record;
-    });
-    return {
-      serial: canonical,
-      certificate: cert,
-      certPem,
-      keyPem,
-      certFile: this.store.path(record.certFile),
-      keyFile: this.store.path(record.keyFile),
-      chainFile: this.store.path(record.chainFile!),
-      fullchainFile: this.store.path(record.fullchainFile!),
-    };
+    const keys = await generateKeyPair(keyType, this.crypto);
+    return this.issueForKey(profile, options, keyType, keys.publicKey, keys.privateKey);
+  }
+
+  /** `issue("server", …)`, defaulting the SANs to DNS:localhost when none are given. */
+  async issueServer(options: IssueServerOptions = {}): Promise<IssuedCertificate> {
+    const noSans = !options.dnsNames?.length && !options.ipAddresses?.length;
+    return this.issue("server", noSans ? { ...options, dnsNames: ["localhost"] } : options);
   }
 
   /**
-   * Revoke a certificate (RFC 5280 §5.3.1 reason, revocation time default now). Revoking again
-   * replaces reason and time (e.g. certificateHold → keyCompromise).
-   * @throws UnknownSerialError when the CA did not issue that serial; InvalidSerialError when it is not hex.
+   * Create an intermediate CA under `options.issuer` (default the root), with its delegated
+   * OCSP signer. `pathLength` defaults to 0 (it issues leaves only).
    */
-  async revoke(serial: string, options: { reason?: CRLReason; time?: Date } = {}): Promise<CertificateRecord> {
+  async createIntermediate(options: Omit<IssueOptions, "flaw" | "mustStaple"> = {}): Promise<IssuedCertificate> {
+    return this.issue("intermediate", options);
+  }
+
+  /**
+   * Sign an external PKCS#10 CSR (RFC 2986) so an existing key lives under the lab CA. The
+   * subject and SANs come from the CSR unless `options` gives them; the profile's extensions
+   * are the CA's, never the CSR's.
+   * @throws InvalidCsrError when the PEM is not a CSR or its signature does not verify;
+   * InvalidArgumentError as `issue`.
+   */
+  async signCsr(csrPem: string, profile: Profile = "server", options: Omit<IssueOptions, "keyType"> = {}): Promise<IssuedCertificate> {
+    let csr: x509.Pkcs10CertificateRequest;
+    try {
+      csr = new x509.Pkcs10CertificateRequest(csrPem);
+    } catch (cause) {
+      throw new InvalidCsrError("it is not a PEM or DER PKCS#10 certificate request", { cause });
+    }
+    let valid = false;
+    try {
+      valid = await csr.verify(this.crypto);
+    } catch (cause) {
+      throw new InvalidCsrError(`its signature cannot be checked (${String(cause)})`, { cause });
+    }
+    if (!valid) throw new InvalidCsrError("its signature does not verify with the public key it carries");
+    const keyType = keyTypeOf(csr.publicKey);
+    const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
+    const fromCsr: AltNames = {};
+    for (const name of san?.names.items ?? []) {
+      if (name.type === "dns") (fromCsr.dnsNames ??= []).push(name.value);
+      else if (name.type === "ip") (fromCsr.ipAddresses ??= []).push(name.value);
+      else if (name.type === "email") (fromCsr.emails ??= []).push(name.value);
+      else if (name.type === "url") (fromCsr.uris ??= []).push(name.value);
+    }
+    const merged: IssueOptions = { ...fromCsr, ...options };
+    const subject = options.subject || options.commonName ? undefined : csr.subjectName;
+    return this.issueForKey(profile, merged, keyType, csr.publicKey, undefined, subject);
+  }
+
+  /**
+   * Revoke a certificate (RFC 5280 §5.3.1 reason, revocation time default now, optional
+   * invalidity date). Revoking again replaces reason and times (e.g. certificateHold →
+   * keyCompromise). The issuer's full and delta CRLs are republished in the same locked write.
+   * @throws UnknownSerialError when the CA did not issue that serial; InvalidSerialError when it
+   * is not hex; InvalidArgumentError for a reason that is not an RFC 5280 code, or removeFromCRL
+   * (use release).
+   */
+  async revoke(serial: string, options: RevokeOptions = {}): Promise<CertificateRecord> {
     const key = normalizeSerial(serial);
-    const time = options.time ?? this.clock.now();
     const reason = options.reason ?? CRLReason.unspecified;
     if (CRLReason[reason] === undefined) throw new InvalidArgumentError("CRLReason", reason, "use an RFC 5280 reason code");
-    this.db = await this.store.update((db) => {
-      const rec = db.certificates[key];
-      if (!rec) throw new UnknownSerialError(key);
-      rec.revocation = { time: time.toISOString(), reason };
+    if (reason === CRLReason.removeFromCRL) throw new InvalidArgumentError("CRLReason", "removeFromCRL", "release a held certificate with release() instead");
+    const now = this.clock.now();
+    const time = options.time ?? now;
+    await this.change(key, (rec) => {
+      rec.revocation = {
+        time: time.toISOString(),
+        reason,
+        recordedAt: now.toISOString(),
+        ...(options.invalidityDate ? { invalidityDate: options.invalidityDate.toISOString() } : {}),
+      };
     });
-    this.emitChange();
+    return this.db.certificates[key]!;
+  }
+
+  /** Put a certificate on hold: revoke it with reason certificateHold (RFC 5280 §5.3.1). */
+  async hold(serial: string, options: Omit<RevokeOptions, "reason"> = {}): Promise<CertificateRecord> {
+    return this.revoke(serial, { ...options, reason: CRLReason.certificateHold });
+  }
+
+  /**
+   * Release a certificate from hold: it is good again, and delta CRLs list it with
+   * removeFromCRL (RFC 5280 §5.3.1) until the next base CRL.
+   * @throws InvalidArgumentError when it is not on hold (a revocation for any other reason is final).
+   */
+  async release(serial: string): Promise<CertificateRecord> {
+    const key = normalizeSerial(serial);
+    await this.change(key, (rec) => {
+      if (rec.revocation?.reason !== CRLReason.certificateHold) {
+        throw new InvalidArgumentError(
+          "release of serial",
+          key,
+          rec.revocation ? `it is revoked for ${CRLReason[rec.revocation.reason]}, which is final; only certificateHold can be released` : "it is not on hold",
+        );
+      }
+      delete rec.revocation;
+      rec.releasedAt = this.clock.now().toISOString();
+    });
     return this.db.certificates[key]!;
   }
 
   /**
-   * Status of a serial as the CA knows it: revoked (with time and reason), good (issued and not
-   * revoked), unknown (never issued here). O(1), from memory; see `watch` for freshness.
+   * Status of a serial as the CA knows it: revoked (with time, reason and invalidity date),
+   * good (issued and not revoked), unknown (never issued here). O(1), from memory.
    */
   status(serial: string): SerialStatus {
     const rec = this.db.certificates[normalizeSerial(serial)];
     if (!rec) return { status: "unknown" };
-    if (rec.revocation) return { status: "revoked", revocationTime: new Date(rec.revocation.time), reason: rec.revocation.reason };
+    if (rec.revocation) {
+      return {
+        status: "revoked",
+        revocationTime: new Date(rec.revocation.time),
+        reason: rec.revocation.reason,
+        ...(rec.revocation.invalidityDate ? { invalidityDate: new Date(rec.revocation.invalidityDate) } : {}),
+      };
+    }
     return { status: "good" };
   }
 
@@ -397,9 +462,88 @@ export class CertificateAuthority {
     return this.db.certificates[normalizeSerial(serial)];
   }
 
-  /** Every certificate record, root and signer included. */
+  /** Every certificate record, root and signers included. */
   list(): CertificateRecord[] {
     return Object.values(this.db.certificates);
+  }
+
+  /** The records currently revoked or on hold. */
+  listRevoked(): CertificateRecord[] {
+    return this.list().filter((r) => r.revocation !== undefined);
+  }
+
+  /** The CA records: the root and every intermediate. */
+  issuers(): CertificateRecord[] {
+    return this.list().filter((r) => r.kind === "root" || r.kind === "intermediate");
+  }
+
+  /** Serial of the CA that issued `serial` (the root's own issuer is the root). */
+  issuerOf(serial: string): string | undefined {
+    const rec = this.get(serial);
+    if (!rec) return undefined;
+    return rec.kind === "root" ? rec.serial : (rec.issuer ?? this.db.root);
+  }
+
+  /**
+   * The signing identity (certificate and key) of a certificate that has its key here: a CA,
+   * an OCSP signer, a leaf.
+   * @throws UnknownSerialError; InvalidArgumentError when its key is not in the store (CSR-signed).
+   */
+  async signer(serial: string): Promise<Signer> {
+    const key = normalizeSerial(serial);
+    const cached = this.signers.get(key);
+    if (cached) return cached;
+    const rec = this.db.certificates[key];
+    if (!rec) throw new UnknownSerialError(key);
+    const loaded = await loadSigner(this.store, rec, this.crypto);
+    this.signers.set(key, loaded);
+    return loaded;
+  }
+
+  /** The delegated OCSP signer of the CA `issuerSerial` (default the root). */
+  async ocspSignerOf(issuerSerial: string = this.db.root): Promise<Signer> {
+    const rec = this.db.certificates[normalizeSerial(issuerSerial)];
+    if (!rec || (rec.kind !== "root" && rec.kind !== "intermediate")) throw new UnknownSerialError(issuerSerial);
+    return this.signer(rec.ocspSigner ?? this.db.ocspSigner);
+  }
+
+  /** Absolute paths of the CRL files of the CA `issuerSerial` (default the root). */
+  crlFiles(issuerSerial: string = this.db.root): PublishedCrls["files"] {
+    const base = crlBase(this.db, normalizeSerial(issuerSerial));
+    return {
+      full: this.store.path(`${base}.crl`),
+      fullDer: this.store.path(`${base}.crl.der`),
+      delta: this.store.path(`${base}-delta.crl`),
+      deltaDer: this.store.path(`${base}-delta.crl.der`),
+    };
+  }
+
+  /**
+   * Publish fresh CRLs for every CA now: a new full CRL that becomes the base, and an empty
+   * delta against it. Call before nextUpdate (see scheduleCrlRefresh); revocation changes
+   * republish on their own.
+   */
+  async refreshCrls(): Promise<PublishedCrls[]> {
+    const out: PublishedCrls[] = [];
+    this.db = await this.store.update(async (db) => {
+      for (const rec of Object.values(db.certificates)) {
+        if (rec.kind === "root" || rec.kind === "intermediate") out.push(await this.writeCrls(db, rec.serial, true));
+      }
+    });
+    this.emitChange();
+    return out;
+  }
+
+  /**
+   * Republish every CA's CRLs at half their validity (so a relying party never holds an expired
+   * CRL). Returns a function that stops the timer; the timer does not keep the process alive.
+   */
+  scheduleCrlRefresh(onError: (err: unknown) => void = () => undefined): () => void {
+    const timer = setInterval(() => {
+      this.refreshCrls().catch(onError);
+    }, Math.max(1000, this.crlValidityMs / 2));
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /** Re-read the store now (another process may have written it). */
@@ -438,4 +582,336 @@ export class CertificateAuthority {
   private emitChange(): void {
     for (const l of this.listeners) l();
   }
+
+  private async issuerSigner(issuer: string | undefined): Promise<Signer> {
+    const serial = normalizeSerial(issuer ?? this.db.root);
+    const rec = this.db.certificates[serial];
+    if (!rec || (rec.kind !== "root" && rec.kind !== "intermediate")) throw new UnknownSerialError(serial);
+    return this.signer(serial);
+  }
+
+  /** Revocation-state change of one record, then CRLs of its issuer, in one locked write. */
+  private async change(serial: string, mutate: (rec: CertificateRecord) => void): Promise<void> {
+    this.db = await this.store.update(async (db) => {
+      const rec = db.certificates[serial];
+      if (!rec) throw new UnknownSerialError(serial);
+      mutate(rec);
+      const issuer = rec.kind === "root" ? rec.serial : (rec.issuer ?? db.root);
+      await this.writeCrls(db, issuer, false);
+    });
+    this.emitChange();
+  }
+
+  private async issueForKey(
+    profile: Profile,
+    options: IssueOptions,
+    keyType: KeyType,
+    publicKey: CryptoKey | x509.PublicKey,
+    privateKey: CryptoKey | undefined,
+    csrSubject?: x509.Name,
+  ): Promise<IssuedCertificate> {
+    checkAltNames(profile, options);
+    if (options.flaw !== undefined && (profile !== "ocsp-signer" || !SIGNER_FLAWS.includes(options.flaw))) {
+      throw new InvalidArgumentError("flaw", options.flaw, profile === "ocsp-signer" ? `use one of ${SIGNER_FLAWS.join(", ")}` : "flaws apply to ocsp-signer certificates only");
+    }
+    const issuerSerial = normalizeSerial(options.issuer ?? this.db.root);
+    const issuerRecord = this.db.certificates[issuerSerial];
+    if (!issuerRecord || (issuerRecord.kind !== "root" && issuerRecord.kind !== "intermediate")) throw new UnknownSerialError(issuerSerial);
+    let pathLength: number | undefined;
+    if (profile === "intermediate") {
+      pathLength = options.pathLength ?? 0;
+      if (!Number.isInteger(pathLength) || pathLength < 0) throw new InvalidArgumentError("pathLength", pathLength, "give a whole number ≥ 0");
+      if (issuerRecord.pathLength !== undefined && pathLength >= issuerRecord.pathLength) {
+        throw new InvalidArgumentError(
+          "pathLength",
+          pathLength,
+          issuerRecord.pathLength === 0
+            ? `issuer ${issuerSerial} has pathLength 0 and cannot issue intermediates`
+            : `it must be below the issuer's pathLength ${issuerRecord.pathLength}`,
+        );
+      }
+    }
+    // An `other-ca` signer is issued by a throw-away CA that is not in this store.
+    const issuer = options.flaw === "other-ca" ? await throwawayCa(keyType, this.clock, this.crypto) : await this.signer(issuerSerial);
+
+    const now = this.clock.now();
+    const defaultDays = profile === "intermediate" ? INTERMEDIATE_VALIDITY_DAYS : profile === "ocsp-signer" ? SIGNER_VALIDITY_DAYS : LEAF_VALIDITY_DAYS;
+    let notBefore = options.notBefore ?? new Date(now.getTime() - (options.backdateSeconds ?? DEFAULT_BACKDATE_SECONDS) * 1000);
+    let notAfter = options.notAfter ?? new Date(notBefore.getTime() + (options.validityDays ?? defaultDays) * DAY_MS);
+    if (options.flaw === "expired") {
+      notBefore = new Date(now.getTime() - 2 * DAY_MS);
+      notAfter = new Date(now.getTime() - DAY_MS);
+    }
+    if (!(notAfter.getTime() > notBefore.getTime())) {
+      throw new InvalidArgumentError("validity", { notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() }, "notAfter must be after notBefore (and validityDays positive)");
+    }
+    const fields: SubjectFields = { ...options.subject };
+    if (options.commonName) fields.commonName = options.commonName;
+    fields.commonName ??= options.dnsNames?.[0] ?? options.ipAddresses?.[0] ?? options.emails?.[0] ?? options.uris?.[0] ?? defaultCommonName(profile);
+    const made = await makeCertificate({
+      profile,
+      issuer,
+      keyType,
+      subject: csrSubject ?? subjectName(fields),
+      notBefore,
+      notAfter,
+      options: { ...options, pathLength },
+      crypto: this.crypto,
+      publicKey,
+      privateKey,
+    });
+    const cert = made.certificate;
+    const serial = normalizeSerial(cert.serialNumber);
+    const isCa = profile === "intermediate";
+    const base = isCa ? `issuers/${serial}` : `certs/${serial}`;
+    const certName = isCa ? "ca" : "cert";
+    const chain = options.flaw === "other-ca" ? [issuer.certificate] : await this.chainOf(issuerSerial);
+    const chainPem = chain.map(pem).join("");
+    const certPem = pem(cert);
+    const keyPem = privateKey ? await privateKeyToPem(privateKey, this.crypto) : "";
+    const rec = recordOf(cert, profile === "intermediate" ? "intermediate" : profile, keyType, {
+      certFile: `${base}/${certName}.pem`,
+      ...(privateKey ? { keyFile: `${base}/${isCa ? "ca.key" : "key.pem"}` } : {}),
+      issuer: issuerSerial,
+      chainFile: `${base}/chain.pem`,
+      fullchainFile: `${base}/fullchain.pem`,
+      ...(pathLength !== undefined ? { pathLength } : {}),
+      ...(options.flaw ? { flaw: options.flaw } : {}),
+    });
+
+    // An intermediate gets its own delegated OCSP signer, like the root.
+    let signerRec: CertificateRecord | undefined;
+    let signerMade: { certificate: x509.X509Certificate; key: CryptoKey } | undefined;
+    if (isCa) {
+      signerMade = await makeCertificate({
+        profile: "ocsp-signer",
+        issuer: { certificate: cert, key: privateKey!, keyType },
+        keyType,
+        subject: [{ CN: [`ocsp-lab OCSP signer ${serial.slice(0, 4)}`] }, { O: ["ocsp-lab"] }],
+        notBefore,
+        notAfter: new Date(Math.min(notAfter.getTime(), now.getTime() + SIGNER_VALIDITY_DAYS * DAY_MS)),
+        options: {},
+        crypto: this.crypto,
+      });
+      signerRec = recordOf(signerMade.certificate, "ocsp-signer", keyType, {
+        certFile: `${base}/ocsp-signer.pem`,
+        keyFile: `${base}/ocsp-signer.key`,
+        issuer: serial,
+      });
+      rec.ocspSigner = signerRec.serial;
+    }
+
+    if (rec.keyFile) await this.store.writeAtomic(rec.keyFile, keyPem, 0o600);
+    await this.store.writeAtomic(rec.certFile, certPem, 0o644);
+    await this.store.writeAtomic(rec.chainFile!, chainPem, 0o644);
+    await this.store.writeAtomic(rec.fullchainFile!, certPem + chainPem, 0o644);
+    if (signerRec && signerMade) {
+      await this.store.writeAtomic(signerRec.keyFile!, await privateKeyToPem(signerMade.key, this.crypto), 0o600);
+      await this.store.writeAtomic(signerRec.certFile, pem(signerMade.certificate), 0o644);
+    }
+    // Known before the write: a new CA signs its first CRL inside it.
+    if (privateKey) this.signers.set(serial, { certificate: cert, key: privateKey, keyType });
+    this.db = await this.store.update(async (db) => {
+      db.certificates[serial] = rec;
+      if (signerRec) db.certificates[signerRec.serial] = signerRec;
+      if (isCa) await this.writeCrls(db, serial, true);
+    });
+    return {
+      serial,
+      profile,
+      certificate: cert,
+      certPem,
+      keyPem,
+      certFile: this.store.path(rec.certFile),
+      keyFile: rec.keyFile ? this.store.path(rec.keyFile) : "",
+      chainFile: this.store.path(rec.chainFile!),
+      fullchainFile: this.store.path(rec.fullchainFile!),
+    };
+  }
+
+  /** Certificates from `issuerSerial` up to and including the root. */
+  private async chainOf(issuerSerial: string): Promise<x509.X509Certificate[]> {
+    const chain: x509.X509Certificate[] = [];
+    let serial: string | undefined = issuerSerial;
+    while (serial) {
+      const signer = await this.signer(serial);
+      chain.push(signer.certificate);
+      const rec: CertificateRecord = this.db.certificates[serial]!;
+      serial = rec.kind === "root" ? undefined : (rec.issuer ?? this.db.root);
+    }
+    return chain;
+  }
+
+  /**
+   * Sign and write the full CRL (and a delta CRL against the current base) of `issuerSerial`,
+   * bumping the persisted CRL Number in `db`. Runs inside a locked store update; `rebase` makes
+   * the new full CRL the base of later deltas.
+   */
+  private async writeCrls(db: CaDatabase, issuerSerial: string, rebase: boolean): Promise<PublishedCrls> {
+    const issuer = await this.signer(issuerSerial);
+    db.crls ??= {};
+    const state = (db.crls[issuerSerial] ??= { lastNumber: 0 });
+    const thisUpdate = new Date(Math.floor(this.clock.now().getTime() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + this.crlValidityMs);
+    const issued = Object.values(db.certificates).filter((r) => r.kind !== "root" && (r.issuer ?? db.root) === issuerSerial);
+    const entry = (r: CertificateRecord): CrlEntryParams => ({
+      serial: r.serial,
+      revocationTime: new Date(r.revocation!.time),
+      reason: r.revocation!.reason,
+      ...(r.revocation!.invalidityDate ? { invalidityDate: new Date(r.revocation!.invalidityDate) } : {}),
+    });
+    const fullNumber = ++state.lastNumber;
+    const fullDer = await CrlGenerator.create({
+      issuer,
+      entries: issued.filter((r) => r.revocation).map(entry),
+      crlNumber: BigInt(fullNumber),
+      thisUpdate,
+      nextUpdate,
+      crypto: this.crypto,
+    });
+    if (rebase || !state.base) state.base = { number: fullNumber, thisUpdate: thisUpdate.toISOString() };
+    const base = state.base;
+    const since = new Date(base.thisUpdate).getTime();
+    const changed = (iso: string | undefined): boolean => iso !== undefined && new Date(iso).getTime() >= since;
+    const deltaEntries: CrlEntryParams[] = [
+      ...issued.filter((r) => r.revocation && changed(r.revocation.recordedAt ?? r.revocation.time)).map(entry),
+      ...issued
+        .filter((r) => !r.revocation && changed(r.releasedAt))
+        .map((r) => ({ serial: r.serial, revocationTime: new Date(r.releasedAt!), reason: CRLReason.removeFromCRL })),
+    ];
+    const deltaNumber = ++state.lastNumber;
+    // Right after a rebase the delta is empty: the base already says everything.
+    const deltaDer = await CrlGenerator.create({
+      issuer,
+      entries: base.number === fullNumber ? [] : deltaEntries,
+      crlNumber: BigInt(deltaNumber),
+      deltaBaseCrlNumber: BigInt(base.number),
+      thisUpdate,
+      nextUpdate,
+      crypto: this.crypto,
+    });
+    const name = crlBase(db, issuerSerial);
+    const pemText = (der: Uint8Array): string => crlToPem(der).trimEnd() + "\n";
+    await this.store.writeAtomic(`${name}.crl`, pemText(fullDer), 0o644);
+    await this.store.writeAtomic(`${name}.crl.der`, fullDer, 0o644);
+    await this.store.writeAtomic(`${name}-delta.crl`, pemText(deltaDer), 0o644);
+    await this.store.writeAtomic(`${name}-delta.crl.der`, deltaDer, 0o644);
+    return {
+      issuer: issuerSerial,
+      fullNumber,
+      deltaNumber,
+      baseNumber: base.number,
+      thisUpdate,
+      nextUpdate,
+      files: this.crlFiles(issuerSerial),
+    };
+  }
+}
+
+/** PEM text of a certificate, with a final newline. */
+function pem(cert: x509.X509Certificate): string {
+  return cert.toString("pem") + "\n";
+}
+
+/** Path stem of a CA's CRL files: `ca` for the root, `issuers/<serial>/ca` for an intermediate. */
+function crlBase(db: CaDatabase, issuerSerial: string): string {
+  return issuerSerial === db.root ? "ca" : `issuers/${issuerSerial}/ca`;
+}
+
+function defaultCommonName(profile: Profile): string {
+  return profile === "intermediate" ? "ocsp-lab intermediate CA" : profile === "ocsp-signer" ? "ocsp-lab OCSP signer" : "ocsp-lab certificate";
+}
+
+function recordOf(
+  cert: x509.X509Certificate,
+  kind: CertificateRecord["kind"],
+  keyType: KeyType,
+  extra: Partial<CertificateRecord> & { certFile: string },
+): CertificateRecord {
+  return {
+    serial: normalizeSerial(cert.serialNumber),
+    kind,
+    subject: cert.subject,
+    keyType,
+    notBefore: cert.notBefore.toISOString(),
+    notAfter: cert.notAfter.toISOString(),
+    ...extra,
+  };
+}
+
+async function loadSigner(store: FileStore, rec: CertificateRecord, crypto: Crypto): Promise<Signer> {
+  if (!rec.keyFile) throw new InvalidArgumentError("signer", rec.serial, "its key is not in the store (signed from a CSR)");
+  const [certPem, keyPem] = await Promise.all([fs.readFile(store.path(rec.certFile), "utf8"), fs.readFile(store.path(rec.keyFile), "utf8")]);
+  return { certificate: new x509.X509Certificate(certPem), key: await privateKeyFromPem(keyPem, rec.keyType, crypto), keyType: rec.keyType };
+}
+
+/** Build one certificate of `profile` signed by `issuer`; a fresh key pair unless one is given. */
+async function makeCertificate(p: {
+  profile: Profile;
+  issuer: Signer;
+  keyType: KeyType;
+  subject: x509.JsonName | x509.Name;
+  notBefore: Date;
+  notAfter: Date;
+  options: IssueOptions;
+  crypto: Crypto;
+  publicKey?: CryptoKey | x509.PublicKey;
+  privateKey?: CryptoKey;
+}): Promise<{ certificate: x509.X509Certificate; key: CryptoKey }> {
+  let publicKey = p.publicKey;
+  let privateKey = p.privateKey;
+  if (!publicKey) {
+    const keys = await generateKeyPair(p.keyType, p.crypto);
+    publicKey = keys.publicKey;
+    privateKey = keys.privateKey;
+  }
+  const extensions = await profileExtensions({
+    ...p.options,
+    profile: p.profile,
+    keyType: p.keyType,
+    subjectPublicKey: publicKey,
+    issuerCertificate: p.issuer.certificate,
+    crypto: p.crypto,
+  });
+  const certificate = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: newSerial(),
+      subject: p.subject,
+      issuer: p.issuer.certificate.subjectName,
+      notBefore: p.notBefore,
+      notAfter: p.notAfter,
+      publicKey,
+      signingKey: p.issuer.key,
+      signingAlgorithm: signingAlgorithm(p.issuer.keyType),
+      extensions,
+    },
+    p.crypto,
+  );
+  return { certificate, key: privateKey! };
+}
+
+/** A self-signed CA that exists only in memory, for `other-ca` signer flaws. */
+async function throwawayCa(keyType: KeyType, clock: Clock, crypto: Crypto): Promise<Signer> {
+  const type = keyType === "ed25519" ? "ecdsa-p256" : keyType;
+  const keys = await generateKeyPair(type, crypto);
+  const now = clock.now();
+  const name = `CN=ocsp-lab unrelated CA ${newSerial().slice(0, 4)}, O=ocsp-lab`;
+  const certificate = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: newSerial(),
+      subject: name,
+      issuer: name,
+      notBefore: new Date(now.getTime() - DAY_MS),
+      notAfter: new Date(now.getTime() + ROOT_VALIDITY_DAYS * DAY_MS),
+      publicKey: keys.publicKey,
+      signingKey: keys.privateKey,
+      signingAlgorithm: signingAlgorithm(type),
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      ],
+    },
+    crypto,
+  );
+  return { certificate, key: keys.privateKey, keyType: type };
 }

@@ -1,12 +1,28 @@
-export { CertificateAuthority } from "./certificate-authority.js";
+export { CertificateAuthority, DEFAULT_CRL_VALIDITY_SECONDS } from "./certificate-authority.js";
 export type {
   CaInitOptions,
   CaOpenOptions,
+  IssueOptions,
   IssueServerOptions,
   IssuedCertificate,
+  PublishedCrls,
+  RevokeOptions,
   SerialStatus,
   Signer,
 } from "./certificate-authority.js";
+export { caMain } from "./cli.js";
+export type { CaCliIo } from "./cli.js";
+export { CrlGenerator, crlToPem } from "./crl/crl-generator.js";
+export type { CrlEntryParams, CrlParams } from "./crl/crl-generator.js";
+export { toOpensslIndex } from "./export/openssl-index.js";
+export type { IndexEntry } from "./export/openssl-index.js";
+export { toPkcs12 } from "./export/pkcs12.js";
+export type { Pkcs12Params } from "./export/pkcs12.js";
+export { PROFILES, SIGNER_FLAWS } from "./profiles.js";
+export type { AltNames, Locations, Profile, SignerFlaw } from "./profiles.js";
+export { subjectName } from "./subject.js";
+export type { SubjectFields } from "./subject.js";
+export { serialOfTarget } from "./target.js";
 export { systemClock } from "./clock.js";
 export type { Clock } from "./clock.js";
 export { CRLReason, CRL_REASON_NAMES, parseCrlReason, crlReasonName } from "./crl-reason.js";
@@ -19,16 +35,29 @@ export {
   InvalidReasonError,
   InvalidSerialError,
   InvalidArgumentError,
+  InvalidCsrError,
   LockTimeoutError,
   OcspDecodeError,
   OcspVerifyError,
 } from "./errors.js";
 export type { OcspVerifyFailure } from "./errors.js";
-export { KEY_TYPES, defaultCrypto, generateKeyPair, keyAlgorithm, signingAlgorithm, privateKeyFromPem, privateKeyToPem } from "./keys.js";
+export {
+  KEY_TYPES,
+  defaultCrypto,
+  generateKeyPair,
+  isRsa,
+  keyAlgorithm,
+  keyTypeOf,
+  parseKeyType,
+  signingAlgorithm,
+  signingHash,
+  privateKeyFromPem,
+  privateKeyToPem,
+} from "./keys.js";
 export type { KeyType } from "./keys.js";
 export { newSerial, normalizeSerial } from "./serial.js";
 export { FileStore, DATABASE_FILE, WATCH_INTERVAL_MS } from "./store.js";
-export type { CaDatabase, CertificateKind, CertificateRecord, RevocationRecord } from "./store.js";
+export type { CaDatabase, CertificateKind, CertificateRecord, CrlState, RevocationRecord } from "./store.js";
 export { resolveStateDir, STATE_DIR_ENV, DEFAULT_STATE_DIR } from "./state-dir.js";
 export { OID, HASH_OIDS, hashNameFromOid } from "./ocsp/oids.js";
 export type { CertIdHash } from "./ocsp/oids.js";

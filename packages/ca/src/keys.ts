@@ -2,42 +2,97 @@ import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { InvalidArgumentError } from "./errors.js";
 
-/** Key types the lab can generate. ECDSA P-256 is the default: small, fast, accepted everywhere. */
-export type KeyType = "ecdsa-p256" | "rsa-2048";
+/**
+ * Key types the lab can generate. ECDSA P-256 is the default: small, fast, accepted everywhere.
+ * Ed25519 certificates are issued (OpenSSL and TLS 1.3 accept them), but pkijs cannot sign OCSP
+ * responses or verify them with Ed25519, so it is refused for OCSP signers.
+ */
+export type KeyType = "ecdsa-p256" | "ecdsa-p384" | "rsa-2048" | "rsa-3072" | "rsa-4096" | "ed25519";
 
 /** Every supported key type, for validation and usage messages. */
-export const KEY_TYPES: readonly KeyType[] = ["ecdsa-p256", "rsa-2048"];
+export const KEY_TYPES: readonly KeyType[] = ["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"];
 
 /** The WebCrypto implementation used everywhere unless a caller injects another one. */
 export const defaultCrypto: Crypto = webcrypto as unknown as Crypto;
 
 /**
+ * Validate a key type name.
+ * @throws InvalidArgumentError naming the supported types.
+ */
+export function parseKeyType(value: string): KeyType {
+  if ((KEY_TYPES as readonly string[]).includes(value)) return value as KeyType;
+  throw new InvalidArgumentError("key type", value, `use one of ${KEY_TYPES.join(", ")}`);
+}
+
+/** Whether a key type is RSA (leaf key usage then includes keyEncipherment). */
+export function isRsa(type: KeyType): boolean {
+  return type.startsWith("rsa-");
+}
+
+/**
  * WebCrypto parameters for generating and importing a key of this type.
  * @throws InvalidArgumentError for an unsupported type.
  */
-export function keyAlgorithm(type: KeyType): RsaHashedKeyGenParams | EcKeyGenParams {
+export function keyAlgorithm(type: KeyType): RsaHashedKeyGenParams | EcKeyGenParams | Algorithm {
   switch (type) {
     case "ecdsa-p256":
       return { name: "ECDSA", namedCurve: "P-256" };
+    case "ecdsa-p384":
+      return { name: "ECDSA", namedCurve: "P-384" };
     case "rsa-2048":
+    case "rsa-3072":
+    case "rsa-4096":
       return {
         name: "RSASSA-PKCS1-v1_5",
         hash: "SHA-256",
         // F4, the exponent every TLS stack expects.
         publicExponent: new Uint8Array([1, 0, 1]),
-        modulusLength: 2048,
+        modulusLength: Number(type.slice(4)),
       };
+    case "ed25519":
+      return { name: "Ed25519" };
     default:
       throw new InvalidArgumentError("key type", type, `use one of ${KEY_TYPES.join(", ")}`);
   }
 }
 
 /**
- * The signature algorithm a key of this type signs certificates and OCSP responses with:
- * ecdsa-with-SHA256 or sha256WithRSAEncryption.
+ * The signature algorithm a key of this type signs certificates, CRLs and OCSP responses with:
+ * ecdsa-with-SHA256 (P-256), ecdsa-with-SHA384 (P-384), sha256WithRSAEncryption, or Ed25519
+ * (RFC 8410, no separate hash).
  */
 export function signingAlgorithm(type: KeyType): Algorithm | EcdsaParams {
-  return type === "ecdsa-p256" ? { name: "ECDSA", hash: "SHA-256" } : { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+  switch (type) {
+    case "ecdsa-p256":
+      return { name: "ECDSA", hash: "SHA-256" };
+    case "ecdsa-p384":
+      return { name: "ECDSA", hash: "SHA-384" };
+    case "ed25519":
+      return { name: "Ed25519" };
+    default:
+      return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+  }
+}
+
+/** The hash that goes with a key type's signatures (SHA-384 for P-384, SHA-256 otherwise). */
+export function signingHash(type: KeyType): "SHA-256" | "SHA-384" {
+  return type === "ecdsa-p384" ? "SHA-384" : "SHA-256";
+}
+
+/**
+ * The key type of a public key (e.g. from a CSR).
+ * @throws InvalidArgumentError for a key the lab does not handle (DSA, P-521, RSA of another size...).
+ */
+export function keyTypeOf(publicKey: x509.PublicKey): KeyType {
+  const alg = publicKey.algorithm as Algorithm & { namedCurve?: string; modulusLength?: number };
+  if (alg.name === "ECDSA" && alg.namedCurve === "P-256") return "ecdsa-p256";
+  if (alg.name === "ECDSA" && alg.namedCurve === "P-384") return "ecdsa-p384";
+  if (alg.name === "Ed25519" || alg.name === "EdDSA") return "ed25519";
+  if (alg.name === "RSASSA-PKCS1-v1_5" || alg.name === "RSA-PSS" || alg.name === "RSA-OAEP") {
+    const type = `rsa-${alg.modulusLength}`;
+    if ((KEY_TYPES as readonly string[]).includes(type)) return type as KeyType;
+  }
+  throw new InvalidArgumentError("public key", `${alg.name} ${alg.namedCurve ?? alg.modulusLength ?? ""}`.trim(), `use a key of type ${KEY_TYPES.join(", ")}`);
 }
 
 /** Generate an extractable key pair of `type`. */

@@ -6,15 +6,27 @@ import type { CRLReason } from "./crl-reason.js";
 import type { KeyType } from "./keys.js";
 import { LockTimeoutError, StateCorruptError, StateExistsError, StateNotFoundError } from "./errors.js";
 
-/** What a certificate in the CA is for. */
-export type CertificateKind = "root" | "ocsp-signer" | "server";
+/** What a certificate in the CA is for: a CA (root, intermediate) or a profile it issued. */
+export type CertificateKind = "root" | "intermediate" | "ocsp-signer" | "server" | "client";
 
 /** A revocation as recorded in the store (RFC 5280 §5.3.1 reason, RFC 6960 revocationTime). */
 export interface RevocationRecord {
-  /** ISO 8601 revocation time. */
+  /** ISO 8601 revocation time (may be backdated). */
   time: string;
-  /** RFC 5280 CRLReason code. */
+  /** RFC 5280 CRLReason code; certificateHold (6) for a hold. */
   reason: CRLReason;
+  /** RFC 5280 §5.3.2 invalidity date, ISO 8601. */
+  invalidityDate?: string;
+  /** When the revocation was written to the store, ISO 8601 (what delta CRLs select on). */
+  recordedAt?: string;
+}
+
+/** The CRL numbering of one issuer (RFC 5280 §5.2.3), persisted so a number is never reused. */
+export interface CrlState {
+  /** Last CRL Number used, full or delta (they share one sequence). */
+  lastNumber: number;
+  /** The full CRL that current delta CRLs are relative to (RFC 5280 §5.2.4 BaseCRLNumber). */
+  base?: { number: number; thisUpdate: string };
 }
 
 /** One issued certificate. Paths are relative to the state folder. */
@@ -30,13 +42,23 @@ export interface CertificateRecord {
   notAfter: string;
   /** PEM certificate file. */
   certFile: string;
-  /** PEM PKCS#8 private key file (mode 0600). */
-  keyFile: string;
-  /** For server certificates: issuer chain (PEM) and leaf + chain (PEM). */
+  /** PEM PKCS#8 private key file (mode 0600); absent for a certificate signed from a CSR. */
+  keyFile?: string;
+  /** Serial of the issuing CA; absent for the root (and, in first-slice stores, meaning the root). */
+  issuer?: string;
+  /** Issuer chain up to the root (PEM), and the certificate followed by it (PEM). */
   chainFile?: string;
   fullchainFile?: string;
-  /** Present once revoked. */
+  /** For CAs: serial of its delegated OCSP signer. */
+  ocspSigner?: string;
+  /** For CAs: basicConstraints pathLenConstraint; absent means unlimited. */
+  pathLength?: number;
+  /** For deliberately broken OCSP signers: the defect. */
+  flaw?: string;
+  /** Present while revoked (or on hold). */
   revocation?: RevocationRecord;
+  /** When it was last released from certificateHold, ISO 8601 (delta CRLs list it as removeFromCRL). */
+  releasedAt?: string;
 }
 
 /** The CA database, `ca.json` in the state folder. */
@@ -50,6 +72,8 @@ export interface CaDatabase {
   ocspSigner: string;
   /** Every certificate, keyed by canonical serial. */
   certificates: Record<string, CertificateRecord>;
+  /** CRL numbering per issuing CA serial. */
+  crls?: Record<string, CrlState>;
 }
 
 /** File name of the database inside the state folder. */

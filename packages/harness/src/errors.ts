@@ -29,13 +29,6 @@ export class ScenarioTimeoutError extends HarnessError {
   }
 }
 
-/** `revoke` was given something that is neither a serial nor a readable certificate file. */
-export class RevokeTargetError extends HarnessError {
-  constructor(target: string, detail: string) {
-    super("OCSP_LAB_REVOKE_TARGET", `cannot revoke "${target}": ${detail}`);
-  }
-}
-
 /** A port asked for is taken by another process. */
 export class PortInUseError extends HarnessError {
   constructor(what: string, port: number, flag: string, options?: { cause?: unknown }) {

@@ -15,4 +15,4 @@ export { NodeStrictClient } from "./clients/node-client.js";
 export { CurlClient } from "./clients/curl-client.js";
 export { OpensslClient } from "./clients/openssl-client.js";
 export type { ClientDriver, ClientObservation, TlsTarget } from "./clients/client.js";
-export { HarnessError, UsageError, ScenarioTimeoutError, RevokeTargetError, PortInUseError } from "./errors.js";
+export { HarnessError, UsageError, ScenarioTimeoutError, PortInUseError } from "./errors.js";

@@ -141,7 +141,7 @@ async function reusableLeaf(ca: CertificateAuthority, url: string, clock: Clock)
     return undefined;
   }
   const rec = saved.serial ? ca.get(saved.serial) : undefined;
-  if (!rec || rec.kind !== "server" || !rec.chainFile || !rec.fullchainFile) return undefined;
+  if (!rec || rec.kind !== "server" || !rec.keyFile || !rec.chainFile || !rec.fullchainFile) return undefined;
   const certFile = ca.store.path(rec.certFile);
   const certificate = new x509.X509Certificate(await fs.readFile(certFile, "utf8"));
   if (aiaOcspUrl(certificate) !== url || certificate.notAfter.getTime() < clock.now().getTime()) return undefined;

@@ -1,7 +1,4 @@
-import { promises as fs } from "node:fs";
-import * as x509 from "@peculiar/x509";
-import { CRLReason, CertificateAuthority, crlReasonName, normalizeSerial, parseCrlReason, type CertificateRecord } from "@ocsp-lab/ca";
-import { RevokeTargetError } from "./errors.js";
+import { CRLReason, CertificateAuthority, crlReasonName, parseCrlReason, serialOfTarget, type CertificateRecord } from "@ocsp-lab/ca";
 
 /** Options of revokeCertificate. */
 export interface RevokeOptions {
@@ -18,39 +15,18 @@ export interface RevokeOptions {
 /**
  * Revoke a certificate of the CA in `stateDir`, by serial or certificate file. A running
  * responder on the same state folder answers `revoked` within a second.
- * @throws RevokeTargetError when the target is neither a readable certificate nor hex;
+ * @throws InvalidArgumentError when the target is neither a readable certificate nor hex;
  * InvalidReasonError for a bad reason; UnknownSerialError when the CA did not issue it;
  * StateNotFoundError when there is no CA.
  */
 export async function revokeCertificate(options: RevokeOptions): Promise<CertificateRecord> {
   const reason = options.reason === undefined ? CRLReason.unspecified : parseCrlReason(options.reason);
-  const serial = await serialOf(options.target);
+  const serial = await serialOfTarget(options.target);
   const ca = await CertificateAuthority.open(options.stateDir);
   try {
     return await ca.revoke(serial, { reason, ...(options.time ? { time: options.time } : {}) });
   } finally {
     ca.close();
-  }
-}
-
-async function serialOf(target: string): Promise<string> {
-  let text: string | undefined;
-  try {
-    text = await fs.readFile(target, "utf8");
-  } catch {
-    text = undefined;
-  }
-  if (text !== undefined) {
-    try {
-      return normalizeSerial(new x509.X509Certificate(text).serialNumber);
-    } catch {
-      throw new RevokeTargetError(target, "the file is not a PEM certificate");
-    }
-  }
-  try {
-    return normalizeSerial(target);
-  } catch {
-    throw new RevokeTargetError(target, "it is neither a certificate file nor a hexadecimal serial");
   }
 }
 

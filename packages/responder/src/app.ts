@@ -10,9 +10,19 @@ import type { RequestLog } from "./request-log.js";
 /** Largest request body accepted, in bytes. A real OCSP request is a few hundred bytes. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
+/**
+ * Where CRLs come from: the DER of the full (or delta) CRL of the CA with this serial, or
+ * undefined when there is none.
+ */
+export interface CrlSource {
+  crl(issuerSerial: string, delta: boolean): Promise<Uint8Array | undefined>;
+}
+
 /** What the HTTP layer needs. */
 export interface ResponderAppDeps {
   service: OcspService;
+  /** Serves `GET /crl/<issuer serial>.crl` and `/crl/<issuer serial>-delta.crl` when given. */
+  crls?: CrlSource;
   behaviour: Behaviour;
   log: RequestLog;
   clock: Clock;
@@ -32,6 +42,25 @@ export function createResponderApp(deps: ResponderAppDeps): Express {
   const app = express();
   app.disable("x-powered-by");
   app.disable("etag");
+  // CRL distribution points (RFC 5280 §4.2.1.13): DER over HTTP, `application/pkix-crl` (RFC 2585).
+  // An OCSP GET path is base64 of a DER SEQUENCE and starts with "M", so "/crl/" never collides.
+  app.get(/^\/crl\/([0-9a-f]+)(-delta)?\.crl$/, (req, res, next) => {
+    const [, serial, delta] = /^\/crl\/([0-9a-f]+)(-delta)?\.crl$/.exec(req.path)!;
+    if (!deps.crls) {
+      next();
+      return;
+    }
+    deps.crls
+      .crl(serial!, delta !== undefined)
+      .then((der) => {
+        if (!der) {
+          res.status(404).type("text/plain").send(`no CRL for issuer ${serial}\n`);
+          return;
+        }
+        res.status(200).set({ "Content-Type": "application/pkix-crl", "Cache-Control": "no-cache" }).end(Buffer.from(der));
+      })
+      .catch(next);
+  });
   app.use((req, res, next) => {
     if (req.method !== "GET" && req.method !== "POST") {
       next();

@@ -1,6 +1,6 @@
 export { OcspResponder, StartedOcspResponder } from "./responder.js";
 export { createResponderApp, decodeGetPath, MAX_REQUEST_BYTES } from "./app.js";
-export type { ResponderAppDeps } from "./app.js";
+export type { CrlSource, ResponderAppDeps } from "./app.js";
 export { OcspService, MAX_NONCE_LENGTH } from "./ocsp-service.js";
 export type { OcspServiceOptions, ServiceAnswer } from "./ocsp-service.js";
 export { OcspResponseGenerator } from "./response-generator.js";

@@ -3,7 +3,8 @@ import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { pino, type Logger } from "pino";
 import { defaultCrypto, systemClock, type CertificateAuthority, type Clock, type Signer } from "@ocsp-lab/ca";
-import { createResponderApp } from "./app.js";
+import { readFile } from "node:fs/promises";
+import { createResponderApp, type CrlSource } from "./app.js";
 import { Behaviour, type Fault, type StatusOverride } from "./behaviour.js";
 import { ResponderStateError } from "./errors.js";
 import { OcspService } from "./ocsp-service.js";
@@ -28,16 +29,33 @@ export class OcspResponder {
   private logger: Logger = pino({ level: "silent" });
   private readonly source: StatusSource;
   private readonly signer: Signer;
+  private readonly crls: CrlSource | undefined;
 
-  /** A responder answering from `source`, signing with `signer`. */
-  constructor(params: { source: StatusSource; signer: Signer }) {
+  /** A responder answering from `source`, signing with `signer`, serving CRLs from `crls` if given. */
+  constructor(params: { source: StatusSource; signer: Signer; crls?: CrlSource }) {
     this.source = params.source;
     this.signer = params.signer;
+    this.crls = params.crls;
   }
 
-  /** A responder for a lab CA: statuses from its store, signed by its delegated OCSP signer. */
+  /**
+   * A responder for a lab CA: statuses from its store, signed by its delegated OCSP signer, and
+   * the CA's CRLs at `/crl/<issuer serial>.crl` (full) and `/crl/<issuer serial>-delta.crl`.
+   */
   static async forCa(ca: CertificateAuthority, crypto?: Crypto): Promise<OcspResponder> {
-    return new OcspResponder({ source: await CaStatusSource.create(ca, crypto), signer: ca.ocspSigner });
+    const crls: CrlSource = {
+      async crl(issuerSerial, delta) {
+        const rec = ca.get(issuerSerial);
+        if (!rec || (rec.kind !== "root" && rec.kind !== "intermediate")) return undefined;
+        const files = ca.crlFiles(issuerSerial);
+        try {
+          return new Uint8Array(await readFile(delta ? files.deltaDer : files.fullDer));
+        } catch {
+          return undefined;
+        }
+      },
+    };
+    return new OcspResponder({ source: await CaStatusSource.create(ca, crypto), signer: ca.ocspSigner, crls });
   }
 
   /** Interface to bind; default 127.0.0.1 (nothing listens beyond this machine unless asked). */
@@ -88,7 +106,7 @@ export class OcspResponder {
       crypto: this.crypto,
       validitySeconds: this.validitySeconds,
     });
-    const app = createResponderApp({ service, behaviour, log, clock: this.clock, logger: this.logger });
+    const app = createResponderApp({ service, behaviour, log, clock: this.clock, logger: this.logger, ...(this.crls ? { crls: this.crls } : {}) });
     const server = createServer(app);
     server.listen(this.port, this.host);
     await once(server, "listening");
@@ -133,6 +151,11 @@ export class StartedOcspResponder {
   get url(): string {
     const host = this.hostName.includes(":") ? `[${this.hostName}]` : this.hostName;
     return `http://${host}:${this.port}`;
+  }
+
+  /** URL of the full CRL of the CA `issuerSerial`, to put in CRLDistributionPoints (served by forCa responders). */
+  crlUrl(issuerSerial: string, delta = false): string {
+    return `${this.url}/crl/${issuerSerial}${delta ? "-delta" : ""}.crl`;
   }
 
   /** See Behaviour.setStatus. */

@@ -10,6 +10,12 @@ export const OID = {
   kpOcspSigning: "1.3.6.1.5.5.7.3.9",
   /** RFC 5280 §4.2.1.12 id-kp-serverAuth. */
   kpServerAuth: "1.3.6.1.5.5.7.3.1",
+  /** RFC 5280 §4.2.1.12 id-kp-clientAuth. */
+  kpClientAuth: "1.3.6.1.5.5.7.3.2",
+  /** RFC 5280 §5.2.3 id-ce-cRLNumber. */
+  ceCrlNumber: "2.5.29.20",
+  /** RFC 5280 §5.2.4 id-ce-deltaCRLIndicator. */
+  ceDeltaCrlIndicator: "2.5.29.27",
   /** RFC 5280 §4.2.2.1 id-ad-ocsp (AuthorityInfoAccess accessMethod). */
   adOcsp: "1.3.6.1.5.5.7.48.1",
   /** RFC 7633 id-pe-tlsfeature. */

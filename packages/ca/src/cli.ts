@@ -1,0 +1,411 @@
+import { promises as fs, realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { Command, CommanderError, InvalidArgumentError as CommanderArgumentError, Option } from "commander";
+import * as x509 from "@peculiar/x509";
+import { CertificateAuthority, type IssueOptions, type IssuedCertificate } from "./certificate-authority.js";
+import { CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "./crl-reason.js";
+import { toOpensslIndex } from "./export/openssl-index.js";
+import { toPkcs12 } from "./export/pkcs12.js";
+import { KEY_TYPES, parseKeyType } from "./keys.js";
+import { PROFILES, SIGNER_FLAWS, type Profile, type SignerFlaw } from "./profiles.js";
+import { resolveStateDir } from "./state-dir.js";
+import type { CertificateRecord } from "./store.js";
+import { serialOfTarget } from "./target.js";
+
+/** Streams and environment the CLI uses, injectable so tests read output without a child process. */
+export interface CaCliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+const date = (flag: string) => (v: string): Date => {
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new CommanderArgumentError(`${flag} must be an ISO 8601 date such as 2026-01-31T12:00:00Z, got "${v}"`);
+  return d;
+};
+const number = (flag: string, integer = false) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new CommanderArgumentError(`${flag} must be a ${integer ? "whole " : ""}number ≥ 0, got "${v}"`);
+  return n;
+};
+const choice = <T extends string>(flag: string, allowed: readonly T[]) => (v: string): T => {
+  if (!(allowed as readonly string[]).includes(v)) throw new CommanderArgumentError(`${flag} must be one of ${allowed.join(", ")}, got "${v}"`);
+  return v as T;
+};
+
+interface IssueFlags {
+  profile?: Profile;
+  issuer?: string;
+  dns?: string[];
+  ip?: string[];
+  email?: string[];
+  uri?: string[];
+  cn?: string;
+  org?: string;
+  ou?: string;
+  country?: string;
+  keyType?: string;
+  days?: number;
+  notBefore?: Date;
+  notAfter?: Date;
+  backdate?: number;
+  ocspUrl?: string;
+  caIssuersUrl?: string;
+  crlUrl?: string;
+  mustStaple?: boolean;
+  pathLength?: number;
+  flaw?: SignerFlaw;
+  json?: boolean;
+}
+
+function issueOptions(cmd: Command, withKey: boolean): Command {
+  cmd
+    .addOption(new Option("--issuer <serial>", "serial of the issuing CA (default the root)"))
+    .option("--dns <name>", "DNS SAN (repeatable)", collect)
+    .option("--ip <address>", "IP SAN (repeatable)", collect)
+    .option("--email <address>", "email SAN, client certificates (repeatable)", collect)
+    .option("--uri <uri>", "URI SAN, client certificates (repeatable)", collect)
+    .option("--cn <name>", "subject common name (default the first SAN)")
+    .option("--org <name>", "subject organization")
+    .option("--ou <name>", "subject organizational unit")
+    .option("--country <cc>", "subject country (two letters)")
+    .addOption(new Option("--days <n>", "validity in days").argParser(number("--days")))
+    .addOption(new Option("--not-before <iso8601>", "validity start").argParser(date("--not-before")))
+    .addOption(new Option("--not-after <iso8601>", "validity end").argParser(date("--not-after")))
+    .addOption(new Option("--backdate <seconds>", "start this long before now (default 3600)").argParser(number("--backdate")))
+    .option("--ocsp-url <url>", "AuthorityInfoAccess OCSP URL")
+    .option("--ca-issuers-url <url>", "AuthorityInfoAccess caIssuers URL")
+    .option("--crl-url <url>", "CRL distribution point URL")
+    .option("--must-staple", "RFC 7633 TLS Feature status_request")
+    .addOption(new Option("--path-length <n>", "intermediates: pathLenConstraint (default 0)").argParser(number("--path-length", true)))
+    .addOption(new Option("--flaw <flaw>", `ocsp-signer: a deliberate defect (${SIGNER_FLAWS.join(", ")})`).argParser(choice("--flaw", SIGNER_FLAWS)))
+    .option("--json", "print the result as JSON");
+  if (withKey) cmd.addOption(new Option("--key-type <type>", `key type (${KEY_TYPES.join(", ")}; default the issuer's)`).argParser(choice("--key-type", KEY_TYPES)));
+  return cmd;
+}
+
+function toIssueOptions(f: IssueFlags): IssueOptions {
+  const o: IssueOptions = {};
+  if (f.issuer) o.issuer = f.issuer;
+  if (f.dns) o.dnsNames = f.dns;
+  if (f.ip) o.ipAddresses = f.ip;
+  if (f.email) o.emails = f.email;
+  if (f.uri) o.uris = f.uri;
+  if (f.cn || f.org || f.ou || f.country) {
+    o.subject = {
+      ...(f.cn ? { commonName: f.cn } : {}),
+      ...(f.org ? { organization: f.org } : {}),
+      ...(f.ou ? { organizationalUnit: f.ou } : {}),
+      ...(f.country ? { country: f.country } : {}),
+    };
+  }
+  if (f.keyType) o.keyType = parseKeyType(f.keyType);
+  if (f.days !== undefined) o.validityDays = f.days;
+  if (f.notBefore) o.notBefore = f.notBefore;
+  if (f.notAfter) o.notAfter = f.notAfter;
+  if (f.backdate !== undefined) o.backdateSeconds = f.backdate;
+  if (f.ocspUrl) o.ocspUrl = f.ocspUrl;
+  if (f.caIssuersUrl) o.caIssuersUrl = f.caIssuersUrl;
+  if (f.crlUrl) o.crlUrl = f.crlUrl;
+  if (f.mustStaple) o.mustStaple = true;
+  if (f.pathLength !== undefined) o.pathLength = f.pathLength;
+  if (f.flaw) o.flaw = f.flaw;
+  return o;
+}
+
+function describeIssued(c: IssuedCertificate): string {
+  return [
+    `issued ${c.profile} certificate serial ${c.serial} (${c.certificate.subject}), valid until ${c.certificate.notAfter.toISOString()}`,
+    `  certificate  ${c.certFile}`,
+    ...(c.keyFile ? [`  key          ${c.keyFile}`] : []),
+    `  chain        ${c.chainFile}`,
+    `  fullchain    ${c.fullchainFile}`,
+  ].join("\n");
+}
+
+function issuedJson(c: IssuedCertificate): object {
+  return {
+    serial: c.serial,
+    profile: c.profile,
+    subject: c.certificate.subject,
+    notBefore: c.certificate.notBefore.toISOString(),
+    notAfter: c.certificate.notAfter.toISOString(),
+    certFile: c.certFile,
+    ...(c.keyFile ? { keyFile: c.keyFile } : {}),
+    chainFile: c.chainFile,
+    fullchainFile: c.fullchainFile,
+  };
+}
+
+function statusWord(r: CertificateRecord): string {
+  if (!r.revocation) return "good";
+  return `revoked (${crlReasonName(r.revocation.reason)} at ${r.revocation.time})`;
+}
+
+/**
+ * Run the `ocsp-ca` command with `argv` (without node and script). Resolves with the exit code:
+ * 0 success, 1 failure, 2 usage error. Errors are printed as one line without a stack trace and
+ * leave the store untouched (every change is one locked, atomic write that happens last).
+ */
+export async function caMain(argv: string[], io: CaCliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  const out = (s: string): void => void io.stdout.write(s.endsWith("\n") ? s : s + "\n");
+  const program = new Command("ocsp-ca")
+    .description("The ocsp-lab private CA: issue, revoke, hold, CRLs and exports in one state folder.")
+    .option("--state-dir <dir>", "state folder (default $OCSP_LAB_HOME or ./.ocsp-lab)")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(`ocsp-ca: ${s.replace(/^error: /, "").trimEnd()} (see ocsp-ca --help)\n`),
+    })
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  ocsp-ca init                                         create the CA in ./.ocsp-lab",
+        "  ocsp-ca issue --dns localhost --ip 127.0.0.1 --ocsp-url http://127.0.0.1:8080",
+        "  ocsp-ca issue --profile client --email me@lab.test",
+        "  ocsp-ca issue --profile intermediate --path-length 0",
+        "  ocsp-ca sign-csr req.csr --dns app.lab.test",
+        "  ocsp-ca revoke certs/<serial>/cert.pem --reason keyCompromise",
+        "  ocsp-ca hold <serial>   ocsp-ca release <serial>",
+        "  ocsp-ca list --revoked --json",
+        "  ocsp-ca crl --refresh",
+        "  ocsp-ca export <serial> --format pkcs12 --password changeit --out leaf.p12",
+        "  ocsp-ca export --format index --out index.txt   (then: openssl ocsp -index index.txt ...)",
+      ].join("\n"),
+    );
+  const stateDir = (): string => resolveStateDir(program.opts<{ stateDir?: string }>().stateDir, io.env);
+  const open = (): Promise<CertificateAuthority> => CertificateAuthority.open(stateDir());
+
+  program
+    .command("init")
+    .description("create the CA (root and OCSP signer) in the state folder")
+    .addOption(new Option("--key-type <type>", "key type of the root (default ecdsa-p256)").argParser(choice("--key-type", KEY_TYPES)))
+    .option("--cn <name>", "root common name")
+    .option("--json", "print the result as JSON")
+    .action(async (f: { keyType?: string; cn?: string; json?: boolean }) => {
+      const ca = await CertificateAuthority.init(stateDir(), {
+        ...(f.keyType ? { keyType: parseKeyType(f.keyType) } : {}),
+        ...(f.cn ? { commonName: f.cn } : {}),
+      });
+      if (f.json) out(JSON.stringify({ stateDir: ca.stateDir, caFile: ca.rootFile, rootSerial: ca.rootSerial, ocspSignerFile: ca.ocspSignerFile, crlFile: ca.crlFiles().full }));
+      else out(`created CA "${ca.root.certificate.subject}" in ${ca.stateDir}\n  trust anchor  ${ca.rootFile}\n  OCSP signer   ${ca.ocspSignerFile}\n  CRL           ${ca.crlFiles().full}\nnext: ocsp-ca issue --dns localhost --ip 127.0.0.1`);
+    });
+
+  issueOptions(program.command("issue").description(`issue a certificate (profiles: ${PROFILES.join(", ")})`), true)
+    .addOption(new Option("--profile <profile>", "what the certificate is for (default server)").argParser(choice("--profile", PROFILES)))
+    .action(async (f: IssueFlags) => {
+      const ca = await open();
+      const issued = await ca.issue(f.profile ?? "server", toIssueOptions(f));
+      out(f.json ? JSON.stringify(issuedJson(issued)) : describeIssued(issued));
+    });
+
+  issueOptions(program.command("sign-csr").description("sign a PKCS#10 CSR (its signature must verify); subject and SANs from the CSR unless given").argument("<csrFile>"), false)
+    .addOption(new Option("--profile <profile>", "what the certificate is for (default server)").argParser(choice("--profile", PROFILES)))
+    .action(async (file: string, f: IssueFlags) => {
+      const text = await fs.readFile(file, "utf8").catch(() => {
+        throw new CommanderArgumentError(`cannot read CSR file "${file}"`);
+      });
+      const ca = await open();
+      const issued = await ca.signCsr(text, f.profile ?? "server", toIssueOptions(f));
+      out(f.json ? JSON.stringify(issuedJson(issued)) : describeIssued(issued));
+    });
+
+  program
+    .command("revoke")
+    .description("revoke a certificate; the CRLs are republished and a running responder sees it within 1 s")
+    .argument("<serial|certFile>")
+    .option("--reason <reason>", `RFC 5280 CRLReason (${CRL_REASON_NAMES.join(", ")})`, "unspecified")
+    .addOption(new Option("--time <iso8601>", "revocation time (default now)").argParser(date("--time")))
+    .addOption(new Option("--invalidity-date <iso8601>", "RFC 5280 invalidity date").argParser(date("--invalidity-date")))
+    .option("--json", "print the record as JSON")
+    .action(async (target: string, f: { reason: string; time?: Date; invalidityDate?: Date; json?: boolean }) => {
+      const reason = parseCrlReason(f.reason);
+      const serial = await serialOfTarget(target);
+      const ca = await open();
+      const rec = await ca.revoke(serial, { reason, ...(f.time ? { time: f.time } : {}), ...(f.invalidityDate ? { invalidityDate: f.invalidityDate } : {}) });
+      out(f.json ? JSON.stringify(rec) : `revoked serial ${rec.serial} (${rec.subject}) reason ${crlReasonName(rec.revocation!.reason)} at ${rec.revocation!.time}; CRLs republished`);
+    });
+
+  program
+    .command("hold")
+    .description("put a certificate on hold (certificateHold); undo with release")
+    .argument("<serial|certFile>")
+    .option("--json", "print the record as JSON")
+    .action(async (target: string, f: { json?: boolean }) => {
+      const serial = await serialOfTarget(target);
+      const rec = await (await open()).hold(serial);
+      out(f.json ? JSON.stringify(rec) : `serial ${rec.serial} is on hold (certificateHold); release it with: ocsp-ca release ${rec.serial}`);
+    });
+
+  program
+    .command("release")
+    .description("release a certificate from hold (delta CRLs list it as removeFromCRL)")
+    .argument("<serial|certFile>")
+    .option("--json", "print the record as JSON")
+    .action(async (target: string, f: { json?: boolean }) => {
+      const serial = await serialOfTarget(target);
+      const rec = await (await open()).release(serial);
+      out(f.json ? JSON.stringify(rec) : `serial ${rec.serial} released from hold; it is good again`);
+    });
+
+  program
+    .command("list")
+    .description("list the certificates of the CA")
+    .option("--revoked", "only revoked and held ones")
+    .option("--json", "print JSON")
+    .action(async (f: { revoked?: boolean; json?: boolean }) => {
+      const ca = await open();
+      const rows = f.revoked ? ca.listRevoked() : ca.list();
+      if (f.json) {
+        out(JSON.stringify(rows));
+        return;
+      }
+      for (const r of rows) out(`${r.serial}  ${r.kind.padEnd(12)}  ${statusWord(r).padEnd(10)}  ${r.subject}`);
+      out(`${rows.length} certificate(s)`);
+    });
+
+  program
+    .command("show")
+    .description("show one certificate: record, status, files")
+    .argument("<serial|certFile>")
+    .option("--json", "print JSON")
+    .action(async (target: string, f: { json?: boolean }) => {
+      const serial = await serialOfTarget(target);
+      const ca = await open();
+      const rec = ca.get(serial);
+      if (!rec) throw new CommanderArgumentError(`no certificate with serial ${serial} in ${ca.stateDir}; list them with: ocsp-ca list`);
+      if (f.json) {
+        out(JSON.stringify({ ...rec, status: ca.status(serial).status }));
+        return;
+      }
+      const cert = new x509.X509Certificate(await fs.readFile(ca.store.path(rec.certFile), "utf8"));
+      out(
+        [
+          `serial      ${rec.serial}`,
+          `kind        ${rec.kind}${rec.flaw ? ` (flaw: ${rec.flaw})` : ""}`,
+          `subject     ${rec.subject}`,
+          `issuer      ${cert.issuer}`,
+          `validity    ${rec.notBefore} → ${rec.notAfter}`,
+          `key type    ${rec.keyType}`,
+          `status      ${statusWord(rec)}`,
+          `certificate ${ca.store.path(rec.certFile)}`,
+          ...(rec.keyFile ? [`key         ${ca.store.path(rec.keyFile)}`] : []),
+        ].join("\n"),
+      );
+    });
+
+  program
+    .command("crl")
+    .description("print where the CRLs are; --refresh publishes a new full (base) CRL and an empty delta")
+    .option("--issuer <serial>", "the CA (default the root)")
+    .option("--refresh", "publish fresh CRLs for every CA now")
+    .option("--json", "print JSON")
+    .action(async (f: { issuer?: string; refresh?: boolean; json?: boolean }) => {
+      const ca = await open();
+      if (f.refresh) await ca.refreshCrls();
+      const issuer = f.issuer ?? ca.rootSerial;
+      const files = ca.crlFiles(issuer);
+      const crl = new x509.X509Crl(await fs.readFile(files.full, "utf8"));
+      const info = {
+        issuer,
+        thisUpdate: crl.thisUpdate.toISOString(),
+        nextUpdate: crl.nextUpdate?.toISOString(),
+        entries: crl.entries.length,
+        files,
+      };
+      if (f.json) out(JSON.stringify(info));
+      else out(`CRL of ${crl.issuer}: ${info.entries} entr${info.entries === 1 ? "y" : "ies"}, thisUpdate ${info.thisUpdate}, nextUpdate ${info.nextUpdate}\n  full   ${files.full} (DER ${files.fullDer})\n  delta  ${files.delta} (DER ${files.deltaDer})\ncheck: openssl crl -in ${files.full} -CAfile ${ca.rootFile} -noout`);
+    });
+
+  program
+    .command("export")
+    .description("export a certificate (pkcs12, pem chain) or the whole CA as an openssl index.txt")
+    .argument("[serial|certFile]", "the certificate (not needed for --format index)")
+    .addOption(new Option("--format <format>", "pkcs12, fullchain, chain or index").argParser(choice("--format", ["pkcs12", "fullchain", "chain", "index"] as const)).makeOptionMandatory())
+    .option("--password <password>", "PKCS#12 password")
+    .option("--out <file>", "where to write (default stdout; PKCS#12 needs a file)")
+    .action(async (target: string | undefined, f: { format: "pkcs12" | "fullchain" | "chain" | "index"; password?: string; out?: string }) => {
+      const ca = await open();
+      let data: string | Uint8Array;
+      if (f.format === "index") {
+        const entries = await Promise.all(
+          ca
+            .list()
+            .filter((r) => r.kind !== "root" && r.kind !== "intermediate")
+            .map(async (r) => ({
+              serial: r.serial,
+              notAfter: new Date(r.notAfter),
+              subject: new x509.X509Certificate(await fs.readFile(ca.store.path(r.certFile), "utf8")).subject,
+              ...(r.revocation ? { revocation: { time: new Date(r.revocation.time), reason: r.revocation.reason } } : {}),
+            })),
+        );
+        data = toOpensslIndex(entries);
+      } else {
+        if (!target) throw new CommanderArgumentError(`--format ${f.format} needs a serial or certificate file`);
+        const serial = await serialOfTarget(target);
+        const rec = ca.get(serial);
+        if (!rec) throw new CommanderArgumentError(`no certificate with serial ${serial} in ${ca.stateDir}; list them with: ocsp-ca list`);
+        const read = (rel: string | undefined): Promise<string> => (rel ? fs.readFile(ca.store.path(rel), "utf8") : Promise.resolve(""));
+        if (f.format === "pkcs12") {
+          if (!f.password) throw new CommanderArgumentError("--format pkcs12 needs --password (Java keystores refuse an empty one)");
+          if (!f.out) throw new CommanderArgumentError("--format pkcs12 needs --out <file> (it is binary)");
+          if (!rec.keyFile) throw new CommanderArgumentError(`serial ${serial} was signed from a CSR; its key is not here, so there is no PKCS#12 to make`);
+          const chain = await read(rec.chainFile);
+          data = toPkcs12({
+            keyPem: await read(rec.keyFile),
+            certPem: await read(rec.certFile),
+            chainPems: chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [],
+            password: f.password,
+            friendlyName: rec.subject,
+          });
+        } else {
+          data = await read(f.format === "fullchain" ? rec.fullchainFile : rec.chainFile);
+        }
+      }
+      if (f.out) {
+        await fs.writeFile(f.out, data, { mode: f.format === "pkcs12" ? 0o600 : 0o644 });
+        io.stderr.write(`wrote ${f.format} to ${f.out}\n`);
+      } else io.stdout.write(typeof data === "string" ? data : Buffer.from(data));
+    });
+
+  if (argv.length === 0) {
+    program.outputHelp();
+    return 2;
+  }
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0 || err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
+      // Thrown from an action: commander has not printed it.
+      if (err.code === "commander.invalidArgument" && !err.message.startsWith("error:")) io.stderr.write(`ocsp-ca: ${err.message}\n`);
+      return 2;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    const known = typeof (err as { code?: unknown }).code === "string" && String((err as { code: string }).code).startsWith("OCSP_LAB_");
+    io.stderr.write(`ocsp-ca: ${known ? message : `unexpected error: ${message}`}\n`);
+    if (io.env.OCSP_LAB_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + "\n");
+    return 1;
+  }
+}
+
+/** True when this module is the process entry, not an import. */
+function isEntry(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
+  caMain(process.argv.slice(2)).then((code) => process.exit(code));
+}
