@@ -1,7 +1,8 @@
-import { promises as fs, realpathSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-import { Command, CommanderError, InvalidArgumentError as CommanderArgumentError, Option } from "commander";
+import { promises as fs } from "node:fs";
+import { Command, InvalidArgumentError as CommanderArgumentError, Option } from "commander";
 import * as x509 from "@peculiar/x509";
+import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
 import { CertificateAuthority, type IssueOptions, type IssuedCertificate } from "./certificate-authority.js";
 import { CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "./crl-reason.js";
 import { toOpensslIndex } from "./export/openssl-index.js";
@@ -11,13 +12,7 @@ import { PROFILES, SIGNER_FLAWS, type Profile, type SignerFlaw } from "./profile
 import { resolveStateDir } from "./state-dir.js";
 import type { CertificateRecord } from "./store.js";
 import { serialOfTarget } from "./target.js";
-
-/** Streams and environment the CLI uses, injectable so tests read output without a child process. */
-export interface CaCliIo {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-  env: NodeJS.ProcessEnv;
-}
+import { configureProgram, isMainModule, runProgram, type CliIo } from "./cli-support.js";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const date = (flag: string) => (v: string): Date => {
@@ -149,17 +144,11 @@ function statusWord(r: CertificateRecord): string {
  * 0 success, 1 failure, 2 usage error. Errors are printed as one line without a stack trace and
  * leave the store untouched (every change is one locked, atomic write that happens last).
  */
-export async function caMain(argv: string[], io: CaCliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function caMain(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   const out = (s: string): void => void io.stdout.write(s.endsWith("\n") ? s : s + "\n");
-  const program = new Command("ocsp-ca")
+  const program = configureProgram(new Command("ocsp-ca"), "ocsp-ca", io)
     .description("The ocsp-lab private CA: issue, revoke, hold, CRLs and exports in one state folder.")
     .option("--state-dir <dir>", "state folder (default $OCSP_LAB_HOME or ./.ocsp-lab)")
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => io.stdout.write(s),
-      writeErr: (s) => io.stderr.write(s),
-      outputError: (s, write) => write(`ocsp-ca: ${s.replace(/^error: /, "").trimEnd()} (see ocsp-ca --help)\n`),
-    })
     .addHelpText(
       "after",
       [
@@ -310,16 +299,19 @@ export async function caMain(argv: string[], io: CaCliIo = { stdout: process.std
       if (f.refresh) await ca.refreshCrls();
       const issuer = f.issuer ?? ca.rootSerial;
       const files = ca.crlFiles(issuer);
-      const crl = new x509.X509Crl(await fs.readFile(files.full, "utf8"));
+      // pkijs over asn1js with a node limit sized for big CRLs (x509.X509Crl stops near 10,000 ASN.1 nodes).
+      const der = new Uint8Array(await fs.readFile(files.fullDer));
+      const asn1 = asn1js.fromBER(der, { maxNodes: 10_000_000 });
+      const crl = new pkijs.CertificateRevocationList({ schema: asn1.result });
       const info = {
         issuer,
-        thisUpdate: crl.thisUpdate.toISOString(),
-        nextUpdate: crl.nextUpdate?.toISOString(),
-        entries: crl.entries.length,
+        thisUpdate: crl.thisUpdate.value.toISOString(),
+        nextUpdate: crl.nextUpdate?.value.toISOString(),
+        entries: crl.revokedCertificates?.length ?? 0,
         files,
       };
       if (f.json) out(JSON.stringify(info));
-      else out(`CRL of ${crl.issuer}: ${info.entries} entr${info.entries === 1 ? "y" : "ies"}, thisUpdate ${info.thisUpdate}, nextUpdate ${info.nextUpdate}\n  full   ${files.full} (DER ${files.fullDer})\n  delta  ${files.delta} (DER ${files.deltaDer})\ncheck: openssl crl -in ${files.full} -CAfile ${ca.rootFile} -noout`);
+      else out(`CRL of ${ca.get(issuer)?.subject ?? issuer}: ${info.entries} entr${info.entries === 1 ? "y" : "ies"}, thisUpdate ${info.thisUpdate}, nextUpdate ${info.nextUpdate}\n  full   ${files.full} (DER ${files.fullDer})\n  delta  ${files.delta} (DER ${files.deltaDer})\ncheck: openssl crl -in ${files.full} -CAfile ${ca.rootFile} -noout`);
     });
 
   program
@@ -377,35 +369,9 @@ export async function caMain(argv: string[], io: CaCliIo = { stdout: process.std
     program.outputHelp();
     return 2;
   }
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return 0;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.exitCode === 0 || err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
-      // Thrown from an action: commander has not printed it.
-      if (err.code === "commander.invalidArgument" && !err.message.startsWith("error:")) io.stderr.write(`ocsp-ca: ${err.message}\n`);
-      return 2;
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    const known = typeof (err as { code?: unknown }).code === "string" && String((err as { code: string }).code).startsWith("OCSP_LAB_");
-    io.stderr.write(`ocsp-ca: ${known ? message : `unexpected error: ${message}`}\n`);
-    if (io.env.OCSP_LAB_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + "\n");
-    return 1;
-  }
+  return runProgram(program, "ocsp-ca", argv, io);
 }
 
-/** True when this module is the process entry, not an import. */
-function isEntry(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
+if (isMainModule(import.meta.url)) {
   caMain(process.argv.slice(2)).then((code) => process.exit(code));
 }

@@ -20,7 +20,7 @@ export class StateNotFoundError extends CaError {
   constructor(stateDir: string, options?: { cause?: unknown }) {
     super(
       "OCSP_LAB_CA_STATE_NOT_FOUND",
-      `no CA in state folder ${stateDir}: create one with \`ocsp-lab up\` or CertificateAuthority.init(), or point OCSP_LAB_HOME at an existing one`,
+      `no CA in state folder ${stateDir}: create one with \`ocsp-ca init\` (or \`ocsp-lab up\`), or point OCSP_LAB_HOME at an existing one`,
       options,
     );
   }

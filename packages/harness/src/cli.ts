@@ -1,7 +1,5 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { pathToFileURL } from "node:url";
-import { realpathSync } from "node:fs";
-import { resolveStateDir, CRL_REASON_NAMES } from "@ocsp-lab/ca";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { CRL_REASON_NAMES, configureProgram, isMainModule, resolveStateDir, runProgram, type CliIo as BaseIo } from "@ocsp-lab/ca";
 import { formatMismatches, formatTable } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
 import { runScenarios, selectClients, selectScenarios } from "./run.js";
@@ -9,10 +7,7 @@ import { SCENARIOS } from "./scenarios.js";
 import { describeEndpoints, startPersistentLab, UP_POLICY } from "./up.js";
 
 /** Streams and process hooks the CLI uses, injectable so tests read output without a child process. */
-export interface CliIo {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-  env: NodeJS.ProcessEnv;
+export interface CliIo extends BaseIo {
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
   stopSignal: () => Promise<string>;
 }
@@ -45,16 +40,9 @@ const port = (v: string): number => {
  * without a stack trace.
  */
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
-  const program = new Command("ocsp-lab")
+  const program = configureProgram(new Command("ocsp-lab"), "ocsp-lab", io)
     .description("A private CA, an OCSP responder, a stapling server and real TLS clients: every revocation case on demand.")
     .option("--state-dir <dir>", "state folder of the lab CA (default $OCSP_LAB_HOME or ./.ocsp-lab)")
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => io.stdout.write(s),
-      writeErr: (s) => io.stderr.write(s),
-      // One line: what is wrong, then where the fix is.
-      outputError: (s, write) => write(`ocsp-lab: ${s.replace(/^error: /, "").trimEnd()} (see ocsp-lab --help)\n`),
-    })
     .addHelpText(
       "after",
       [
@@ -148,33 +136,10 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       io.stdout.write("A running responder answers revoked within 1 s; the stapler staples it at its next query.\n");
     });
 
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return code;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // Help and version are exits, not errors; commander already printed its one line.
-      return err.exitCode === 0 || err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    const known = typeof (err as { code?: unknown }).code === "string" && String((err as { code: string }).code).startsWith("OCSP_LAB_");
-    io.stderr.write(`ocsp-lab: ${known ? message : `unexpected error: ${message}`}\n`);
-    if (io.env.OCSP_LAB_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + "\n");
-    return known && (err as { code: string }).code === "OCSP_LAB_USAGE" ? 2 : 1;
-  }
+  const status = await runProgram(program, "ocsp-lab", argv, io, ["OCSP_LAB_USAGE"]);
+  return status !== 0 ? status : code;
 }
 
-/** True when this module is the process entry (the `ocsp-lab` bin), not an import. */
-function isEntry(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+if (isMainModule(import.meta.url)) {
+  main(process.argv.slice(2)).then((exit) => process.exit(exit));
 }

@@ -1,0 +1,59 @@
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { Command, CommanderError } from "commander";
+
+/** Streams and environment a command uses, injectable so tests read output without a child process. */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Route a commander program's output to `io` and make its usage errors one line:
+ * `<name>: <what is wrong> (see <name> --help)`. Returns the program.
+ */
+export function configureProgram(program: Command, name: string, io: CliIo): Command {
+  return program.exitOverride().configureOutput({
+    writeOut: (s) => io.stdout.write(s),
+    writeErr: (s) => io.stderr.write(s),
+    outputError: (s, write) => write(`${name}: ${s.replace(/^error: /, "").trimEnd()} (see ${name} --help)\n`),
+  });
+}
+
+/**
+ * Parse and run `argv`; resolve with the exit code: 0 success (and help), 2 usage error, 1 any
+ * other failure. Every error is printed as one line without a stack trace (`OCSP_LAB_DEBUG=1`
+ * adds it); errors of ours (code `OCSP_LAB_*`) print their message, others are marked
+ * unexpected. `usageCodes` lists error codes that count as usage errors (exit 2).
+ */
+export async function runProgram(program: Command, name: string, argv: string[], io: CliIo, usageCodes: readonly string[] = []): Promise<number> {
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0 || err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
+      // An InvalidArgumentError thrown from an action has not been printed by commander.
+      if (err.code === "commander.invalidArgument" && !err.message.startsWith("error:")) io.stderr.write(`${name}: ${err.message}\n`);
+      return 2;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    const code = (err as { code?: unknown }).code;
+    const known = typeof code === "string" && code.startsWith("OCSP_LAB_");
+    io.stderr.write(`${name}: ${known ? message : `unexpected error: ${message}`}\n`);
+    if (io.env.OCSP_LAB_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + "\n");
+    return known && usageCodes.includes(code as string) ? 2 : 1;
+  }
+}
+
+/** True when the module at `moduleUrl` (its `import.meta.url`) is the process entry, not an import. */
+export function isMainModule(moduleUrl: string): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return moduleUrl === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
