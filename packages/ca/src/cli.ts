@@ -182,7 +182,16 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
         ...(f.cn ? { commonName: f.cn } : {}),
       });
       if (f.json) out(JSON.stringify({ stateDir: ca.stateDir, caFile: ca.rootFile, rootSerial: ca.rootSerial, ocspSignerFile: ca.ocspSignerFile, crlFile: ca.crlFiles().full }));
-      else out(`created CA "${ca.root.certificate.subject}" in ${ca.stateDir}\n  trust anchor  ${ca.rootFile}\n  OCSP signer   ${ca.ocspSignerFile}\n  CRL           ${ca.crlFiles().full}\nnext: ocsp-ca issue --dns localhost --ip 127.0.0.1`);
+      else
+        out(
+          [
+            `created CA "${ca.root.certificate.subject}" (serial ${ca.rootSerial}) in ${ca.stateDir}`,
+            `  trust anchor  ${ca.rootFile}`,
+            `  OCSP signer   ${ca.ocspSignerFile}`,
+            `  CRL           ${ca.crlFiles().full}  (an ocsp-lab responder serves it at /crl/${ca.rootSerial}.crl)`,
+            "next: ocsp-ca issue --dns localhost --ip 127.0.0.1",
+          ].join("\n"),
+        );
     });
 
   issueOptions(program.command("issue").description(`issue a certificate (profiles: ${PROFILES.join(", ")})`), true)

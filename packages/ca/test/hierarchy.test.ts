@@ -3,7 +3,7 @@ import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import { CRLReason, CertificateAuthority, InvalidArgumentError, InvalidCsrError, KEY_TYPES, type KeyType } from "@ocsp-lab/ca";
-import { run, tempDir } from "../../../test-support/index.js";
+import { eventually, run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -159,6 +159,21 @@ describe("revocation, holds and CRLs", () => {
     seen.push(await number(again.crlFiles().full), await number(again.crlFiles().delta));
     expect(seen).toEqual([...seen].sort((a, b) => a - b));
     expect(new Set(seen).size).toBe(seen.length);
+  });
+
+  it("republishes CRLs before their nextUpdate", async () => {
+    await CertificateAuthority.init(dir);
+    const ca = await CertificateAuthority.open(dir, { crlValiditySeconds: 2 });
+    const crlNumber = async (): Promise<number> => parseInt((await run("openssl", ["crl", "-in", ca.crlFiles().full, "-noout", "-crlnumber"])).stdout.split("=")[1]!, 16);
+    const first = await crlNumber();
+    const stop = ca.scheduleCrlRefresh();
+    try {
+      await eventually(crlNumber, (n) => n > first, 10_000, "a republished CRL");
+      const t = (await run("openssl", ["crl", "-in", ca.crlFiles().full, "-noout", "-nextupdate"])).stdout;
+      expect(new Date(t.split("=")[1]!).getTime()).toBeGreaterThan(Date.now());
+    } finally {
+      stop();
+    }
   });
 
   it("verifies the whole chain with CRLs of the intermediate", async () => {

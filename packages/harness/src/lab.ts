@@ -100,6 +100,8 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       .start()
       .catch((err: unknown) => rethrowPortInUse(err, "stapler", options.staplerPort ?? 0, "--port"));
     const started = responder;
+    // Keep the CA's CRLs fresh while the lab runs (republished at half their validity).
+    const stopCrls = ca.scheduleCrlRefresh((err) => logger.warn({ err }, "CRL refresh failed"));
     let stopped = false;
     return {
       ca,
@@ -111,6 +113,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       async stop() {
         if (stopped) return;
         stopped = true;
+        stopCrls();
         await stapler.stop();
         await started.stop();
         ca.close();

@@ -166,6 +166,22 @@ describe("HTTP transport", () => {
   });
 });
 
+describe("CRL distribution point", () => {
+  it("serves the CA's full and delta CRLs as DER that openssl verifies, and 404 for other issuers", async () => {
+    const leaf = await ca.issueServer({ ocspUrl: responder.url, crlUrl: responder.crlUrl(ca.rootSerial) });
+    await ca.revoke(leaf.serial, { reason: CRLReason.affiliationChanged });
+    const file = join(dir, "dp.crl");
+    const r = await run("curl", ["-sS", "-o", file, "-w", "%{http_code} %{content_type}", responder.crlUrl(ca.rootSerial)]);
+    expect(r.stdout).toBe("200 application/pkix-crl");
+    const check = await run("openssl", ["crl", "-inform", "DER", "-in", file, "-CAfile", ca.rootFile, "-noout", "-text"]);
+    expect(check.stderr + check.stdout).toContain("verify OK");
+    expect(check.stdout).toContain(`Serial Number: ${leaf.serial.toUpperCase()}`);
+    expect((await fetch(responder.crlUrl(ca.rootSerial, true))).status).toBe(200);
+    expect((await fetch(responder.crlUrl("abcdef"))).status).toBe(404);
+    expect((await run("openssl", ["x509", "-in", leaf.certFile, "-noout", "-ext", "crlDistributionPoints"])).stdout).toContain(`/crl/${ca.rootSerial}.crl`);
+  });
+});
+
 describe("behaviour at run time", () => {
   it("delays answers by the configured milliseconds", async () => {
     responder.setDelay(300);
