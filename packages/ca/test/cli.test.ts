@@ -32,7 +32,7 @@ describe("ocsp-ca", () => {
   });
 
   it("runs a whole session: init, issue, revoke, hold, release, list, show, crl, export", async () => {
-    expect((await ca("init")).out).toMatch(/created CA "CN=ocsp-lab root CA .*" in /);
+    expect((await ca("init")).out).toMatch(/created CA "CN=ocsp-lab root CA .*" \(serial [0-9a-f]+\) in /);
     const issued = JSON.parse((await ca("issue", "--dns", "app.lab.test", "--ip", "127.0.0.1", "--json")).out) as { serial: string; certFile: string; keyFile: string };
     expect((await run("openssl", ["verify", "-CAfile", join(dir, "ca.pem"), issued.certFile])).stdout).toContain(": OK");
     const client = JSON.parse((await ca("issue", "--profile", "client", "--email", "dev@lab.test", "--json")).out) as { serial: string };
