@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { join } from "node:path";
 import {
   CRLReason,
@@ -114,6 +116,27 @@ describe("CertificateAuthority", () => {
     const key = await run("openssl", ["pkey", "-in", join(dir, "ca.key"), "-pubout"]);
     const cert = await run("openssl", ["x509", "-in", ca.rootFile, "-noout", "-pubkey"]);
     expect(key.stdout).toBe(cert.stdout);
+  });
+
+  it("survives kill -9 in the middle of writes: the store still opens and takes the next write", async () => {
+    const ca = await CertificateAuthority.init(dir);
+    const leaves = await Promise.all([1, 2, 3].map(() => ca.issueServer()));
+    const entry = new URL("../dist/index.js", import.meta.url).href;
+    // A writer that revokes and re-holds in a loop, announcing each write, until killed.
+    const script = `import { CertificateAuthority } from ${JSON.stringify(entry)};
+      const ca = await CertificateAuthority.open(process.argv[1]);
+      const serials = process.argv.slice(2);
+      for (let i = 0; ; i++) { await ca.hold(serials[i % serials.length]); process.stdout.write("w"); }`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, dir, ...leaves.map((l) => l.serial)], { stdio: ["ignore", "pipe", "inherit"] });
+    let writes = 0;
+    await new Promise<void>((resolve) => child.stdout.on("data", (d: Buffer) => ((writes += d.length), writes >= 5 && resolve())));
+    child.kill("SIGKILL");
+    await once(child, "exit");
+    const after = await CertificateAuthority.open(dir);
+    for (const l of leaves) expect(["good", "revoked"]).toContain(after.status(l.serial).status);
+    // A lock left by the killed writer is taken over once stale; the next write succeeds.
+    await after.revoke(leaves[0]!.serial, { reason: CRLReason.superseded });
+    expect((await CertificateAuthority.open(dir)).status(leaves[0]!.serial)).toMatchObject({ status: "revoked", reason: CRLReason.superseded });
   });
 
   it("refuses bad input without touching the store", async () => {

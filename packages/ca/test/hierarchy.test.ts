@@ -1,6 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { connect, createServer } from "node:tls";
 import * as x509 from "@peculiar/x509";
 import { CRLReason, CertificateAuthority, InvalidArgumentError, InvalidCsrError, KEY_TYPES, type KeyType } from "@ocsp-lab/ca";
 import { eventually, run, tempDir } from "../../../test-support/index.js";
@@ -84,6 +87,27 @@ describe("hierarchy and profiles", () => {
     expect((await run("openssl", ["verify", "-CAfile", ca.rootFile, foreign.certFile])).code).not.toBe(0);
     expect(ca.get(foreign.serial)?.flaw).toBe("other-ca");
     await expect(ca.issue("server", { flaw: "expired" })).rejects.toThrow(/ocsp-signer certificates only/);
+  });
+});
+
+describe("Node's TLS", () => {
+  it.each(["ecdsa-p384", "rsa-2048", "ed25519"] as const)("accepts a %s leaf under an intermediate, trusting only the root", async (keyType) => {
+    const ca = await CertificateAuthority.init(dir);
+    const mid = await ca.createIntermediate();
+    const leaf = await ca.issue("server", { issuer: mid.serial, keyType, dnsNames: ["localhost"] });
+    const fullchain = await fs.readFile(leaf.fullchainFile, "utf8");
+    const server = createServer({ cert: fullchain, key: leaf.keyPem }, (s) => s.end("hello\n"));
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    try {
+      const socket = connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername: "localhost", ca: await fs.readFile(ca.rootFile, "utf8") });
+      const [data] = (await once(socket, "data")) as [Buffer];
+      expect(socket.authorized).toBe(true);
+      expect(data.toString()).toBe("hello\n");
+      socket.destroy();
+    } finally {
+      server.close();
+    }
   });
 });
 
