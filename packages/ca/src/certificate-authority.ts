@@ -279,14 +279,18 @@ export class CertificateAuthority {
       crls: {},
     };
     const ca = new CertificateAuthority(store, db, root, { certificate: signer.certificate, key: signer.key, keyType }, { ...options, clock, crypto });
-    await store.initialize(async () => {
-      await store.writeAtomic("ca.key", await privateKeyToPem(rootKeys.privateKey, crypto), 0o600);
-      await store.writeAtomic("ca.pem", pem(rootCert), 0o644);
-      await store.writeAtomic("ocsp-signer.key", await privateKeyToPem(signer.key, crypto), 0o600);
-      await store.writeAtomic("ocsp-signer.pem", pem(signer.certificate), 0o644);
-      await ca.writeCrls(db, rootRecord.serial, true);
-      return db;
-    });
+    let crlFiles: PendingFile[] = [];
+    await store.initialize(
+      async () => {
+        await store.writeAtomic("ca.key", await privateKeyToPem(rootKeys.privateKey, crypto), 0o600);
+        await store.writeAtomic("ca.pem", pem(rootCert), 0o644);
+        await store.writeAtomic("ocsp-signer.key", await privateKeyToPem(signer.key, crypto), 0o600);
+        await store.writeAtomic("ocsp-signer.pem", pem(signer.certificate), 0o644);
+        crlFiles = (await ca.prepareCrls(db, rootRecord.serial, true)).files;
+        return db;
+      },
+      () => ca.writeFiles(crlFiles),
+    );
     if (options.watch) ca.watch();
     return ca;
   }
@@ -373,7 +377,13 @@ export class CertificateAuthority {
       throw new InvalidCsrError(`its signature cannot be checked (${String(cause)})`, { cause });
     }
     if (!valid) throw new InvalidCsrError("its signature does not verify with the public key it carries");
+    if (profile === "intermediate") {
+      throw new InvalidArgumentError("profile for a CSR", profile, "an intermediate needs its key in the store to sign; create it with createIntermediate() / `ocsp-ca issue --profile intermediate`");
+    }
     const keyType = keyTypeOf(csr.publicKey);
+    if (keyType === "ed25519" && profile === "ocsp-signer") {
+      throw new InvalidArgumentError("key type", keyType, "pkijs cannot sign OCSP responses with Ed25519, so an ocsp-signer CSR needs an ECDSA or RSA key");
+    }
     const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
     const fromCsr: AltNames = {};
     for (const name of san?.names.items ?? []) {
@@ -403,6 +413,9 @@ export class CertificateAuthority {
     const now = this.clock.now();
     const time = options.time ?? now;
     await this.change(key, (rec) => {
+      if (rec.revocation && rec.revocation.reason !== CRLReason.certificateHold && reason === CRLReason.certificateHold) {
+        throw new InvalidArgumentError("hold of serial", key, `it is revoked for ${CRLReason[rec.revocation.reason]}, which is final (only a hold can be released)`);
+      }
       rec.revocation = {
         time: time.toISOString(),
         reason,
@@ -525,11 +538,18 @@ export class CertificateAuthority {
    */
   async refreshCrls(): Promise<PublishedCrls[]> {
     const out: PublishedCrls[] = [];
-    this.db = await this.store.update(async (db) => {
-      for (const rec of Object.values(db.certificates)) {
-        if (rec.kind === "root" || rec.kind === "intermediate") out.push(await this.writeCrls(db, rec.serial, true));
-      }
-    });
+    const files: PendingFile[] = [];
+    this.db = await this.store.update(
+      async (db) => {
+        for (const rec of Object.values(db.certificates)) {
+          if (rec.kind !== "root" && rec.kind !== "intermediate") continue;
+          const prepared = await this.prepareCrls(db, rec.serial, true);
+          out.push(prepared.published);
+          files.push(...prepared.files);
+        }
+      },
+      () => this.writeFiles(files),
+    );
     this.emitChange();
     return out;
   }
@@ -541,7 +561,8 @@ export class CertificateAuthority {
   scheduleCrlRefresh(onError: (err: unknown) => void = () => undefined): () => void {
     const timer = setInterval(() => {
       this.refreshCrls().catch(onError);
-    }, Math.max(1000, this.crlValidityMs / 2));
+      // Node timers hold at most 2^31 − 1 ms; beyond that they fire at once.
+    }, Math.min(2_147_483_647, Math.max(1000, this.crlValidityMs / 2)));
     timer.unref();
     return () => clearInterval(timer);
   }
@@ -592,13 +613,18 @@ export class CertificateAuthority {
 
   /** Revocation-state change of one record, then CRLs of its issuer, in one locked write. */
   private async change(serial: string, mutate: (rec: CertificateRecord) => void): Promise<void> {
-    this.db = await this.store.update(async (db) => {
-      const rec = db.certificates[serial];
-      if (!rec) throw new UnknownSerialError(serial);
-      mutate(rec);
-      const issuer = rec.kind === "root" ? rec.serial : (rec.issuer ?? db.root);
-      await this.writeCrls(db, issuer, false);
-    });
+    let files: PendingFile[] = [];
+    this.db = await this.store.update(
+      async (db) => {
+        const rec = db.certificates[serial];
+        if (!rec) throw new UnknownSerialError(serial);
+        if (rec.kind === "root") throw new InvalidArgumentError("serial", serial, "it is the root: nothing above it can revoke it; delete the state folder to retire the CA");
+        mutate(rec);
+        rec.changedGeneration = db.generation + 1;
+        if (rec.flaw !== "other-ca") files = (await this.prepareCrls(db, rec.issuer ?? db.root, false)).files;
+      },
+      () => this.writeFiles(files),
+    );
     this.emitChange();
   }
 
@@ -617,6 +643,9 @@ export class CertificateAuthority {
     const issuerSerial = normalizeSerial(options.issuer ?? this.db.root);
     const issuerRecord = this.db.certificates[issuerSerial];
     if (!issuerRecord || (issuerRecord.kind !== "root" && issuerRecord.kind !== "intermediate")) throw new UnknownSerialError(issuerSerial);
+    if (issuerRecord.revocation) throw new InvalidArgumentError("issuer", issuerSerial, "it is revoked; issue under another CA");
+    if (options.pathLength !== undefined && profile !== "intermediate") throw new InvalidArgumentError("pathLength", options.pathLength, "it applies to intermediates only");
+    if (options.mustStaple && profile !== "server" && profile !== "client") throw new InvalidArgumentError("mustStaple", true, "it applies to server and client certificates only");
     let pathLength: number | undefined;
     if (profile === "intermediate") {
       pathLength = options.pathLength ?? 0;
@@ -637,10 +666,15 @@ export class CertificateAuthority {
     const now = this.clock.now();
     const defaultDays = profile === "intermediate" ? INTERMEDIATE_VALIDITY_DAYS : profile === "ocsp-signer" ? SIGNER_VALIDITY_DAYS : LEAF_VALIDITY_DAYS;
     let notBefore = options.notBefore ?? new Date(now.getTime() - (options.backdateSeconds ?? DEFAULT_BACKDATE_SECONDS) * 1000);
-    let notAfter = options.notAfter ?? new Date(notBefore.getTime() + (options.validityDays ?? defaultDays) * DAY_MS);
+    const issuerNotAfter = new Date(issuerRecord.notAfter);
+    // A default validity ends with the issuer's at the latest; an explicit one may not outlive it.
+    let notAfter = options.notAfter ?? new Date(Math.min(notBefore.getTime() + (options.validityDays ?? defaultDays) * DAY_MS, issuerNotAfter.getTime()));
     if (options.flaw === "expired") {
       notBefore = new Date(now.getTime() - 2 * DAY_MS);
       notAfter = new Date(now.getTime() - DAY_MS);
+    }
+    if (options.flaw !== "other-ca" && notAfter.getTime() > issuerNotAfter.getTime()) {
+      throw new InvalidArgumentError("notAfter", notAfter.toISOString(), `it must not outlive its issuer (notAfter ${issuerNotAfter.toISOString()})`);
     }
     if (!(notAfter.getTime() > notBefore.getTime())) {
       throw new InvalidArgumentError("validity", { notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() }, "notAfter must be after notBefore (and validityDays positive)");
@@ -701,21 +735,38 @@ export class CertificateAuthority {
       rec.ocspSigner = signerRec.serial;
     }
 
-    if (rec.keyFile) await this.store.writeAtomic(rec.keyFile, keyPem, 0o600);
-    await this.store.writeAtomic(rec.certFile, certPem, 0o644);
-    await this.store.writeAtomic(rec.chainFile!, chainPem, 0o644);
-    await this.store.writeAtomic(rec.fullchainFile!, certPem + chainPem, 0o644);
-    if (signerRec && signerMade) {
-      await this.store.writeAtomic(signerRec.keyFile!, await privateKeyToPem(signerMade.key, this.crypto), 0o600);
-      await this.store.writeAtomic(signerRec.certFile, pem(signerMade.certificate), 0o644);
-    }
     // Known before the write: a new CA signs its first CRL inside it.
     if (privateKey) this.signers.set(serial, { certificate: cert, key: privateKey, keyType });
-    this.db = await this.store.update(async (db) => {
-      db.certificates[serial] = rec;
-      if (signerRec) db.certificates[signerRec.serial] = signerRec;
-      if (isCa) await this.writeCrls(db, serial, true);
-    });
+    let crlFiles: PendingFile[] = [];
+    let committed = false;
+    try {
+      if (rec.keyFile) await this.store.writeAtomic(rec.keyFile, keyPem, 0o600);
+      await this.store.writeAtomic(rec.certFile, certPem, 0o644);
+      await this.store.writeAtomic(rec.chainFile!, chainPem, 0o644);
+      await this.store.writeAtomic(rec.fullchainFile!, certPem + chainPem, 0o644);
+      if (signerRec && signerMade) {
+        await this.store.writeAtomic(signerRec.keyFile!, await privateKeyToPem(signerMade.key, this.crypto), 0o600);
+        await this.store.writeAtomic(signerRec.certFile, pem(signerMade.certificate), 0o644);
+      }
+      this.db = await this.store.update(
+        async (db) => {
+          db.certificates[serial] = rec;
+          if (signerRec) db.certificates[signerRec.serial] = signerRec;
+          if (isCa) crlFiles = (await this.prepareCrls(db, serial, true)).files;
+        },
+        () => {
+          committed = true;
+          return this.writeFiles(crlFiles);
+        },
+      );
+    } catch (err) {
+      // Leave nothing behind that the database does not account for.
+      if (!committed) {
+        this.signers.delete(serial);
+        await fs.rm(this.store.path(base), { recursive: true, force: true });
+      }
+      throw err;
+    }
     return {
       serial,
       profile,
@@ -743,48 +794,53 @@ export class CertificateAuthority {
   }
 
   /**
-   * Sign and write the full CRL (and a delta CRL against the current base) of `issuerSerial`,
-   * bumping the persisted CRL Number in `db`. Runs inside a locked store update; `rebase` makes
-   * the new full CRL the base of later deltas.
+   * Sign the full CRL and the delta CRL of `issuerSerial` for the store write in progress
+   * (`db`), bumping the persisted CRL Number; both carry the same number, as RFC 5280 §5.2.3
+   * asks of CRLs issued together. The delta lists what changed after the base CRL's store
+   * generation (revocations, holds, and releases as removeFromCRL); `rebase` makes this full CRL
+   * the new base (the delta is then empty). Returns the files to write once `db` is on disk.
    */
-  private async writeCrls(db: CaDatabase, issuerSerial: string, rebase: boolean): Promise<PublishedCrls> {
+  private async prepareCrls(db: CaDatabase, issuerSerial: string, rebase: boolean): Promise<{ published: PublishedCrls; files: PendingFile[] }> {
     const issuer = await this.signer(issuerSerial);
     db.crls ??= {};
     const state = (db.crls[issuerSerial] ??= { lastNumber: 0 });
+    const generation = db.generation + 1; // the generation this write will have
     const thisUpdate = new Date(Math.floor(this.clock.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.crlValidityMs);
-    const issued = Object.values(db.certificates).filter((r) => r.kind !== "root" && (r.issuer ?? db.root) === issuerSerial);
+    const issued = Object.values(db.certificates).filter(
+      (r) => r.kind !== "root" && r.flaw !== "other-ca" && (r.issuer ?? db.root) === issuerSerial,
+    );
     const entry = (r: CertificateRecord): CrlEntryParams => ({
       serial: r.serial,
       revocationTime: new Date(r.revocation!.time),
       reason: r.revocation!.reason,
       ...(r.revocation!.invalidityDate ? { invalidityDate: new Date(r.revocation!.invalidityDate) } : {}),
     });
-    const fullNumber = ++state.lastNumber;
+    const number = ++state.lastNumber;
     const fullDer = await CrlGenerator.create({
       issuer,
       entries: issued.filter((r) => r.revocation).map(entry),
-      crlNumber: BigInt(fullNumber),
+      crlNumber: BigInt(number),
       thisUpdate,
       nextUpdate,
       crypto: this.crypto,
     });
-    if (rebase || !state.base) state.base = { number: fullNumber, thisUpdate: thisUpdate.toISOString() };
+    if (rebase || !state.base) state.base = { number, thisUpdate: thisUpdate.toISOString(), generation };
     const base = state.base;
-    const since = new Date(base.thisUpdate).getTime();
-    const changed = (iso: string | undefined): boolean => iso !== undefined && new Date(iso).getTime() >= since;
-    const deltaEntries: CrlEntryParams[] = [
-      ...issued.filter((r) => r.revocation && changed(r.revocation.recordedAt ?? r.revocation.time)).map(entry),
-      ...issued
-        .filter((r) => !r.revocation && changed(r.releasedAt))
-        .map((r) => ({ serial: r.serial, revocationTime: new Date(r.releasedAt!), reason: CRLReason.removeFromCRL })),
-    ];
-    const deltaNumber = ++state.lastNumber;
-    // Right after a rebase the delta is empty: the base already says everything.
+    const changed = (r: CertificateRecord): boolean => (r.changedGeneration ?? 0) > (base.generation ?? 0);
+    const deltaEntries: CrlEntryParams[] =
+      base.number === number
+        ? []
+        : [
+            ...issued.filter((r) => r.revocation && changed(r)).map(entry),
+            ...issued
+              .filter((r) => !r.revocation && r.releasedAt && changed(r))
+              .map((r) => ({ serial: r.serial, revocationTime: new Date(r.releasedAt!), reason: CRLReason.removeFromCRL })),
+          ];
     const deltaDer = await CrlGenerator.create({
       issuer,
-      entries: base.number === fullNumber ? [] : deltaEntries,
-      crlNumber: BigInt(deltaNumber),
+      entries: deltaEntries,
+      crlNumber: BigInt(number),
       deltaBaseCrlNumber: BigInt(base.number),
       thisUpdate,
       nextUpdate,
@@ -792,21 +848,24 @@ export class CertificateAuthority {
     });
     const name = crlBase(db, issuerSerial);
     const pemText = (der: Uint8Array): string => crlToPem(der).trimEnd() + "\n";
-    await this.store.writeAtomic(`${name}.crl`, pemText(fullDer), 0o644);
-    await this.store.writeAtomic(`${name}.crl.der`, fullDer, 0o644);
-    await this.store.writeAtomic(`${name}-delta.crl`, pemText(deltaDer), 0o644);
-    await this.store.writeAtomic(`${name}-delta.crl.der`, deltaDer, 0o644);
     return {
-      issuer: issuerSerial,
-      fullNumber,
-      deltaNumber,
-      baseNumber: base.number,
-      thisUpdate,
-      nextUpdate,
-      files: this.crlFiles(issuerSerial),
+      published: { issuer: issuerSerial, fullNumber: number, deltaNumber: number, baseNumber: base.number, thisUpdate, nextUpdate, files: this.crlFiles(issuerSerial) },
+      files: [
+        [`${name}.crl`, pemText(fullDer)],
+        [`${name}.crl.der`, fullDer],
+        [`${name}-delta.crl`, pemText(deltaDer)],
+        [`${name}-delta.crl.der`, deltaDer],
+      ],
     };
   }
+
+  private async writeFiles(files: PendingFile[]): Promise<void> {
+    for (const [rel, data] of files) await this.store.writeAtomic(rel, data, 0o644);
+  }
 }
+
+/** A file to write once the database is on disk: path relative to the state folder, content. */
+type PendingFile = [string, string | Uint8Array];
 
 /** PEM text of a certificate, with a final newline. */
 function pem(cert: x509.X509Certificate): string {

@@ -4,7 +4,7 @@ import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { CertificateAuthority, type IssueOptions, type IssuedCertificate } from "./certificate-authority.js";
-import { CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "./crl-reason.js";
+import { CRLReason, CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "./crl-reason.js";
 import { toOpensslIndex } from "./export/openssl-index.js";
 import { toPkcs12 } from "./export/pkcs12.js";
 import { KEY_TYPES, parseKeyType } from "./keys.js";
@@ -306,7 +306,9 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
     .action(async (f: { issuer?: string; refresh?: boolean; json?: boolean }) => {
       const ca = await open();
       if (f.refresh) await ca.refreshCrls();
-      const issuer = f.issuer ?? ca.rootSerial;
+      const issuer = f.issuer ? await serialOfTarget(f.issuer) : ca.rootSerial;
+      const issuerRec = ca.get(issuer);
+      if (!issuerRec || (issuerRec.kind !== "root" && issuerRec.kind !== "intermediate")) throw new CommanderArgumentError(`--issuer ${issuer} is not a CA of ${ca.stateDir}; list them with: ocsp-ca list`);
       const files = ca.crlFiles(issuer);
       // pkijs over asn1js with a node limit sized for big CRLs (x509.X509Crl stops near 10,000 ASN.1 nodes).
       const der = new Uint8Array(await fs.readFile(files.fullDer));
@@ -329,21 +331,32 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
     .argument("[serial|certFile]", "the certificate (not needed for --format index)")
     .addOption(new Option("--format <format>", "pkcs12, fullchain, chain or index").argParser(choice("--format", ["pkcs12", "fullchain", "chain", "index"] as const)).makeOptionMandatory())
     .option("--password <password>", "PKCS#12 password")
+    .option("--issuer <serial>", "index: the CA whose certificates to list (default the root)")
     .option("--out <file>", "where to write (default stdout; PKCS#12 needs a file)")
-    .action(async (target: string | undefined, f: { format: "pkcs12" | "fullchain" | "chain" | "index"; password?: string; out?: string }) => {
+    .action(async (target: string | undefined, f: { format: "pkcs12" | "fullchain" | "chain" | "index"; password?: string; issuer?: string; out?: string }) => {
       const ca = await open();
       let data: string | Uint8Array;
       if (f.format === "index") {
+        // One issuer per index.txt, as `openssl ocsp -index … -CA` serves one CA: what it issued,
+        // intermediates included. Reasons OpenSSL has no name for are written as unspecified.
+        const issuer = f.issuer ? await serialOfTarget(f.issuer) : ca.rootSerial;
+        const issuerRec = ca.get(issuer);
+        if (!issuerRec || (issuerRec.kind !== "root" && issuerRec.kind !== "intermediate")) throw new CommanderArgumentError(`--issuer ${issuer} is not a CA of ${ca.stateDir}; list them with: ocsp-ca list`);
+        const nameable = new Set<CRLReason>([0, 1, 2, 3, 4, 5, 6, 8]);
         const entries = await Promise.all(
           ca
             .list()
-            .filter((r) => r.kind !== "root" && r.kind !== "intermediate")
-            .map(async (r) => ({
-              serial: r.serial,
-              notAfter: new Date(r.notAfter),
-              subject: new x509.X509Certificate(await fs.readFile(ca.store.path(r.certFile), "utf8")).subject,
-              ...(r.revocation ? { revocation: { time: new Date(r.revocation.time), reason: r.revocation.reason } } : {}),
-            })),
+            .filter((r) => r.kind !== "root" && r.flaw !== "other-ca" && ca.issuerOf(r.serial) === issuer)
+            .map(async (r) => {
+              const reason = r.revocation && (nameable.has(r.revocation.reason) ? r.revocation.reason : CRLReason.unspecified);
+              if (r.revocation && reason !== r.revocation.reason) io.stderr.write(`note: serial ${r.serial} is revoked for ${crlReasonName(r.revocation.reason)}, which index.txt cannot name; written as unspecified\n`);
+              return {
+                serial: r.serial,
+                notAfter: new Date(r.notAfter),
+                subject: new x509.X509Certificate(await fs.readFile(ca.store.path(r.certFile), "utf8")).subject,
+                ...(r.revocation ? { revocation: { time: new Date(r.revocation.time), reason: reason! } } : {}),
+              };
+            }),
         );
         data = toOpensslIndex(entries);
       } else {
@@ -370,6 +383,8 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
       }
       if (f.out) {
         await fs.writeFile(f.out, data, { mode: f.format === "pkcs12" ? 0o600 : 0o644 });
+        // An existing file keeps its mode on write; a PKCS#12 holds a key, so make it private.
+        if (f.format === "pkcs12") await fs.chmod(f.out, 0o600);
         io.stderr.write(`wrote ${f.format} to ${f.out}\n`);
       } else io.stdout.write(typeof data === "string" ? data : Buffer.from(data));
     });

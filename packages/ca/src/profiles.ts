@@ -63,11 +63,17 @@ export interface ProfileParams extends AltNames, Locations {
 }
 
 /**
- * Validate SANs for a profile.
- * @throws InvalidArgumentError for a non-literal IP, an email without `@`, a URI that does not
- * parse, or email/URI SANs on a server certificate.
+ * Validate SANs and URLs for a profile.
+ * @throws InvalidArgumentError for a bad DNS name, a non-literal IP, an email without `@`, a URI
+ * that does not parse, a non-HTTP OCSP/caIssuers/CRL URL, or email/URI SANs on a server certificate.
  */
-export function checkAltNames(profile: Profile, names: AltNames): void {
+export function checkAltNames(profile: Profile, names: AltNames & Locations): void {
+  // RFC 1035 labels, a leading "*." wildcard allowed (RFC 6125).
+  const dns = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+  for (const name of names.dnsNames ?? []) if (!dns.test(name) || name.length > 253) throw new InvalidArgumentError("DNS name", name, "give a host name like app.lab.test or *.lab.test");
+  for (const [what, url] of [["OCSP URL", names.ocspUrl], ["caIssuers URL", names.caIssuersUrl], ["CRL URL", names.crlUrl]] as const) {
+    if (url !== undefined && !/^https?:\/\/[^\s/]+/.test(url)) throw new InvalidArgumentError(what, url, "give an http:// URL like http://127.0.0.1:8080");
+  }
   for (const ip of names.ipAddresses ?? []) if (isIP(ip) === 0) throw new InvalidArgumentError("IP address", ip, "give a literal IPv4 or IPv6 address");
   for (const email of names.emails ?? []) if (!/^[^@\s]+@[^@\s]+$/.test(email)) throw new InvalidArgumentError("email", email, "give an address like user@example.test");
   for (const uri of names.uris ?? []) {

@@ -25,8 +25,11 @@ export interface RevocationRecord {
 export interface CrlState {
   /** Last CRL Number used, full or delta (they share one sequence). */
   lastNumber: number;
-  /** The full CRL that current delta CRLs are relative to (RFC 5280 §5.2.4 BaseCRLNumber). */
-  base?: { number: number; thisUpdate: string };
+  /**
+   * The full CRL that current delta CRLs are relative to (RFC 5280 §5.2.4 BaseCRLNumber), and
+   * the store generation it was issued in.
+   */
+  base?: { number: number; thisUpdate: string; generation?: number };
 }
 
 /** One issued certificate. Paths are relative to the state folder. */
@@ -59,6 +62,11 @@ export interface CertificateRecord {
   revocation?: RevocationRecord;
   /** When it was last released from certificateHold, ISO 8601 (delta CRLs list it as removeFromCRL). */
   releasedAt?: string;
+  /**
+   * Store generation of the write that last changed its revocation state. Delta CRLs select on
+   * it (not on clocks): everything changed after the base CRL's generation.
+   */
+  changedGeneration?: number;
 }
 
 /** The CA database, `ca.json` in the state folder. */
@@ -150,30 +158,35 @@ export class FileStore {
 
   /**
    * Create the store under the lock: fails if a database exists, else runs `writeFiles` (keys,
-   * certificates) and writes the database it returns last, so two processes initialising the
-   * same folder at once never mix their keys and certificates.
+   * certificates), writes the database it returns, then runs `afterWrite` (see update), so two
+   * processes initialising the same folder at once never mix their keys and certificates.
    * @throws StateExistsError when the folder already holds a database.
    */
-  async initialize(writeFiles: () => Promise<CaDatabase>): Promise<void> {
+  async initialize(writeFiles: () => Promise<CaDatabase>, afterWrite?: (db: CaDatabase) => Promise<void>): Promise<void> {
     await this.withLock(async () => {
       if (await this.exists()) throw new StateExistsError(this.dir);
       const db = await writeFiles();
       await this.writeAtomic(DATABASE_FILE, serialise(db), 0o644);
+      await afterWrite?.(db);
     });
   }
 
   /**
    * Read-modify-write under the lock. `change` mutates the database it is given (or throws to
    * abort, leaving the store untouched); the generation is bumped and the result written
-   * atomically. Returns the database as written.
+   * atomically. `afterWrite`, if given, runs once the database is on disk and before the lock
+   * is released: files derived from the new state (CRLs) go there, so a crash can leave a gap
+   * (a CRL Number never published) but never a file the database does not account for.
+   * Returns the database as written.
    * @throws LockTimeoutError when another process holds the lock for more than 10 s.
    */
-  async update(change: (db: CaDatabase) => void | Promise<void>): Promise<CaDatabase> {
+  async update(change: (db: CaDatabase) => void | Promise<void>, afterWrite?: (db: CaDatabase) => Promise<void>): Promise<CaDatabase> {
     return this.withLock(async () => {
       const db = await this.read();
       await change(db);
       db.generation += 1;
       await this.writeAtomic(DATABASE_FILE, serialise(db), 0o644);
+      await afterWrite?.(db);
       return db;
     });
   }

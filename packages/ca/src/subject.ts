@@ -1,4 +1,5 @@
 import type * as x509 from "@peculiar/x509";
+import { InvalidArgumentError } from "./errors.js";
 
 /** Subject fields a user can set (RFC 5280 §4.1.2.6, attribute types of RFC 4519). */
 export interface SubjectFields {
@@ -15,8 +16,12 @@ export interface SubjectFields {
 /**
  * The subject as a @peculiar/x509 JSON name, in DER order (C, ST, L, O, OU, CN, emailAddress),
  * so values with commas or plus signs need no escaping.
+ * @throws InvalidArgumentError for a country that is not two capital letters.
  */
 export function subjectName(fields: SubjectFields): x509.JsonName {
+  if (fields.country !== undefined && !/^[A-Z]{2}$/.test(fields.country)) {
+    throw new InvalidArgumentError("country", fields.country, "give a two-letter ISO 3166 code like NL (RFC 5280 Appendix A)");
+  }
   const rdns: x509.JsonName = [];
   const add = (type: string, value: string | undefined): void => {
     if (value !== undefined && value !== "") rdns.push({ [type]: [value] });

@@ -197,7 +197,8 @@ describe("CrlGenerator (ECDSA P-256 CA)", () => {
     // CRLNumber ::= INTEGER (0..MAX), at most 20 octets (§5.2.3).
     await expect(CrlGenerator.create({ ...base, crlNumber: -1n })).rejects.toMatchObject(invalid);
     await expect(CrlGenerator.create({ ...base, crlNumber: 2n ** 159n })).rejects.toMatchObject(invalid);
-    await expect(CrlGenerator.create({ ...base, deltaBaseCrlNumber: 2n })).rejects.toMatchObject(invalid);
+    // BaseCRLNumber may equal the CRL Number (issued together) but not exceed it (§5.2.4).
+    await expect(CrlGenerator.create({ ...base, deltaBaseCrlNumber: base.crlNumber + 1n })).rejects.toMatchObject(invalid);
     await expect(CrlGenerator.create({ ...base, nextUpdate: base.thisUpdate })).rejects.toMatchObject(invalid);
     await expect(CrlGenerator.create({ ...base, thisUpdate: new Date(Number.NaN) })).rejects.toMatchObject(invalid);
     const wrongKey: Signer = { ...ca.root, keyType: "rsa-2048" };

@@ -90,6 +90,39 @@ describe("hierarchy and profiles", () => {
   });
 });
 
+describe("what the CA refuses", () => {
+  it.each([
+    [{ dnsNames: ["bad name"] }, /invalid DNS name "bad name"/],
+    [{ subject: { country: "USA" } }, /invalid country "USA"/],
+    [{ ocspUrl: "notaurl" }, /invalid OCSP URL "notaurl"/],
+    [{ pathLength: 1 }, /pathLength.*intermediates only/],
+    [{ notAfter: new Date("2999-01-01T00:00:00Z") }, /must not outlive its issuer/],
+  ])("refuses a server certificate with %j", async (options, message) => {
+    const ca = await CertificateAuthority.init(dir);
+    const before = await fs.readFile(join(dir, "ca.json"), "utf8");
+    await expect(ca.issue("server", options)).rejects.toThrow(message);
+    expect(await fs.readFile(join(dir, "ca.json"), "utf8")).toBe(before);
+    expect(await fs.readdir(join(dir, "certs")).catch(() => [])).toEqual([]);
+  });
+
+  it("refuses must-staple on an intermediate, a CSR for an intermediate, revoking the root, and holding a final revocation", async () => {
+    const ca = await CertificateAuthority.init(dir);
+    await expect(ca.issue("intermediate", { mustStaple: true })).rejects.toThrow(/server and client certificates only/);
+    const key = join(dir, "k.pem");
+    const csr = join(dir, "r.csr");
+    await run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-subj", "/CN=x", "-out", csr]);
+    await expect(ca.signCsr(await fs.readFile(csr, "utf8"), "intermediate")).rejects.toThrow(/needs its key in the store/);
+    await expect(ca.revoke(ca.rootSerial)).rejects.toThrow(/it is the root/);
+    const leaf = await ca.issueServer();
+    await ca.revoke(leaf.serial, { reason: CRLReason.keyCompromise });
+    await expect(ca.hold(leaf.serial)).rejects.toThrow(/keyCompromise, which is final/);
+    expect(ca.status(leaf.serial)).toMatchObject({ status: "revoked", reason: CRLReason.keyCompromise });
+    const mid = await ca.createIntermediate();
+    await ca.revoke(mid.serial, { reason: CRLReason.cACompromise });
+    await expect(ca.issue("server", { issuer: mid.serial })).rejects.toThrow(/it is revoked; issue under another CA/);
+  });
+});
+
 describe("Node's TLS", () => {
   it.each(["ecdsa-p384", "rsa-2048", "ed25519"] as const)("accepts a %s leaf under an intermediate, trusting only the root", async (keyType) => {
     const ca = await CertificateAuthority.init(dir);
@@ -168,19 +201,26 @@ describe("revocation, holds and CRLs", () => {
     await expect(ca.release(bad.serial)).rejects.toThrow(/keyCompromise, which is final/);
   });
 
-  it("never reuses a CRL Number, across handles and restarts", async () => {
+  it("never reuses a CRL Number, across handles and restarts; full and delta issued together share one", async () => {
     const ca = await CertificateAuthority.init(dir);
     const number = async (file: string): Promise<number> => {
       const t = (await run("openssl", ["crl", "-in", file, "-noout", "-crlnumber"])).stdout;
       return parseInt(t.split("=")[1]!.trim(), 16);
     };
-    const seen = [await number(ca.crlFiles().full), await number(ca.crlFiles().delta)];
+    const publication = async (c: CertificateAuthority): Promise<number> => {
+      const [full, delta] = [await number(c.crlFiles().full), await number(c.crlFiles().delta)];
+      expect(delta).toBe(full);
+      return full;
+    };
+    const seen = [await publication(ca)];
     const leaf = await ca.issueServer();
     await ca.revoke(leaf.serial);
-    seen.push(await number(ca.crlFiles().full), await number(ca.crlFiles().delta));
+    seen.push(await publication(ca));
     const again = await CertificateAuthority.open(dir);
     await again.refreshCrls();
-    seen.push(await number(again.crlFiles().full), await number(again.crlFiles().delta));
+    seen.push(await publication(again));
+    await again.hold((await again.issueServer()).serial);
+    seen.push(await publication(again));
     expect(seen).toEqual([...seen].sort((a, b) => a - b));
     expect(new Set(seen).size).toBe(seen.length);
   });

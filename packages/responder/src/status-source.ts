@@ -19,7 +19,8 @@ const HASHES: CertIdHash[] = ["SHA-1", "SHA-256", "SHA-384", "SHA-512"];
 /**
  * A StatusSource over a lab CertificateAuthority: recognises CertIDs of its root under SHA-1,
  * SHA-256, SHA-384 and SHA-512 and answers from the CA's store (O(1), in memory; open the CA
- * with `watch: true` to follow revocations other processes make).
+ * with `watch: true` to follow revocations other processes make). Intermediates' certificates
+ * are not answered for yet (their CertIDs name another issuer: `unauthorized`).
  */
 export class CaStatusSource implements StatusSource {
   private readonly ca: CertificateAuthority;
@@ -41,9 +42,14 @@ export class CaStatusSource implements StatusSource {
     return new CaStatusSource(ca, keys);
   }
 
-  /** See StatusSource.lookup. */
+  /**
+   * See StatusSource.lookup. A serial this CA issued under another of its CAs (an intermediate)
+   * is `unknown` here: the CertID names the root as issuer, and the root did not issue it.
+   */
   lookup(certId: CertIdFields): SerialStatus | undefined {
     if (!this.issuerKeys.has(`${certId.issuerNameHash}:${certId.issuerKeyHash}`)) return undefined;
+    const issuer = this.ca.issuerOf(certId.serial);
+    if (issuer !== undefined && issuer !== this.ca.rootSerial) return { status: "unknown" };
     return this.ca.status(certId.serial);
   }
 }

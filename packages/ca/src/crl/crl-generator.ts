@@ -136,11 +136,12 @@ export class CrlGenerator {
     checkCrlNumber("CRL number", params.crlNumber);
     if (isDelta) {
       checkCrlNumber("BaseCRLNumber", params.deltaBaseCrlNumber!);
-      if (params.deltaBaseCrlNumber! >= params.crlNumber) {
+      // Equal is allowed: a delta issued with its own base shares its number (RFC 5280 §5.2.3).
+      if (params.deltaBaseCrlNumber! > params.crlNumber) {
         throw new InvalidArgumentError(
           "BaseCRLNumber",
           params.deltaBaseCrlNumber!.toString(),
-          `give the number of an earlier complete CRL, lower than this delta's CRL number ${params.crlNumber} (RFC 5280 §5.2.4)`,
+          `give the number of a complete CRL not later than this delta's CRL number ${params.crlNumber} (RFC 5280 §5.2.4)`,
         );
       }
     }
