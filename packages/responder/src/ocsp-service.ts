@@ -1,21 +1,58 @@
+import { createHash, randomBytes } from "node:crypto";
+import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
+import * as x509 from "@peculiar/x509";
 import {
   OCSPResponseStatus,
   defaultCrypto,
+  generateKeyPair,
   parseOcspRequest,
   responseStatusName,
+  signingAlgorithm,
   systemClock,
+  type CertIdFields,
   type Clock,
+  type ParsedOcspRequest,
+  type SerialStatus,
   type Signer,
 } from "@ocsp-lab/ca";
-import type { Behaviour } from "./behaviour.js";
+import type { Action, Behaviour, ContentFlaw } from "./behaviour.js";
 import { OcspResponseGenerator, type SingleStatus } from "./response-generator.js";
-import type { StatusSource } from "./status-source.js";
+import type { ServedIssuer, StatusSource } from "./status-source.js";
 
 /** RFC 8954 §2.1: nonces are 1 to 32 octets; longer ones are refused with malformedRequest. */
 export const MAX_NONCE_LENGTH = 32;
+const DAY_MS = 86_400_000;
 
-/** What the service answered to one request. */
-export interface ServiceAnswer {
+/** How responses are signed (RFC 6960 §4.2.2.2, §4.2.2.3). */
+export interface SigningOptions {
+  /** `delegated` (default): the issuer's OCSP signer; `issuer`: the CA's own key. */
+  by?: "delegated" | "issuer";
+  /** ResponderID: `byKey` (default) or `byName`. */
+  responderId?: "byKey" | "byName";
+  /** Include the signer certificate in `certs` (default true; a delegated signer needs it). */
+  includeSigner?: boolean;
+  /** RSA signers sign with RSASSA-PSS instead of PKCS#1 v1.5. */
+  rsaPss?: boolean;
+}
+
+/** Options of OcspService. */
+export interface OcspServiceOptions {
+  source: StatusSource;
+  behaviour: Behaviour;
+  clock?: Clock;
+  crypto?: Crypto;
+  /** nextUpdate − thisUpdate, in seconds. Default 3600. */
+  validitySeconds?: number;
+  signing?: SigningOptions;
+  /** What to answer for a CertID of an issuer not served here: `unauthorized` (default, RFC 6960 §2.3) or a signed `unknown`. */
+  unknownIssuer?: "unauthorized" | "unknown";
+  /** Keep pre-signed answers to nonce-less single-CertID requests (RFC 5019 §2.2). Default true. */
+  cache?: boolean;
+}
+
+/** What the service decided for one request; the HTTP layer applies `transport`. */
+export interface Answer {
   /** DER OCSPResponse. */
   der: Uint8Array;
   /** Per-CertID statuses joined by `,`, or the responseStatus name of an error answer. */
@@ -23,97 +60,231 @@ export interface ServiceAnswer {
   serials: string[];
   hashes: string[];
   nonceLength: number;
-  /** nextUpdate of a successful answer, for HTTP caching headers. */
-  nextUpdate?: Date;
+  /** Transport actions (delay, hang, close, reset, drip, truncate, http, body/content-type faults). */
+  transport: Action[];
+  /** The behaviour that applied (`global`, `issuer:<serial>`, `serial:<serial>`), if any. */
+  behaviour: string | undefined;
+  /** For a successful answer: its window, and an ETag, for RFC 5019 HTTP caching. */
   thisUpdate?: Date;
+  nextUpdate?: Date;
+  etag?: string;
+  /** Served from the pre-signed cache. */
+  cached: boolean;
 }
 
-/** Options of OcspService. */
-export interface OcspServiceOptions {
-  source: StatusSource;
-  signer: Signer;
-  behaviour: Behaviour;
-  clock?: Clock;
-  crypto?: Crypto;
-  /** nextUpdate − thisUpdate, in seconds. Default 3600. */
-  validitySeconds?: number;
+const TRANSPORT_KINDS = new Set<Action["kind"]>(["delay", "hang", "close", "reset", "drip", "truncate", "http", "wrong-content-type", "empty-body", "garbage-body"]);
+
+interface CacheEntry {
+  der: Uint8Array;
+  etag: string;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  outcome: string;
+  refreshAt: number;
 }
 
 /**
- * The protocol core of the responder, transport-free: request DER in, response DER out
- * (RFC 6960 §2.1–2.3). Decoding failures answer malformedRequest, CertIDs of an issuer the
- * source does not serve answer unauthorized, anything else a signed BasicOCSPResponse with one
- * SingleResponse per requested CertID and the nonce echoed.
+ * The protocol core of the responder, transport-free: request DER in, an Answer out
+ * (RFC 6960 §2.1–2.3, RFC 5019). Decoding failures answer malformedRequest; CertIDs of an
+ * issuer the source does not serve answer unauthorized (or unknown); otherwise a signed
+ * BasicOCSPResponse with one SingleResponse per CertID and the nonce echoed. Behaviours
+ * (status overrides, error answers, content flaws) are applied here; transport actions are
+ * passed on. Nonce-less single-CertID answers are pre-signed and cached until half their
+ * validity, and the cache is dropped whenever a status or a behaviour changes.
  */
 export class OcspService {
-  private readonly opts: Required<Omit<OcspServiceOptions, "crypto" | "clock">> & { clock: Clock; crypto: Crypto };
+  private readonly source: StatusSource;
+  private readonly behaviour: Behaviour;
+  private readonly clock: Clock;
+  private readonly crypto: Crypto;
+  private readonly validityMs: number;
+  private readonly signing: Required<SigningOptions>;
+  private readonly unknownIssuer: "unauthorized" | "unknown";
+  private readonly cacheEnabled: boolean;
+  private readonly cache = new Map<string, CacheEntry>();
+  private rogue: Promise<Signer> | undefined;
 
-  /** A service answering from `options.source`, signing with `options.signer`; validity defaults to 3600 s. */
+  /** A service answering from `options.source` under `options.behaviour`. */
   constructor(options: OcspServiceOptions) {
-    this.opts = {
-      ...options,
-      clock: options.clock ?? systemClock,
-      crypto: options.crypto ?? defaultCrypto,
-      validitySeconds: options.validitySeconds ?? 3600,
-    };
+    this.source = options.source;
+    this.behaviour = options.behaviour;
+    this.clock = options.clock ?? systemClock;
+    this.crypto = options.crypto ?? defaultCrypto;
+    this.validityMs = (options.validitySeconds ?? 3600) * 1000;
+    this.signing = { by: "delegated", responderId: "byKey", includeSigner: true, rsaPss: false, ...options.signing };
+    this.unknownIssuer = options.unknownIssuer ?? "unauthorized";
+    this.cacheEnabled = options.cache ?? true;
+    // "Dropped the moment the certificate's status changes": any change clears every entry.
+    this.source.onChange?.(() => this.cache.clear());
+    this.behaviour.onChange(() => this.cache.clear());
   }
 
-  /** What a request asks (serials, hashes, nonce length) without answering it; empty when it does not decode. */
-  describe(requestDer: Uint8Array): Pick<ServiceAnswer, "serials" | "hashes" | "nonceLength"> {
-    try {
-      const request = parseOcspRequest(requestDer);
-      return {
-        serials: request.certIds.map((c) => c.serial),
-        hashes: request.certIds.map((c) => c.hash ?? c.hashOid),
-        nonceLength: request.nonce?.byteLength ?? 0,
-      };
-    } catch {
-      return { serials: [], hashes: [], nonceLength: 0 };
-    }
+  /** Number of pre-signed answers held. */
+  get cacheSize(): number {
+    return this.cache.size;
   }
 
-  /** Answer one DER request. Never throws for bad input: that is a malformedRequest answer. */
-  async answer(requestDer: Uint8Array): Promise<ServiceAnswer> {
-    let request: ReturnType<typeof parseOcspRequest>;
-    try {
-      request = parseOcspRequest(requestDer);
-    } catch {
-      return this.error(OCSPResponseStatus.malformedRequest, [], [], 0);
-    }
-    const serials = request.certIds.map((c) => c.serial);
-    const hashes = request.certIds.map((c) => c.hash ?? c.hashOid);
-    const nonceLength = request.nonce?.byteLength ?? 0;
-    if (request.nonceExtension && (nonceLength === 0 || nonceLength > MAX_NONCE_LENGTH)) {
-      return this.error(OCSPResponseStatus.malformedRequest, serials, hashes, nonceLength);
-    }
-    const statuses: SingleStatus[] = [];
-    for (const certId of request.certIds) {
-      const override = this.opts.behaviour.override(certId.serial);
-      if (override) {
-        statuses.push(
-          override.status === "revoked"
-            ? { status: "revoked", revocationTime: override.revocationTime ?? this.opts.clock.now(), reason: override.reason }
-            : override,
-        );
-        continue;
+  /** Answer one DER request (undefined: the HTTP layer could not extract one). Never throws for bad input. */
+  async answer(requestDer: Uint8Array | undefined): Promise<Answer> {
+    let request: ParsedOcspRequest | undefined;
+    if (requestDer !== undefined) {
+      try {
+        request = parseOcspRequest(requestDer);
+      } catch {
+        request = undefined;
       }
-      const found = this.opts.source.lookup(certId);
-      if (!found) return this.error(OCSPResponseStatus.unauthorized, serials, hashes, nonceLength);
-      statuses.push(found.status === "revoked" ? { status: "revoked", revocationTime: found.revocationTime, reason: found.reason } : found);
     }
-    const now = this.opts.clock.now();
-    const nextUpdate = new Date(now.getTime() + this.opts.validitySeconds * 1000);
-    const der = await OcspResponseGenerator.create({
-      signer: this.opts.signer,
-      producedAt: now,
-      nonceExtension: request.nonceExtension,
-      responses: request.rawCertIds.map((certId, i) => ({ certId, status: statuses[i]!, thisUpdate: now, nextUpdate })),
-      crypto: this.opts.crypto,
+    const first = request?.certIds[0];
+    const firstIssuer = first ? this.source.issuer(first) : undefined;
+    const resolved = this.behaviour.idle ? { actions: [], from: undefined } : this.behaviour.resolve(first?.serial, firstIssuer?.id);
+    const transport = resolved.actions.filter((a) => TRANSPORT_KINDS.has(a.kind));
+    const base = {
+      serials: request?.certIds.map((c) => c.serial) ?? [],
+      hashes: request?.certIds.map((c) => c.hash ?? c.hashOid) ?? [],
+      nonceLength: request?.nonce?.byteLength ?? 0,
+      transport,
+      behaviour: resolved.from,
+      cached: false,
+    };
+    const error = (status: Exclude<OCSPResponseStatus, OCSPResponseStatus.successful>): Answer => ({
+      ...base,
+      der: OcspResponseGenerator.error(status),
+      outcome: responseStatusName(status),
     });
-    return { der, outcome: statuses.map((s) => s.status).join(","), serials, hashes, nonceLength, thisUpdate: now, nextUpdate };
+
+    const forced = resolved.actions.find((a) => a.kind === "responseStatus");
+    if (forced?.kind === "responseStatus") return error(OCSPResponseStatus[forced.responseStatus]);
+    if (!request) return error(OCSPResponseStatus.malformedRequest);
+    if (request.nonceExtension && (base.nonceLength === 0 || base.nonceLength > MAX_NONCE_LENGTH)) return error(OCSPResponseStatus.malformedRequest);
+
+    // Which issuer answers; every CertID must name one we serve (or be answered unknown).
+    const issuers = request.certIds.map((c) => this.source.issuer(c));
+    const signingIssuer = issuers.find((i) => i !== undefined);
+    if (!signingIssuer || (this.unknownIssuer === "unauthorized" && issuers.some((i) => i === undefined))) {
+      return error(OCSPResponseStatus.unauthorized);
+    }
+
+    const statusAction = resolved.actions.find((a) => a.kind === "status");
+    const flaws = new Set(resolved.actions.filter((a) => a.kind === "content").map((a) => (a as { flaw: ContentFlaw }).flaw));
+    const cacheKey = this.cacheEnabled && resolved.actions.length === 0 && !request.nonceExtension && request.certIds.length === 1 ? keyOf(first!) : undefined;
+    const now = this.clock.now();
+    if (cacheKey) {
+      const hit = this.cache.get(cacheKey);
+      if (hit && now.getTime() < hit.refreshAt) {
+        return { ...base, der: hit.der, outcome: hit.outcome, thisUpdate: hit.thisUpdate, nextUpdate: hit.nextUpdate, etag: hit.etag, cached: true };
+      }
+    }
+
+    const statuses: SingleStatus[] = request.certIds.map((c, i) => {
+      if (statusAction?.kind === "status") {
+        return statusAction.status === "revoked"
+          ? { status: "revoked", revocationTime: statusAction.revocationTime ?? now, ...(statusAction.reason !== undefined ? { reason: statusAction.reason } : {}) }
+          : { status: statusAction.status };
+      }
+      const issuer = issuers[i];
+      return issuer ? toSingle(this.source.status(issuer, c.serial)) : { status: "unknown" };
+    });
+
+    let thisUpdate = now;
+    let nextUpdate: Date | undefined = new Date(now.getTime() + this.validityMs);
+    if (flaws.has("stale")) {
+      thisUpdate = new Date(now.getTime() - 2 * this.validityMs);
+      nextUpdate = new Date(now.getTime() - this.validityMs);
+    }
+    if (flaws.has("not-yet-valid")) {
+      thisUpdate = new Date(now.getTime() + DAY_MS);
+      nextUpdate = new Date(now.getTime() + 2 * DAY_MS);
+    }
+    if (flaws.has("long-validity")) nextUpdate = new Date(now.getTime() + 3650 * DAY_MS);
+    if (flaws.has("no-next-update")) nextUpdate = undefined;
+
+    const der = await OcspResponseGenerator.create({
+      signer: await this.signerFor(signingIssuer, flaws),
+      producedAt: now,
+      nonceExtension: this.nonceFor(request, flaws),
+      includeSignerCertificate: this.signing.includeSigner && !flaws.has("signer-not-included"),
+      responderId: this.signing.responderId,
+      rsaPss: this.signing.rsaPss,
+      tamperSignature: flaws.has("bad-signature"),
+      ...(flaws.has("critical-extension")
+        ? { extraExtensions: [new pkijs.Extension({ extnID: "1.3.6.1.4.1.55555.1", critical: true, extnValue: new asn1js.Null().toBER(false) })] }
+        : {}),
+      responses: request.rawCertIds.map((certId, i) => ({
+        certId: flaws.has("wrong-serial") ? otherSerial(certId) : certId,
+        status: statuses[i]!,
+        thisUpdate,
+        ...(nextUpdate ? { nextUpdate } : {}),
+      })),
+      crypto: this.crypto,
+    });
+    const outcome = statuses.map((s) => s.status).join(",");
+    const etag = `"${createHash("sha256").update(der).digest("hex").slice(0, 32)}"`;
+    if (cacheKey && nextUpdate) {
+      this.cache.set(cacheKey, { der, etag, thisUpdate, nextUpdate, outcome, refreshAt: now.getTime() + this.validityMs / 2 });
+    }
+    return { ...base, der, outcome, thisUpdate, ...(nextUpdate ? { nextUpdate } : {}), etag, cached: false };
   }
 
-  private error(status: Exclude<OCSPResponseStatus, OCSPResponseStatus.successful>, serials: string[], hashes: string[], nonceLength: number): ServiceAnswer {
-    return { der: OcspResponseGenerator.error(status), outcome: responseStatusName(status), serials, hashes, nonceLength };
+  private async signerFor(issuer: ServedIssuer, flaws: Set<ContentFlaw>): Promise<Signer> {
+    if (flaws.has("unauthorized-key")) return (this.rogue ??= selfSignedSigner(this.clock, this.crypto));
+    const defect = flaws.has("signer-no-eku") ? "no-eku" : flaws.has("signer-expired") ? "expired" : flaws.has("signer-other-ca") ? "other-ca" : undefined;
+    if (defect) {
+      if (!this.source.flawedSigner) throw new Error(`this status source cannot make a signer with defect ${defect}`);
+      return this.source.flawedSigner(issuer, defect);
+    }
+    return this.signing.by === "issuer" ? issuer.self : issuer.delegated;
   }
+
+  private nonceFor(request: ParsedOcspRequest, flaws: Set<ContentFlaw>): pkijs.Extension | undefined {
+    if (!request.nonceExtension || flaws.has("nonce-omitted")) return undefined;
+    const length = flaws.has("nonce-overlong") ? 64 : flaws.has("nonce-wrong") ? (request.nonce?.byteLength ?? 32) : 0;
+    if (length === 0) return request.nonceExtension;
+    return new pkijs.Extension({
+      extnID: request.nonceExtension.extnID,
+      critical: false,
+      extnValue: new asn1js.OctetString({ valueHex: new Uint8Array(randomBytes(length)) }).toBER(false),
+    });
+  }
+}
+
+function keyOf(c: CertIdFields): string {
+  return `${c.hashOid}:${c.issuerNameHash}:${c.issuerKeyHash}:${c.serial}`;
+}
+
+function toSingle(s: SerialStatus): SingleStatus {
+  return s.status === "revoked" ? { status: "revoked", revocationTime: s.revocationTime, reason: s.reason } : { status: s.status };
+}
+
+/** The same CertID with the serial plus one (a response about another certificate). */
+function otherSerial(certId: pkijs.CertID): pkijs.CertID {
+  const bytes = new Uint8Array(certId.serialNumber.valueBlock.valueHexView);
+  bytes[bytes.length - 1] = (bytes[bytes.length - 1]! + 1) & 0xff;
+  return new pkijs.CertID({
+    hashAlgorithm: certId.hashAlgorithm,
+    issuerNameHash: certId.issuerNameHash,
+    issuerKeyHash: certId.issuerKeyHash,
+    serialNumber: new asn1js.Integer({ valueHex: bytes }),
+  });
+}
+
+/** A signer whose self-signed certificate no issuer ever authorised (`unauthorized-key`). */
+async function selfSignedSigner(clock: Clock, crypto: Crypto): Promise<Signer> {
+  const keys = await generateKeyPair("ecdsa-p256", crypto);
+  const now = clock.now();
+  const name = "CN=ocsp-lab unauthorized signer, O=ocsp-lab";
+  const certificate = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: "01",
+      subject: name,
+      issuer: name,
+      notBefore: new Date(now.getTime() - DAY_MS),
+      notAfter: new Date(now.getTime() + 365 * DAY_MS),
+      publicKey: keys.publicKey,
+      signingKey: keys.privateKey,
+      signingAlgorithm: signingAlgorithm("ecdsa-p256"),
+      extensions: [new x509.ExtendedKeyUsageExtension(["1.3.6.1.5.5.7.3.9"], false)],
+    },
+    crypto,
+  );
+  return { certificate, key: keys.privateKey, keyType: "ecdsa-p256" };
 }

@@ -21,6 +21,10 @@ export interface RequestLogEntry {
   httpStatus: number;
   /** Time from arrival to the answer (or to the fault), in milliseconds. */
   latencyMs: number;
+  /** The behaviour that applied: `global`, `issuer:<serial>` or `serial:<serial>`. */
+  behaviour?: string;
+  /** Served from the pre-signed cache. */
+  cached?: boolean;
 }
 
 /** A filter for waitForRequests. */
@@ -53,9 +57,10 @@ export class RequestLog {
     this.events.emit("entry", entry);
   }
 
-  /** Entries matching `query`, oldest first. */
-  list(query: RequestQuery = {}): RequestLogEntry[] {
-    return this.entries.filter((e) => matches(e, query));
+  /** Entries matching `query`, oldest first (the last `query.limit` when given). */
+  list(query: RequestQuery & { limit?: number } = {}): RequestLogEntry[] {
+    const found = this.entries.filter((e) => matches(e, query));
+    return query.limit !== undefined ? found.slice(-query.limit) : found;
   }
 
   /**

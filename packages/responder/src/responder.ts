@@ -1,15 +1,19 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
+import express from "express";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { pino, type Logger } from "pino";
-import { defaultCrypto, systemClock, type CertificateAuthority, type Clock, type Signer } from "@ocsp-lab/ca";
+import { defaultCrypto, systemClock, type CertificateAuthority, type Clock } from "@ocsp-lab/ca";
 import { readFile } from "node:fs/promises";
-import { createResponderApp, type CrlSource } from "./app.js";
-import { Behaviour, type Fault, type StatusOverride } from "./behaviour.js";
+import { createAdminRouter } from "./admin.js";
+import { createResponderApp, routeRequests, type CrlSource } from "./app.js";
+import { Behaviour, type BehaviourInput, type Fault, type Scope, type StatusOverride } from "./behaviour.js";
+import { createOcspHandler } from "./http-handler.js";
+import { ResponderMetrics } from "./metrics.js";
 import { ResponderStateError } from "./errors.js";
-import { OcspService } from "./ocsp-service.js";
+import { OcspService, type SigningOptions } from "./ocsp-service.js";
 import { RequestLog, type RequestLogEntry, type RequestQuery } from "./request-log.js";
-import { CaStatusSource, type StatusSource } from "./status-source.js";
+import { CaStatusSource, CompositeStatusSource, type ServedIssuer, type StatusSource } from "./status-source.js";
 
 /**
  * Builder of an OCSP responder (testcontainers style): configure with `with*`, then `start()`
@@ -27,15 +31,19 @@ export class OcspResponder {
   private crypto: Crypto = defaultCrypto;
   private validitySeconds = 3600;
   private logger: Logger = pino({ level: "silent" });
+  private signing: SigningOptions = {};
+  private unknownIssuer: "unauthorized" | "unknown" = "unauthorized";
+  private cache = true;
+  private admin: { port?: number; token?: string } = {};
   private readonly source: StatusSource;
-  private readonly signer: Signer;
   private readonly crls: CrlSource | undefined;
+  private readonly issuerList: () => ServedIssuer[];
 
-  /** A responder answering from `source`, signing with `signer`, serving CRLs from `crls` if given. */
-  constructor(params: { source: StatusSource; signer: Signer; crls?: CrlSource }) {
+  /** A responder answering from `source` (each issuer signed for by its own signer), serving CRLs from `crls` if given. */
+  constructor(params: { source: StatusSource; crls?: CrlSource; issuers?: () => ServedIssuer[] }) {
     this.source = params.source;
-    this.signer = params.signer;
     this.crls = params.crls;
+    this.issuerList = params.issuers ?? (() => []);
   }
 
   /**
@@ -43,19 +51,32 @@ export class OcspResponder {
    * the CA's CRLs at `/crl/<issuer serial>.crl` (full) and `/crl/<issuer serial>-delta.crl`.
    */
   static async forCa(ca: CertificateAuthority, crypto?: Crypto): Promise<OcspResponder> {
+    return OcspResponder.forCas([ca], crypto);
+  }
+
+  /**
+   * One endpoint for several lab CAs (each with its root and intermediates, each signed for by
+   * its own delegated signer) and their CRLs.
+   */
+  static async forCas(cas: CertificateAuthority[], crypto?: Crypto): Promise<OcspResponder> {
+    const sources = await Promise.all(cas.map((ca) => CaStatusSource.create(ca, crypto)));
     const crls: CrlSource = {
       async crl(issuerSerial, delta) {
-        const rec = ca.get(issuerSerial);
-        if (!rec || (rec.kind !== "root" && rec.kind !== "intermediate")) return undefined;
-        const files = ca.crlFiles(issuerSerial);
-        try {
-          return new Uint8Array(await readFile(delta ? files.deltaDer : files.fullDer));
-        } catch {
-          return undefined;
+        for (const ca of cas) {
+          const rec = ca.get(issuerSerial);
+          if (!rec || (rec.kind !== "root" && rec.kind !== "intermediate")) continue;
+          const files = ca.crlFiles(issuerSerial);
+          try {
+            return new Uint8Array(await readFile(delta ? files.deltaDer : files.fullDer));
+          } catch {
+            return undefined;
+          }
         }
+        return undefined;
       },
     };
-    return new OcspResponder({ source: await CaStatusSource.create(ca, crypto), signer: ca.ocspSigner, crls });
+    const source = sources.length === 1 ? sources[0]! : new CompositeStatusSource(sources);
+    return new OcspResponder({ source, crls, issuers: () => sources.flatMap((s) => s.issuers()) });
   }
 
   /** Interface to bind; default 127.0.0.1 (nothing listens beyond this machine unless asked). */
@@ -94,23 +115,71 @@ export class OcspResponder {
     return this;
   }
 
-  /** Listen; resolves once the port is bound. */
+  /** How responses are signed: by the delegated signer or the CA, responderID byKey or byName, signer certificate included, RSA-PSS. */
+  withSigning(signing: SigningOptions): this {
+    this.signing = signing;
+    return this;
+  }
+
+  /** Answer CertIDs of issuers not served here `unauthorized` (default) or with a signed `unknown`. */
+  withUnknownIssuer(mode: "unauthorized" | "unknown"): this {
+    this.unknownIssuer = mode;
+    return this;
+  }
+
+  /** Keep pre-signed answers for nonce-less requests (default true). */
+  withCache(enabled: boolean): this {
+    this.cache = enabled;
+    return this;
+  }
+
+  /**
+   * The admin API: on the OCSP port under /admin (default) or on its own `port` (127.0.0.1 like
+   * everything else), optionally behind `Authorization: Bearer <token>`.
+   */
+  withAdmin(options: { port?: number; token?: string }): this {
+    this.admin = options;
+    return this;
+  }
+
+  /** Listen; resolves once the port(s) are bound. */
   async start(): Promise<StartedOcspResponder> {
     const behaviour = new Behaviour();
     const log = new RequestLog();
     const service = new OcspService({
       source: this.source,
-      signer: this.signer,
       behaviour,
       clock: this.clock,
       crypto: this.crypto,
       validitySeconds: this.validitySeconds,
+      signing: this.signing,
+      unknownIssuer: this.unknownIssuer,
+      cache: this.cache,
     });
-    const app = createResponderApp({ service, behaviour, log, clock: this.clock, logger: this.logger, ...(this.crls ? { crls: this.crls } : {}) });
-    const server = createServer(app);
+    const metrics = new ResponderMetrics(() => service.cacheSize);
+    const hung = new Set<ServerResponse>();
+    const ocsp = createOcspHandler({ service, log, clock: this.clock, logger: this.logger, metrics, hung });
+    const admin = createAdminRouter({ behaviour, log, issuers: this.issuerList, ...(this.admin.token !== undefined ? { token: this.admin.token } : {}) });
+    const separateAdmin = this.admin.port !== undefined;
+    const app = createResponderApp({ metrics, ...(this.crls ? { crls: this.crls } : {}), ...(separateAdmin ? {} : { admin }) });
+    const server = createServer(routeRequests(ocsp, app));
     server.listen(this.port, this.host);
     await once(server, "listening");
-    return new StartedOcspResponder(server, behaviour, log, this.host);
+    let adminServer: Server | undefined;
+    if (separateAdmin) {
+      const adminApp = express();
+      adminApp.disable("x-powered-by");
+      adminApp.use("/admin", admin);
+      adminServer = createServer(adminApp);
+      adminServer.listen(this.admin.port, this.host);
+      try {
+        await once(adminServer, "listening");
+      } catch (err) {
+        server.close();
+        throw err;
+      }
+    }
+    return new StartedOcspResponder({ server, adminServer, behaviour, log, host: this.host, hung, metrics, issuers: this.issuerList });
   }
 }
 
@@ -123,16 +192,34 @@ export class StartedOcspResponder {
   readonly behaviour: Behaviour;
   /** What the responder was asked. */
   readonly log: RequestLog;
+  /** Prometheus metrics of this responder. */
+  readonly metrics: ResponderMetrics;
   private readonly server: Server;
+  private readonly adminServer: Server | undefined;
   private readonly hostName: string;
+  private readonly hung: Set<ServerResponse>;
+  private readonly issuerList: () => ServedIssuer[];
   private stopped = false;
 
   /** Made by OcspResponder.start(); not meant to be called directly. */
-  constructor(server: Server, behaviour: Behaviour, log: RequestLog, host: string) {
-    this.server = server;
-    this.behaviour = behaviour;
-    this.log = log;
-    this.hostName = host;
+  constructor(p: {
+    server: Server;
+    adminServer: Server | undefined;
+    behaviour: Behaviour;
+    log: RequestLog;
+    host: string;
+    hung: Set<ServerResponse>;
+    metrics: ResponderMetrics;
+    issuers: () => ServedIssuer[];
+  }) {
+    this.server = p.server;
+    this.adminServer = p.adminServer;
+    this.behaviour = p.behaviour;
+    this.log = p.log;
+    this.hostName = p.host;
+    this.hung = p.hung;
+    this.metrics = p.metrics;
+    this.issuerList = p.issuers;
   }
 
   /** Bound host. */
@@ -151,6 +238,28 @@ export class StartedOcspResponder {
   get url(): string {
     const host = this.hostName.includes(":") ? `[${this.hostName}]` : this.hostName;
     return `http://${host}:${this.port}`;
+  }
+
+  /** Base URL of the admin API (`…/admin`). */
+  get adminUrl(): string {
+    if (!this.adminServer) return `${this.url}/admin`;
+    const host = this.hostName.includes(":") ? `[${this.hostName}]` : this.hostName;
+    return `http://${host}:${(this.adminServer.address() as AddressInfo).port}/admin`;
+  }
+
+  /** The issuers served (root and intermediates of every CA), with their signers. */
+  issuers(): ServedIssuer[] {
+    return this.issuerList();
+  }
+
+  /** Apply a behaviour (see Behaviour.set) to `scope`. */
+  setBehaviour(scope: Scope, behaviour: BehaviourInput): void {
+    this.behaviour.set(scope, behaviour);
+  }
+
+  /** Remove the behaviour of `scope`. */
+  clearBehaviour(scope: Scope): void {
+    this.behaviour.clear(scope);
   }
 
   /** URL of the full CRL of the CA `issuerSerial`, to put in CRLDistributionPoints (served by forCa responders). */
@@ -179,7 +288,7 @@ export class StartedOcspResponder {
   }
 
   /** Logged requests matching `query`. */
-  requests(query?: RequestQuery): RequestLogEntry[] {
+  requests(query?: RequestQuery & { limit?: number }): RequestLogEntry[] {
     return this.log.list(query);
   }
 
@@ -192,9 +301,15 @@ export class StartedOcspResponder {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    for (const res of this.hung) res.destroy();
+    const close = (server: Server | undefined): Promise<void> =>
+      server
+        ? new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          })
+        : Promise.resolve();
+    await Promise.all([close(this.server), close(this.adminServer)]);
   }
 
   /** `await using` support: same as stop(). */

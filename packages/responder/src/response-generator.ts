@@ -1,6 +1,6 @@
 import * as pkijs from "pkijs";
 import * as asn1js from "asn1js";
-import { CRLReason, OCSPResponseStatus, OID, defaultCrypto, pkiEngine, toPkiCertificate, type Signer } from "@ocsp-lab/ca";
+import { CRLReason, OCSPResponseStatus, OID, defaultCrypto, pkiEngine, signingHash, toPkiCertificate, type Signer } from "@ocsp-lab/ca";
 
 /** The status to put in one SingleResponse (RFC 6960 §4.2.1 CertStatus). */
 export type SingleStatus =
@@ -27,6 +27,14 @@ export interface BasicResponseParams {
   nonceExtension?: pkijs.Extension;
   /** Include the signer certificate in `certs` (needed for a delegated signer). Default true. */
   includeSignerCertificate?: boolean;
+  /** ResponderID choice (RFC 6960 §4.2.2.3): SHA-1 of the signer's key (default) or its subject name. */
+  responderId?: "byKey" | "byName";
+  /** For RSA signers: sign with RSASSA-PSS (SHA-256, salt 32) instead of PKCS#1 v1.5. */
+  rsaPss?: boolean;
+  /** Extra response extensions (e.g. an unknown critical one, for client tests). */
+  extraExtensions?: pkijs.Extension[];
+  /** Flip the signature bits after signing (a deliberately bad signature). */
+  tamperSignature?: boolean;
   crypto?: Crypto;
 }
 
@@ -47,8 +55,8 @@ export class OcspResponseGenerator {
 
   /**
    * A signed successful response carrying a BasicOCSPResponse, responderID byKey (SHA-1 of the
-   * signer's public key, RFC 6960 §4.2.2.3), signed with SHA-256 by the signer's key type
-   * (ecdsa-with-SHA256 or sha256WithRSAEncryption).
+   * signer's public key, RFC 6960 §4.2.2.3) or byName, signed with the signer's key type
+   * (ecdsa-with-SHA256/384, sha256WithRSAEncryption, or RSASSA-PSS when asked).
    *
    * ```asn1
    * ResponseData ::= SEQUENCE {
@@ -80,7 +88,8 @@ export class OcspResponseGenerator {
       signerCert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView as Uint8Array<ArrayBuffer>,
     );
     const basic = new pkijs.BasicOCSPResponse();
-    basic.tbsResponseData.responderID = new asn1js.OctetString({ valueHex: keyHash });
+    basic.tbsResponseData.responderID =
+      params.responderId === "byName" ? signerCert.subject : new asn1js.OctetString({ valueHex: keyHash });
     basic.tbsResponseData.producedAt = wholeSeconds(params.producedAt);
     basic.tbsResponseData.responses = params.responses.map((r) => {
       const single = new pkijs.SingleResponse({
@@ -91,9 +100,15 @@ export class OcspResponseGenerator {
       if (r.nextUpdate) single.nextUpdate = wholeSeconds(r.nextUpdate);
       return single;
     });
-    if (params.nonceExtension) basic.tbsResponseData.responseExtensions = [params.nonceExtension];
+    const extensions = [...(params.nonceExtension ? [params.nonceExtension] : []), ...(params.extraExtensions ?? [])];
+    if (extensions.length > 0) basic.tbsResponseData.responseExtensions = extensions;
     if (params.includeSignerCertificate ?? true) basic.certs = [signerCert];
-    await basic.sign(params.signer.key, "SHA-256", pkiEngine(crypto));
+    await basic.sign(await signingKey(params, crypto), signingHash(params.signer.keyType), pkiEngine(crypto));
+    if (params.tamperSignature) {
+      const bits = basic.signature.valueBlock.valueHexView;
+      bits[bits.length - 1]! ^= 0xff;
+      bits[Math.floor(bits.length / 2)]! ^= 0xff;
+    }
     const response = new pkijs.OCSPResponse({
       responseStatus: new asn1js.Enumerated({ value: OCSPResponseStatus.successful }),
       responseBytes: new pkijs.ResponseBytes({
@@ -103,6 +118,13 @@ export class OcspResponseGenerator {
     });
     return new Uint8Array(response.toSchema().toBER(false));
   }
+}
+
+/** The key to sign with: the signer's, or for RSA-PSS the same key imported for RSA-PSS. */
+async function signingKey(params: BasicResponseParams, crypto: Crypto): Promise<CryptoKey> {
+  if (!params.rsaPss || !params.signer.keyType.startsWith("rsa-")) return params.signer.key;
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", params.signer.key);
+  return crypto.subtle.importKey("pkcs8", pkcs8, { name: "RSA-PSS", hash: "SHA-256" }, false, ["sign"]);
 }
 
 function wholeSeconds(d: Date): Date {

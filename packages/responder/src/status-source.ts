@@ -1,55 +1,158 @@
-import type { CertificateAuthority, CertIdFields, SerialStatus } from "@ocsp-lab/ca";
+import type * as x509 from "@peculiar/x509";
+import type { CertificateAuthority, CertIdFields, SerialStatus, Signer } from "@ocsp-lab/ca";
 import { issuerHashes, toPkiCertificate, type CertIdHash } from "@ocsp-lab/ca";
 
+/** An issuing CA the responder answers for, with the identities that can sign for it. */
+export interface ServedIssuer {
+  /** Canonical serial of the issuing CA certificate: the key of per-issuer behaviours. */
+  id: string;
+  certificate: x509.X509Certificate;
+  /** Its delegated OCSP signer (id-kp-OCSPSigning), which signs by default (RFC 6960 §4.2.2.2). */
+  delegated: Signer;
+  /** The CA's own key, for "signed by the CA itself". */
+  self: Signer;
+}
+
+/** A delegated-signer defect a source can produce on demand (see `ContentFlaw`). */
+export type SignerDefect = "no-eku" | "expired" | "other-ca";
+
 /**
- * Where the responder gets certificate status from (cfssl's `Source`): given a CertID, say
- * whether its issuer is served here and, if so, the serial's status. Small on purpose so a test
- * or another CA can stand behind the HTTP layer.
+ * Where the responder gets certificate status from (cfssl's `Source`): which issuer a CertID
+ * names, and the status of a serial under it. Small on purpose so a test or another CA can
+ * stand behind the HTTP layer.
  */
 export interface StatusSource {
   /**
-   * Status for one CertID (RFC 6960 §4.1.1). `undefined` means the issuer is not served by this
-   * responder (answered `unauthorized`, RFC 6960 §2.3).
+   * The issuer a CertID names by its issuerNameHash/issuerKeyHash (RFC 6960 §4.1.1), or
+   * undefined when this source does not serve it (answered `unauthorized`, §2.3).
    */
-  lookup(certId: CertIdFields): SerialStatus | undefined;
+  issuer(certId: CertIdFields): ServedIssuer | undefined;
+  /** The status of canonical `serial` under `issuer` (`unknown` when that issuer did not issue it). */
+  status(issuer: ServedIssuer, serial: string): SerialStatus;
+  /** A delegated signer with a deliberate defect, for content behaviours; optional. */
+  flawedSigner?(issuer: ServedIssuer, defect: SignerDefect): Promise<Signer>;
+  /** Register a listener run whenever statuses may have changed (the response cache listens). */
+  onChange?(listener: () => void): void;
 }
 
 const HASHES: CertIdHash[] = ["SHA-1", "SHA-256", "SHA-384", "SHA-512"];
 
 /**
- * A StatusSource over a lab CertificateAuthority: recognises CertIDs of its root under SHA-1,
- * SHA-256, SHA-384 and SHA-512 and answers from the CA's store (O(1), in memory; open the CA
- * with `watch: true` to follow revocations other processes make). Intermediates' certificates
- * are not answered for yet (their CertIDs name another issuer: `unauthorized`).
+ * A StatusSource over a lab CertificateAuthority: serves the root and every intermediate, each
+ * signed for by its own delegated OCSP signer, recognised under SHA-1, SHA-256, SHA-384 and
+ * SHA-512 CertIDs. Statuses come from the CA's store (O(1), in memory); open the CA with
+ * `watch: true` to follow other processes. New intermediates are picked up on the next change.
  */
 export class CaStatusSource implements StatusSource {
   private readonly ca: CertificateAuthority;
-  private readonly issuerKeys: Set<string>;
+  private byHashes = new Map<string, ServedIssuer>();
+  private readonly flawed = new Map<string, Promise<Signer>>();
+  private readonly crypto: Crypto | undefined;
+  private readonly listeners = new Set<() => void>();
 
-  private constructor(ca: CertificateAuthority, issuerKeys: Set<string>) {
+  private constructor(ca: CertificateAuthority, crypto?: Crypto) {
     this.ca = ca;
-    this.issuerKeys = issuerKeys;
+    this.crypto = crypto;
   }
 
-  /** Precompute the root's CertID hashes for every supported algorithm. */
+  /** Load every CA of `ca` with its signers and precompute their CertID hashes. */
   static async create(ca: CertificateAuthority, crypto?: Crypto): Promise<CaStatusSource> {
-    const root = toPkiCertificate(ca.root.certificate.rawData);
-    const keys = new Set<string>();
-    for (const hash of HASHES) {
-      const h = await issuerHashes(root, hash, crypto);
-      keys.add(`${h.issuerNameHash}:${h.issuerKeyHash}`);
-    }
-    return new CaStatusSource(ca, keys);
+    const source = new CaStatusSource(ca, crypto);
+    await source.refresh();
+    ca.watch(() => {
+      source
+        .refresh()
+        .catch(() => undefined)
+        .finally(() => source.listeners.forEach((l) => l()));
+    });
+    return source;
   }
 
-  /**
-   * See StatusSource.lookup. A serial this CA issued under another of its CAs (an intermediate)
-   * is `unknown` here: the CertID names the root as issuer, and the root did not issue it.
-   */
-  lookup(certId: CertIdFields): SerialStatus | undefined {
-    if (!this.issuerKeys.has(`${certId.issuerNameHash}:${certId.issuerKeyHash}`)) return undefined;
-    const issuer = this.ca.issuerOf(certId.serial);
-    if (issuer !== undefined && issuer !== this.ca.rootSerial) return { status: "unknown" };
-    return this.ca.status(certId.serial);
+  /** The issuers served, root first. */
+  issuers(): ServedIssuer[] {
+    return [...new Map([...this.byHashes.values()].map((i) => [i.id, i])).values()];
+  }
+
+  /** See StatusSource.issuer. */
+  issuer(certId: CertIdFields): ServedIssuer | undefined {
+    return this.byHashes.get(`${certId.issuerNameHash}:${certId.issuerKeyHash}`);
+  }
+
+  /** See StatusSource.status: `unknown` for a serial not issued by `issuer`. */
+  status(issuer: ServedIssuer, serial: string): SerialStatus {
+    if (this.ca.issuerOf(serial) !== issuer.id) return { status: "unknown" };
+    return this.ca.status(serial);
+  }
+
+  /** A delegated signer of `issuer` with `defect`, issued once into the CA store and reused. */
+  flawedSigner(issuer: ServedIssuer, defect: SignerDefect): Promise<Signer> {
+    const key = `${issuer.id}:${defect}`;
+    let signer = this.flawed.get(key);
+    if (!signer) {
+      signer = this.ca.issue("ocsp-signer", { issuer: issuer.id, flaw: defect }).then((c) => this.ca.signer(c.serial));
+      signer.catch(() => this.flawed.delete(key));
+      this.flawed.set(key, signer);
+    }
+    return signer;
+  }
+
+  /** See StatusSource.onChange. */
+  onChange(listener: () => void): void {
+    this.listeners.add(listener);
+  }
+
+  private async refresh(): Promise<void> {
+    const map = new Map<string, ServedIssuer>();
+    for (const rec of this.ca.issuers()) {
+      if (rec.revocation) continue;
+      const self = await this.ca.signer(rec.serial);
+      const served: ServedIssuer = { id: rec.serial, certificate: self.certificate, self, delegated: await this.ca.ocspSignerOf(rec.serial) };
+      const pki = toPkiCertificate(self.certificate.rawData);
+      for (const hash of HASHES) {
+        const h = await issuerHashes(pki, hash, this.crypto);
+        map.set(`${h.issuerNameHash}:${h.issuerKeyHash}`, served);
+      }
+    }
+    this.byHashes = map;
+  }
+}
+
+/** Several sources behind one endpoint (more than one CA): the first that serves an issuer answers for it. */
+export class CompositeStatusSource implements StatusSource {
+  private readonly sources: StatusSource[];
+  private readonly owner = new WeakMap<ServedIssuer, StatusSource>();
+
+  /** Serve the issuers of every source in `sources`. */
+  constructor(sources: StatusSource[]) {
+    this.sources = sources;
+  }
+
+  /** See StatusSource.issuer. */
+  issuer(certId: CertIdFields): ServedIssuer | undefined {
+    for (const s of this.sources) {
+      const found = s.issuer(certId);
+      if (found) {
+        this.owner.set(found, s);
+        return found;
+      }
+    }
+    return undefined;
+  }
+
+  /** See StatusSource.status. */
+  status(issuer: ServedIssuer, serial: string): SerialStatus {
+    return (this.owner.get(issuer) ?? this.sources[0]!).status(issuer, serial);
+  }
+
+  /** See StatusSource.flawedSigner. */
+  flawedSigner(issuer: ServedIssuer, defect: SignerDefect): Promise<Signer> {
+    const source = this.owner.get(issuer) ?? this.sources[0]!;
+    if (!source.flawedSigner) return Promise.reject(new Error("this status source cannot make flawed signers"));
+    return source.flawedSigner(issuer, defect);
+  }
+
+  /** See StatusSource.onChange. */
+  onChange(listener: () => void): void {
+    for (const s of this.sources) s.onChange?.(listener);
   }
 }

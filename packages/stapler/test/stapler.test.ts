@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { once } from "node:events";
 import { join } from "node:path";
 import { CRLReason, CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
-import { CaStatusSource, OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
+import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
 import {
   CertificateSetupError,
   InvalidPolicyError,
@@ -152,18 +152,20 @@ describe("polling policy", () => {
 });
 
 describe("verification before stapling", () => {
-  it("never staples a response signed by a key the issuer did not authorise", async () => {
-    const other = await CertificateAuthority.init(join(dir, "other"));
-    const rogue = await new OcspResponder({ source: await CaStatusSource.create(ca), signer: other.ocspSigner }).start();
-    try {
-      stapler = await (await StaplingServer.fromFiles(leaf)).withPolicy(FAST).withResponderUrl(rogue.url).start();
-      const snap = stapler.status()[0]!;
-      expect(snap.staple).toBe("none");
-      expect(snap.lastFetch?.error).toMatch(/unauthorized signer/);
-      expect((await sClient(stapler.port)).stdout).toContain("OCSP response: no response sent");
-    } finally {
-      await rogue.stop();
-    }
+  it.each([
+    ["signer-other-ca", /unauthorized signer/],
+    ["signer-no-eku", /lacks id-kp-OCSPSigning/],
+    ["bad-signature", /bad signature/],
+    ["stale", /stale/],
+    ["wrong-serial", /wrong certificate/],
+    ["critical-extension", /unsupported critical extension/],
+  ] as const)("never staples a response with %s", async (flaw, reason) => {
+    responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "content", flaw }] }] });
+    const s = await startStapler();
+    const snap = s.status()[0]!;
+    expect(snap.staple).toBe("none");
+    expect(snap.lastFetch?.error).toMatch(reason);
+    expect((await sClient(s.port)).stdout).toContain("OCSP response: no response sent");
   });
 
   it("never staples a tryLater answer", async () => {

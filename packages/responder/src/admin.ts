@@ -1,0 +1,119 @@
+import express, { type NextFunction, type Request, type Response, type Router } from "express";
+import { CaError, normalizeSerial } from "@ocsp-lab/ca";
+import { InvalidBehaviourError } from "./errors.js";
+import { actionSchema, type Behaviour, type BehaviourInput, type Scope } from "./behaviour.js";
+import type { RequestLog } from "./request-log.js";
+import type { ServedIssuer } from "./status-source.js";
+
+/** What the admin API needs. */
+export interface AdminDeps {
+  behaviour: Behaviour;
+  log: RequestLog;
+  /** The issuers served, for `GET /admin/issuers`. */
+  issuers: () => ServedIssuer[];
+  /** When set, every admin request needs `Authorization: Bearer <token>`. */
+  token?: string;
+}
+
+/**
+ * The admin REST API (JSON), mounted at `/admin`:
+ * - `GET /admin/behaviours` — the behaviours in force;
+ * - `PUT /admin/behaviours/global`, `/admin/behaviours/issuers/:serial`,
+ *   `/admin/behaviours/serials/:serial` — body a behaviour (`{steps, repeat}`) or a shorthand
+ *   `{actions, count?}`; `DELETE` the same paths; `DELETE /admin/behaviours` resets everything;
+ * - `PUT /admin/delay` `{ms}` — base delay;
+ * - `GET /admin/requests?serial=&since=&limit=` — the request log;
+ * - `GET /admin/issuers` — issuers served, with their signers.
+ * Validation errors are 400 `{error, field}` naming the field; a wrong or missing bearer token
+ * is 401.
+ */
+export function createAdminRouter(deps: AdminDeps): Router {
+  const router = express.Router();
+  router.use((req, res, next) => {
+    if (deps.token !== undefined && req.headers.authorization !== `Bearer ${deps.token}`) {
+      res.status(401).set("WWW-Authenticate", "Bearer").json({ error: "missing or wrong bearer token: send Authorization: Bearer <token>" });
+      return;
+    }
+    next();
+  });
+  router.use(express.json({ limit: "64kb" }));
+
+  router.get("/behaviours", (_req, res) => {
+    res.json(deps.behaviour.list());
+  });
+  const scopeOf = (req: Request): Scope => {
+    const serial = (req.params as { serial?: string }).serial;
+    if (serial === undefined) return { kind: "global" };
+    const canonical = normalizeSerial(serial);
+    return req.path.startsWith("/behaviours/issuers/") ? { kind: "issuer", issuer: canonical } : { kind: "serial", serial: canonical };
+  };
+  const put = (req: Request, res: Response): void => {
+    const body = req.body as Record<string, unknown> | undefined;
+    if (!body || typeof body !== "object") throw new InvalidBehaviourError("body", body, "send a JSON behaviour {steps:[{actions:[...], count?}], repeat?} or {actions:[...], count?}");
+    const input = (Array.isArray(body.actions) ? { steps: [{ actions: body.actions, ...(body.count !== undefined ? { count: body.count } : {}) }] } : body) as BehaviourInput;
+    const scope = scopeOf(req);
+    deps.behaviour.set(scope, input);
+    res.json({ ok: true, scope: scope.kind === "global" ? "global" : scope.kind === "issuer" ? `issuer:${scope.issuer}` : `serial:${scope.serial}` });
+  };
+  const del = (req: Request, res: Response): void => {
+    deps.behaviour.clear(scopeOf(req));
+    res.json({ ok: true });
+  };
+  router.put("/behaviours/global", put);
+  router.delete("/behaviours/global", del);
+  for (const kind of ["issuers", "serials"]) {
+    router.put(`/behaviours/${kind}/:serial`, put);
+    router.delete(`/behaviours/${kind}/:serial`, del);
+  }
+  router.delete("/behaviours", (_req, res) => {
+    deps.behaviour.reset();
+    res.json({ ok: true });
+  });
+  router.put("/delay", (req, res) => {
+    deps.behaviour.setDelay((req.body as { ms?: unknown } | undefined)?.ms as number);
+    res.json({ ok: true, ms: deps.behaviour.delayMs });
+  });
+  router.get("/requests", (req, res) => {
+    const q = req.query as Record<string, string | undefined>;
+    const since = q.since !== undefined ? new Date(q.since) : undefined;
+    if (since && Number.isNaN(since.getTime())) throw new InvalidBehaviourError("since", q.since, "give an ISO 8601 time");
+    const limit = q.limit !== undefined ? Number(q.limit) : undefined;
+    if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new InvalidBehaviourError("limit", q.limit, "give a positive whole number");
+    res.json(
+      deps.log.list({
+        ...(q.serial !== undefined ? { serial: normalizeSerial(q.serial) } : {}),
+        ...(since ? { since } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+      }),
+    );
+  });
+  router.get("/issuers", (_req, res) => {
+    res.json(
+      deps.issuers().map((i) => ({
+        serial: i.id,
+        subject: i.certificate.subject,
+        delegatedSigner: { serial: i.delegated.certificate.serialNumber.toLowerCase(), subject: i.delegated.certificate.subject },
+      })),
+    );
+  });
+  router.get("/actions", (_req, res) => {
+    res.json(actionSchema.options.map((o) => o.shape.kind.value));
+  });
+  router.use((_req, res) => {
+    res.status(404).json({ error: "no such admin endpoint: see GET /admin/behaviours, /admin/requests, /admin/issuers" });
+  });
+  router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof InvalidBehaviourError || err instanceof CaError) {
+      const field = /^invalid (\S+)/.exec(err.message)?.[1];
+      res.status(400).json({ error: err.message, ...(field ? { field } : {}) });
+      return;
+    }
+    const status = (err as { status?: number }).status;
+    if (status !== undefined && status >= 400 && status < 500) {
+      res.status(status).json({ error: (err as Error).message });
+      return;
+    }
+    res.status(500).json({ error: "internal error" });
+  });
+  return router;
+}

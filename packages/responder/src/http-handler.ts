@@ -1,0 +1,185 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { randomBytes } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
+import type { Logger } from "pino";
+import type { Clock } from "@ocsp-lab/ca";
+import type { Action } from "./behaviour.js";
+import type { ResponderMetrics } from "./metrics.js";
+import type { Answer, OcspService } from "./ocsp-service.js";
+import type { RequestLog } from "./request-log.js";
+
+/** Largest request body accepted, in bytes. A real OCSP request is a few hundred bytes. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+const OCSP_RESPONSE_TYPE = "application/ocsp-response";
+
+/** What the OCSP handler needs. */
+export interface OcspHandlerDeps {
+  service: OcspService;
+  log: RequestLog;
+  clock: Clock;
+  logger: Logger;
+  metrics: ResponderMetrics;
+  /** Responses held open by `hang`, ended when the responder stops. */
+  hung: Set<ServerResponse>;
+}
+
+/**
+ * The OCSP hot path as a bare node:http handler (no middleware): `POST <any path>` with the DER
+ * request as body, `GET /{url-encoded base64 DER}` (RFC 6960 Appendix A.1, RFC 5019 §5; a
+ * doubled slash and base64url are accepted). Protocol failures are answered with an OCSP
+ * `malformedRequest`, never a bare 404 or a 500. GET answers carry RFC 5019 §6 caching headers
+ * and honour If-None-Match with 304. Transport behaviours are applied here. Every request is
+ * logged (info: client-caused errors are not the responder's errors) and counted.
+ */
+export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(deps, req, res).catch((err: unknown) => {
+      deps.logger.error({ err }, "OCSP handler failed");
+      if (!res.headersSent && !res.destroyed) {
+        // internalError (RFC 6960 §2.3), unsigned: 30 03 0a 01 02.
+        res.writeHead(200, { "Content-Type": OCSP_RESPONSE_TYPE }).end(Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x02]));
+      }
+    });
+  };
+}
+
+async function handle(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const arrived = deps.clock.now();
+  const t0 = performance.now();
+  const body = req.method === "POST" ? await readBody(req) : decodeGetPath(req.url ?? "/");
+  const answer = await deps.service.answer(body);
+  const httpStatus = await send(deps, req, res, answer);
+  const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
+  const outcome = httpStatus === 200 || httpStatus === 304 ? answer.outcome : `http-${httpStatus}`;
+  const faults = answer.transport.filter((a) => a.kind !== "delay").map((a) => (a.kind === "http" ? `http-${a.status}` : a.kind));
+  const entry = {
+    time: arrived,
+    method: req.method ?? "?",
+    serials: answer.serials,
+    hashes: answer.hashes,
+    nonceLength: answer.nonceLength,
+    outcome: faults.length > 0 ? `fault:${faults.join("+")}` : outcome,
+    httpStatus,
+    latencyMs,
+    ...(answer.behaviour ? { behaviour: answer.behaviour } : {}),
+    cached: answer.cached,
+  };
+  deps.log.add(entry);
+  deps.metrics.observe(entry.method, entry.outcome, latencyMs / 1000, answer.cached);
+  deps.logger.info(entry, "ocsp request");
+}
+
+/** Write the answer with its transport actions applied; resolves with the HTTP status sent (0: none). */
+async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse, answer: Answer): Promise<number> {
+  const actions = answer.transport;
+  const has = (kind: Action["kind"]): Action | undefined => actions.find((a) => a.kind === kind);
+  const wait = actions.filter((a) => a.kind === "delay").reduce((sum, a) => sum + (a.kind === "delay" ? a.ms : 0), 0);
+  if (wait > 0) await delay(wait);
+  if (has("hang")) {
+    deps.hung.add(res);
+    res.on("close", () => deps.hung.delete(res));
+    return 0;
+  }
+  if (has("close")) {
+    req.socket.destroy();
+    return 0;
+  }
+  if (has("reset")) {
+    req.socket.resetAndDestroy();
+    return 0;
+  }
+  const http = has("http");
+  if (http?.kind === "http") {
+    const headers: Record<string, string> = { "Content-Type": "text/plain" };
+    if (http.retryAfter !== undefined) headers["Retry-After"] = String(http.retryAfter);
+    res.writeHead(http.status, headers).end(`injected fault: HTTP ${http.status}\n`);
+    return http.status;
+  }
+  let body = Buffer.from(answer.der.buffer, answer.der.byteOffset, answer.der.byteLength);
+  if (has("empty-body")) body = Buffer.alloc(0);
+  if (has("garbage-body")) body = randomBytes(Math.max(16, body.length));
+  const headers: Record<string, string | number> = {
+    "Content-Type": has("wrong-content-type") ? "text/html; charset=utf-8" : OCSP_RESPONSE_TYPE,
+    "Content-Length": body.length,
+  };
+  const cacheable = req.method === "GET" && answer.nonceLength === 0 && answer.nextUpdate && answer.thisUpdate && answer.etag;
+  if (cacheable) {
+    // RFC 5019 §6.2: HTTP caches may keep a GET answer until nextUpdate.
+    const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - deps.clock.now().getTime()) / 1000));
+    headers["Cache-Control"] = `max-age=${maxAge}, public, no-transform, must-revalidate`;
+    headers["Last-Modified"] = answer.thisUpdate!.toUTCString();
+    headers["Expires"] = answer.nextUpdate!.toUTCString();
+    headers["ETag"] = answer.etag!;
+    if (req.headers["if-none-match"] === answer.etag && actions.length === 0) {
+      delete headers["Content-Length"];
+      res.writeHead(304, headers).end();
+      return 304;
+    }
+  } else {
+    headers["Cache-Control"] = "no-cache, no-store";
+  }
+  const drip = has("drip");
+  if (drip?.kind === "drip") {
+    res.writeHead(200, headers);
+    for (let i = 0; i < body.length && !res.destroyed; i += drip.chunkBytes) {
+      res.write(body.subarray(i, i + drip.chunkBytes));
+      await delay(drip.chunkDelayMs);
+    }
+    res.end();
+    return 200;
+  }
+  if (has("truncate")) {
+    res.writeHead(200, headers);
+    res.write(body.subarray(0, Math.floor(body.length / 2)));
+    // Flush what was written, then cut the connection short of Content-Length.
+    await new Promise<void>((resolve) => res.write("", () => resolve()));
+    req.socket.destroy();
+    return 200;
+  }
+  res.writeHead(200, headers).end(body);
+  return 200;
+}
+
+/**
+ * The POST body, or undefined when it is larger than MAX_REQUEST_BYTES or the stream fails. An
+ * oversized body is drained, not kept, so the keep-alive connection stays usable.
+ */
+function readBody(req: IncomingMessage): Promise<Uint8Array | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = Number(req.headers["content-length"]) > MAX_REQUEST_BYTES;
+    req.on("data", (chunk: Buffer) => {
+      if (tooBig) return;
+      size += chunk.length;
+      if (size > MAX_REQUEST_BYTES) {
+        tooBig = true;
+        chunks.length = 0;
+      } else chunks.push(chunk);
+    });
+    req.on("end", () => resolve(tooBig ? undefined : new Uint8Array(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))));
+    req.on("error", () => resolve(undefined));
+    req.on("aborted", () => resolve(undefined));
+  });
+}
+
+/**
+ * The DER request from a GET path: strip leading slashes (a doubled slash happens when the
+ * AIA URL ends in `/`), percent-decode, base64-decode (standard or url alphabet). Undefined when
+ * any step fails.
+ */
+export function decodeGetPath(url: string): Uint8Array | undefined {
+  const path = url.split("?")[0]!.replace(/^\/+/, "");
+  if (path === "") return undefined;
+  let b64: string;
+  try {
+    b64 = decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
+  // Some clients leave `+` unescaped and proxies turn it into a space.
+  b64 = b64.replace(/ /g, "+").replace(/-/g, "+").replace(/_/g, "/");
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.replace(/=+$/, "").length % 4 === 1) return undefined;
+  const der = Buffer.from(b64, "base64");
+  return der.length === 0 ? undefined : new Uint8Array(der);
+}
