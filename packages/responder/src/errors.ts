@@ -35,3 +35,10 @@ export class WaitTimeoutError extends ResponderError {
     super("OCSP_LAB_RESPONDER_WAIT_TIMEOUT", `timed out after ${timeoutMs} ms waiting for ${what}`);
   }
 }
+
+/** A configuration file that cannot be read, parsed or validated; names the field and the fix. */
+export class ConfigError extends ResponderError {
+  constructor(file: string, field: string, problem: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_RESPONDER_CONFIG", `config ${file}: ${field ? `${field}: ` : ""}${problem}`, options);
+  }
+}

@@ -159,7 +159,7 @@ export class OcspService {
 
     // Which issuer answers; every CertID must name one we serve (or be answered unknown).
     const issuers = request.certIds.map((c) => this.source.issuer(c));
-    const signingIssuer = issuers.find((i) => i !== undefined);
+    const signingIssuer = issuers.find((i) => i !== undefined) ?? (this.unknownIssuer === "unknown" ? this.source.defaultIssuer?.() : undefined);
     if (!signingIssuer || (this.unknownIssuer === "unauthorized" && issuers.some((i) => i === undefined))) {
       return error(OCSPResponseStatus.unauthorized);
     }

@@ -33,6 +33,8 @@ export interface StatusSource {
   flawedSigner?(issuer: ServedIssuer, defect: SignerDefect): Promise<Signer>;
   /** Register a listener run whenever statuses may have changed (the response cache listens). */
   onChange?(listener: () => void): void;
+  /** The issuer that signs answers about issuers not served here (`unknown` mode); optional. */
+  defaultIssuer?(): ServedIssuer | undefined;
 }
 
 const HASHES: CertIdHash[] = ["SHA-1", "SHA-256", "SHA-384", "SHA-512"];
@@ -60,12 +62,20 @@ export class CaStatusSource implements StatusSource {
     const source = new CaStatusSource(ca, crypto);
     await source.refresh();
     ca.watch(() => {
+      // Tell listeners at once (a cached answer must not outlive a status change), and again
+      // once new intermediates are loaded.
+      source.listeners.forEach((l) => l());
       source
         .refresh()
         .catch(() => undefined)
         .finally(() => source.listeners.forEach((l) => l()));
     });
     return source;
+  }
+
+  /** The root: it signs `unknown` answers about issuers not served here. */
+  defaultIssuer(): ServedIssuer | undefined {
+    return this.issuers().find((i) => i.id === this.ca.rootSerial);
   }
 
   /** The issuers served, root first. */
@@ -154,5 +164,17 @@ export class CompositeStatusSource implements StatusSource {
   /** See StatusSource.onChange. */
   onChange(listener: () => void): void {
     for (const s of this.sources) s.onChange?.(listener);
+  }
+
+  /** The first source's default issuer. */
+  defaultIssuer(): ServedIssuer | undefined {
+    for (const s of this.sources) {
+      const found = s.defaultIssuer?.();
+      if (found) {
+        this.owner.set(found, s);
+        return found;
+      }
+    }
+    return undefined;
   }
 }

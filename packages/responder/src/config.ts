@@ -1,0 +1,141 @@
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { z } from "zod";
+import { parse as parseYaml } from "yaml";
+import { pino, type Logger } from "pino";
+import { CertificateAuthority, resolveStateDir } from "@ocsp-lab/ca";
+import { behaviourSchema, stepSchema, type BehaviourInput, type Scope } from "./behaviour.js";
+import { ConfigError } from "./errors.js";
+import { OcspResponder, type StartedOcspResponder } from "./responder.js";
+
+const port = z.number().int().min(0).max(65535);
+
+/**
+ * The responder's configuration file (YAML or JSON), names in snake_case and units in the name,
+ * as operators' tools write them:
+ *
+ * ```yaml
+ * listen: { host: 127.0.0.1, port: 8080 }
+ * cas: [.ocsp-lab]                # CA state folders; default $OCSP_LAB_HOME or ./.ocsp-lab
+ * validity_seconds: 3600          # nextUpdate − thisUpdate
+ * signing: { by: delegated, responder_id: by_key, include_signer: true, rsa_pss: false }
+ * unknown_issuer: unauthorized    # or: unknown
+ * cache: true                     # pre-signed answers for nonce-less requests
+ * admin: { port: 8081, token: s3cret }   # default: on the OCSP port, no token
+ * log_level: info
+ * behaviours:
+ *   - scope: global               # or { issuer: <serial> } or { serial: <serial> }
+ *     steps: [{ actions: [{ kind: http, status: 503, retryAfter: 1 }], count: 2 }, { actions: [{ kind: normal }] }]
+ *   - scope: { serial: 3fa0... }
+ *     actions: [{ kind: status, status: revoked, reason: keyCompromise }]
+ * ```
+ */
+export const responderConfigSchema = z
+  .object({
+    listen: z.object({ host: z.string().min(1).default("127.0.0.1"), port: port.default(0) }).strict().default({ host: "127.0.0.1", port: 0 }),
+    cas: z.array(z.string().min(1)).min(1).optional(),
+    validity_seconds: z.number().int().positive().max(10 * 365 * 86_400).default(3600),
+    signing: z
+      .object({
+        by: z.enum(["delegated", "issuer"]).default("delegated"),
+        responder_id: z.enum(["by_key", "by_name"]).default("by_key"),
+        include_signer: z.boolean().default(true),
+        rsa_pss: z.boolean().default(false),
+      })
+      .strict()
+      .default({ by: "delegated", responder_id: "by_key", include_signer: true, rsa_pss: false }),
+    unknown_issuer: z.enum(["unauthorized", "unknown"]).default("unauthorized"),
+    cache: z.boolean().default(true),
+    admin: z.object({ port: port.optional(), token: z.string().min(8).optional() }).strict().default({}),
+    log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    behaviours: z
+      .array(
+        z.union([
+          z.object({ scope: z.union([z.literal("global"), z.object({ issuer: z.string() }).strict(), z.object({ serial: z.string() }).strict()]) }).merge(behaviourSchema).strict(),
+          z
+            .object({
+              scope: z.union([z.literal("global"), z.object({ issuer: z.string() }).strict(), z.object({ serial: z.string() }).strict()]),
+              actions: stepSchema.shape.actions,
+              count: stepSchema.shape.count,
+            })
+            .strict(),
+        ]),
+      )
+      .default([]),
+  })
+  .strict();
+
+/** A validated configuration. */
+export type ResponderConfig = z.output<typeof responderConfigSchema> & { file: string };
+
+/**
+ * Read and validate a configuration file (YAML, of which JSON is a subset). Relative CA paths
+ * are resolved against the file's folder.
+ * @throws ConfigError naming the file, the field (`behaviours.0.steps.0.actions.0.kind`) and the fix.
+ */
+export async function loadResponderConfig(file: string): Promise<ResponderConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw new ConfigError(file, "", `cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)}); check the path`, { cause });
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (cause) {
+    throw new ConfigError(file, "", `not valid YAML: ${(cause as Error).message.split("\n")[0]}`, { cause });
+  }
+  const result = responderConfigSchema.safeParse(raw);
+  if (!result.success) {
+    // Prefer the deepest issue: for a union it names the field that is actually wrong.
+    const issue = [...result.error.issues].sort((a, b) => b.path.length - a.path.length)[0]!;
+    const deepest = issue.code === "invalid_union" ? deepestUnionIssue(issue) : issue;
+    throw new ConfigError(file, deepest.path.join("."), deepest.message);
+  }
+  const base = dirname(resolve(file));
+  return { ...result.data, ...(result.data.cas ? { cas: result.data.cas.map((c) => resolve(base, c)) } : {}), file };
+}
+
+function deepestUnionIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== "invalid_union") return issue;
+  const all = issue.errors.flat().map((i) => ({ ...i, path: [...issue.path, ...i.path] }));
+  return all.sort((a, b) => b.path.length - a.path.length)[0] ?? issue;
+}
+
+/**
+ * Start a responder as the configuration says: open the CAs (watching their stores), apply the
+ * start-up behaviours, listen.
+ * @throws StateNotFoundError for a CA folder without a CA; the start errors of OcspResponder.
+ */
+export async function startFromConfig(config: ResponderConfig, options: { env?: NodeJS.ProcessEnv; logger?: Logger } = {}): Promise<StartedOcspResponder> {
+  const logger = options.logger ?? pino({ level: config.log_level });
+  const folders = config.cas ?? [resolveStateDir(undefined, options.env)];
+  const cas = await Promise.all(folders.map((dir) => CertificateAuthority.open(dir, { watch: true })));
+  const builder = (await OcspResponder.forCas(cas))
+    .withHost(config.listen.host)
+    .withPort(config.listen.port)
+    .withValidity(config.validity_seconds)
+    .withSigning({
+      by: config.signing.by,
+      responderId: config.signing.responder_id === "by_name" ? "byName" : "byKey",
+      includeSigner: config.signing.include_signer,
+      rsaPss: config.signing.rsa_pss,
+    })
+    .withUnknownIssuer(config.unknown_issuer)
+    .withCache(config.cache)
+    .withAdmin({ ...(config.admin.port !== undefined ? { port: config.admin.port } : {}), ...(config.admin.token !== undefined ? { token: config.admin.token } : {}) })
+    .withLogger(logger);
+  const responder = await builder.start();
+  try {
+    for (const b of config.behaviours) {
+      const scope: Scope = b.scope === "global" ? { kind: "global" } : "issuer" in b.scope ? { kind: "issuer", issuer: b.scope.issuer } : { kind: "serial", serial: b.scope.serial };
+      const spec: BehaviourInput = "actions" in b ? { steps: [{ actions: b.actions, ...(b.count !== undefined ? { count: b.count } : {}) }] } : { steps: b.steps, repeat: b.repeat };
+      responder.setBehaviour(scope, spec);
+    }
+  } catch (err) {
+    await responder.stop();
+    throw err;
+  }
+  return responder;
+}

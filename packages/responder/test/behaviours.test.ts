@@ -1,0 +1,230 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { CRLReason, CertificateAuthority, OCSPResponseStatus, OcspResponse, buildOcspRequest, toPkiCertificate, type IssuedCertificate } from "@ocsp-lab/ca";
+import { OcspResponder, responderMain, type StartedOcspResponder } from "@ocsp-lab/responder";
+import { run, tempDir } from "../../../test-support/index.js";
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let ca: CertificateAuthority;
+let responder: StartedOcspResponder;
+let leaf: IssuedCertificate;
+let mid: IssuedCertificate;
+let deep: IssuedCertificate;
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempDir());
+  ca = await CertificateAuthority.init(join(dir, "ca"), { watch: true });
+  // Created before the responder starts, so it is served from the first request on (a later one
+  // is picked up asynchronously after the store change).
+  mid = await ca.createIntermediate();
+  responder = await (await OcspResponder.forCa(ca)).withAdmin({ token: "test-token-123" }).start();
+  leaf = await ca.issueServer({ ocspUrl: responder.url });
+  deep = await ca.issue("server", { issuer: mid.serial, ocspUrl: responder.url });
+});
+afterAll(async () => {
+  await responder.stop();
+  ca.close();
+  await cleanup();
+});
+afterEach(() => responder.behaviour.reset());
+
+const ocsp = (cert: IssuedCertificate, issuerFile = ca.rootFile, url = responder.url, extra: string[] = []) =>
+  run("openssl", ["ocsp", "-issuer", issuerFile, "-cert", cert.certFile, "-url", url, "-CAfile", ca.rootFile, ...extra]);
+
+const admin = (method: string, path: string, body?: unknown, token = "test-token-123") =>
+  fetch(`${responder.adminUrl}${path}`, {
+    method,
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+
+describe("issuers", () => {
+  it("answers for an intermediate's certificates, signed by the intermediate's own delegated signer", async () => {
+    const r = await ocsp(deep, mid.certFile, responder.url, ["-verify_other", mid.certFile]);
+    expect(r.stderr).toContain("Response verify OK");
+    expect(r.stdout).toContain(`${deep.certFile}: good`);
+    expect(responder.issuers().map((i) => i.id).sort()).toEqual([ca.rootSerial, mid.serial].sort());
+  });
+
+  it("answers unknown for a serial the named issuer did not issue", async () => {
+    // A CertID naming the root with the serial of a certificate the intermediate issued.
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(deep.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+    const res = await fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
+    expect(OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer())).responses[0]!.status).toBe("unknown");
+  });
+});
+
+describe("behaviours through the admin API, seen by openssl ocsp", () => {
+  it.each([
+    [{ kind: "content", flaw: "bad-signature" }, /Response Verify Failure/],
+    [{ kind: "content", flaw: "signer-no-eku" }, /Response Verify Failure/],
+    [{ kind: "content", flaw: "unauthorized-key" }, /Response Verify Failure/],
+    [{ kind: "content", flaw: "stale" }, /Status times invalid|status expired/i],
+    [{ kind: "content", flaw: "not-yet-valid" }, /Status times invalid|status not yet valid/i],
+    [{ kind: "content", flaw: "nonce-wrong" }, /Nonce Verify error/i],
+    [{ kind: "content", flaw: "nonce-omitted" }, /WARNING: no nonce in response/],
+    [{ kind: "responseStatus", responseStatus: "tryLater" }, /Responder Error: trylater \(3\)/],
+    [{ kind: "responseStatus", responseStatus: "unauthorized" }, /Responder Error: unauthorized \(6\)/],
+    [{ kind: "http", status: 503, retryAfter: 2 }, /Error querying OCSP responder|Code=503/],
+    [{ kind: "garbage-body" }, /Error querying OCSP responder|Error reading|error/i],
+  ])("%j makes openssl print %s", async (action, expected) => {
+    const put = await admin("PUT", `/behaviours/serials/${leaf.serial}`, { actions: [action] });
+    expect(put.status, await put.clone().text()).toBe(200);
+    const r = await ocsp(leaf);
+    expect(r.stdout + r.stderr).toMatch(expected);
+    const log = responder.requests({ serial: leaf.serial }).at(-1);
+    expect(log?.behaviour).toBe(`serial:${leaf.serial}`);
+  });
+
+  it("overrides a status, then sequences: tryLater for 2 requests, then revoked", async () => {
+    await admin("PUT", `/behaviours/serials/${leaf.serial}`, {
+      steps: [{ actions: [{ kind: "responseStatus", responseStatus: "tryLater" }], count: 2 }, { actions: [{ kind: "status", status: "revoked", reason: "keyCompromise" }] }],
+    });
+    expect((await ocsp(leaf)).stdout + (await ocsp(leaf)).stderr).toMatch(/trylater/);
+    const third = await ocsp(leaf);
+    expect(third.stdout).toContain(`${leaf.certFile}: revoked`);
+    expect(third.stdout).toContain("Reason: keyCompromise");
+  });
+
+  it("alternates (flapping) with repeat", async () => {
+    await admin("PUT", "/behaviours/global", { steps: [{ actions: [{ kind: "http", status: 500 }], count: 1 }, { actions: [{ kind: "normal" }], count: 1 }], repeat: true });
+    const codes = [];
+    for (let i = 0; i < 4; i++) {
+      const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+      codes.push((await fetch(responder.url, { method: "POST", body: Buffer.from(der) })).status);
+    }
+    expect(codes).toEqual([500, 200, 500, 200]);
+  });
+
+  it("scopes: serial beats issuer beats global", async () => {
+    await admin("PUT", "/behaviours/global", { actions: [{ kind: "responseStatus", responseStatus: "internalError" }] });
+    await admin("PUT", `/behaviours/issuers/${mid.serial}`, { actions: [{ kind: "status", status: "unknown" }] });
+    expect((await ocsp(leaf)).stdout + (await ocsp(leaf)).stderr).toMatch(/internalerror/i);
+    expect((await ocsp(deep, mid.certFile, responder.url, ["-verify_other", mid.certFile])).stdout).toContain(": unknown");
+    await admin("PUT", `/behaviours/serials/${deep.serial}`, { actions: [{ kind: "normal" }] });
+    expect((await ocsp(deep, mid.certFile, responder.url, ["-verify_other", mid.certFile])).stdout).toContain(": good");
+    const listed = (await (await admin("GET", "/behaviours")).json()) as Array<{ scope: string }>;
+    expect(listed.map((b) => b.scope).sort()).toEqual(["global", `issuer:${mid.serial}`, `serial:${deep.serial}`].sort());
+  });
+
+  it("rejects invalid behaviours with 400 naming the field, and a wrong token with 401", async () => {
+    const bad = await admin("PUT", "/behaviours/global", { actions: [{ kind: "delay", ms: -5 }] });
+    expect(bad.status).toBe(400);
+    const body = (await bad.json()) as { error: string; field?: string };
+    expect(body.field).toBe("steps.0.actions.0.ms");
+    expect((await admin("PUT", "/behaviours/global", { actions: [{ kind: "explode" }] })).status).toBe(400);
+    expect((await admin("PUT", "/behaviours/serials/not-hex", { actions: [{ kind: "normal" }] })).status).toBe(400);
+    expect((await admin("GET", "/behaviours", undefined, "wrong")).status).toBe(401);
+  });
+
+  it("serves the request log over the admin API, filtered by serial and since", async () => {
+    const since = new Date().toISOString();
+    await ocsp(leaf);
+    const entries = (await (await admin("GET", `/requests?serial=${leaf.serial}&since=${encodeURIComponent(since)}`)).json()) as Array<{ serials: string[]; nonceLength: number; method: string }>;
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ serials: [leaf.serial], method: "POST" });
+    expect(entries[0]!.nonceLength).toBeGreaterThan(0);
+  });
+});
+
+describe("RFC 5019 caching", () => {
+  it("pre-signs GET answers, sends ETag and 304, and drops them the moment the status changes", async () => {
+    const own = await ca.issueServer({ ocspUrl: responder.url });
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(own.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+    const url = `${responder.url}/${encodeURIComponent(Buffer.from(der).toString("base64"))}`;
+    const first = await fetch(url);
+    const etag = first.headers.get("etag")!;
+    expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
+    expect(first.headers.get("last-modified")).toBeTruthy();
+    expect(first.headers.get("expires")).toBeTruthy();
+    const body = new Uint8Array(await first.arrayBuffer());
+    const again = await fetch(url);
+    expect(new Uint8Array(await again.arrayBuffer())).toEqual(body);
+    expect(responder.requests({ serial: own.serial }).at(-1)?.cached).toBe(true);
+    expect((await fetch(url, { headers: { "if-none-match": etag } })).status).toBe(304);
+
+    await ca.revoke(own.serial, { reason: CRLReason.superseded });
+    const after = await fetch(url, { headers: { "if-none-match": etag } });
+    expect(after.status).toBe(200);
+    expect(OcspResponse.fromDer(new Uint8Array(await after.arrayBuffer())).responses[0]!.status).toBe("revoked");
+  });
+
+  it("exposes Prometheus metrics", async () => {
+    await ocsp(leaf);
+    const text = await (await fetch(`${responder.url}/metrics`)).text();
+    expect(text).toMatch(/ocsp_requests_total\{method="POST",outcome="good"\} \d+/);
+    expect(text).toContain("ocsp_request_duration_seconds_bucket");
+    expect(text).toContain("ocsp_response_cache_entries");
+  });
+});
+
+describe("signing options", () => {
+  it("signs by the CA itself with responderID byName, and RSA-PSS for an RSA CA", async () => {
+    const rsa = await CertificateAuthority.init(join(dir, "rsa"), { keyType: "rsa-2048" });
+    const r2 = await (await OcspResponder.forCa(rsa)).withSigning({ by: "issuer", responderId: "byName", includeSigner: false, rsaPss: true }).start();
+    try {
+      const l = await rsa.issueServer({ ocspUrl: r2.url });
+      const out = await run("openssl", ["ocsp", "-issuer", rsa.rootFile, "-cert", l.certFile, "-url", r2.url, "-CAfile", rsa.rootFile, "-resp_text"]);
+      expect(out.stderr).toContain("Response verify OK");
+      expect(out.stdout).toMatch(/Responder Id: CN = ocsp-lab root CA/);
+      expect(out.stdout).toContain("rsassaPss");
+      expect(out.stdout).toContain(`${l.certFile}: good`);
+    } finally {
+      await r2.stop();
+    }
+  });
+
+  it("answers a signed unknown for another CA's certificate when configured so", async () => {
+    const other = await CertificateAuthority.init(join(dir, "other"));
+    const foreign = await other.issueServer();
+    const r3 = await (await OcspResponder.forCa(ca)).withUnknownIssuer("unknown").start();
+    try {
+      const der = (await buildOcspRequest({ certificate: toPkiCertificate(foreign.certificate.rawData), issuer: toPkiCertificate(other.root.certificate.rawData) })).der;
+      const res = await fetch(r3.url, { method: "POST", body: Buffer.from(der) });
+      const parsed = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer()));
+      expect(parsed.responseStatus).toBe(OCSPResponseStatus.successful);
+      expect(parsed.responses[0]!.status).toBe("unknown");
+    } finally {
+      await r3.stop();
+    }
+  });
+});
+
+describe("ocsp-responder --config", () => {
+  const cli = async (...argv: string[]) => {
+    let out = "";
+    let err = "";
+    const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(String(c)), cb()) });
+    const code = await responderMain(argv, { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: {}, stopSignal: () => Promise.resolve("SIGTERM") });
+    return { code, out, err };
+  };
+
+  it("starts from a YAML file with start-up behaviours and stops on a signal", async () => {
+    const file = join(dir, "responder.yaml");
+    await fs.writeFile(file, `cas: [ca]\nlisten: { port: 0 }\nbehaviours:\n  - scope: global\n    actions: [{ kind: responseStatus, responseStatus: tryLater }]\n`);
+    expect((await cli("--config", file, "--check")).out).toContain("is valid (1 behaviour(s))");
+    const r = await cli("--config", file);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+ \(issuers: 2;/);
+    expect(r.out).toContain("SIGTERM received, stopped");
+  });
+
+  it.each([
+    ["validity_seconds: -1\n", /validity_seconds: /],
+    ["behaviours:\n  - scope: global\n    actions: [{ kind: delay, ms: fast }]\n", /behaviours\.0\.actions\.0\.ms: /],
+    ["signing: { by: nobody }\n", /signing\.by: /],
+    ["listen: { port: 1, colour: red }\n", /listen: .*colour/],
+    ["cas: [\n", /not valid YAML/],
+  ])("names the bad field of %j in one line", async (yaml, message) => {
+    const file = join(dir, "bad.yaml");
+    await fs.writeFile(file, yaml);
+    const r = await cli("--config", file, "--check");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^ocsp-responder: config .*bad\.yaml: /);
+    expect(r.err).toMatch(message);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+  });
+});
