@@ -130,6 +130,57 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
   });
 });
 
+describe("transport behaviours", () => {
+  const post = async () => {
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+    return fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
+  };
+  const set = (action: object) => responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [action as never] }] });
+
+  it("resets, closes, truncates and empties as told, and drips a valid body slowly", async () => {
+    const since = new Date();
+    set({ kind: "reset" });
+    await expect(post()).rejects.toThrow();
+    set({ kind: "close" });
+    await expect(post()).rejects.toThrow();
+    set({ kind: "truncate" });
+    await expect(post().then((r) => r.arrayBuffer())).rejects.toThrow();
+    set({ kind: "empty-body" });
+    const empty = await post();
+    expect(empty.status).toBe(200);
+    expect((await empty.arrayBuffer()).byteLength).toBe(0);
+    set({ kind: "wrong-content-type" });
+    expect((await post()).headers.get("content-type")).toMatch(/^text\/html/);
+    set({ kind: "drip", chunkBytes: 64, chunkDelayMs: 20 });
+    const t0 = performance.now();
+    const dripped = await post();
+    const body = new Uint8Array(await dripped.arrayBuffer());
+    expect(OcspResponse.fromDer(body).responses[0]!.status).toBe("good");
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(Math.floor(body.length / 64) * 20);
+    // The log line of the last request is written once its answer is flushed: wait for it.
+    const logged = await responder.waitForRequests({ serial: leaf.serial, since, count: 6 });
+    expect(logged.map((e) => e.outcome)).toEqual([
+      "fault:reset",
+      "fault:close",
+      "fault:truncate",
+      "fault:empty-body",
+      "fault:wrong-content-type",
+      "fault:drip",
+    ]);
+  });
+
+  it("serves the admin API on its own port when asked", async () => {
+    const r4 = await (await OcspResponder.forCa(ca)).withAdmin({ port: 0 }).start();
+    try {
+      expect(r4.adminUrl).not.toContain(`:${r4.port}/`);
+      expect((await fetch(`${r4.adminUrl}/issuers`)).status).toBe(200);
+      expect((await fetch(`${r4.url}/admin/issuers`)).status).not.toBe(200);
+    } finally {
+      await r4.stop();
+    }
+  });
+});
+
 describe("RFC 5019 caching", () => {
   it("pre-signs GET answers, sends ETag and 304, and drops them the moment the status changes", async () => {
     const own = await ca.issueServer({ ocspUrl: responder.url });
