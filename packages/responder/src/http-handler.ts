@@ -46,8 +46,15 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
 async function handle(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const arrived = deps.clock.now();
   const t0 = performance.now();
-  const body = req.method === "POST" ? await readBody(req) : decodeGetPath(req.url ?? "/");
-  const answer = await deps.service.answer(body);
+  let answer: Answer | undefined;
+  if (req.method === "POST") {
+    const body = await readBody(req);
+    const key = body ? `P${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1")}` : undefined;
+    answer = (key !== undefined ? deps.service.lookup(key) : undefined) ?? (await deps.service.answer(body, key));
+  } else {
+    const key = `G${req.url ?? "/"}`;
+    answer = deps.service.lookup(key) ?? (await deps.service.answer(decodeGetPath(req.url ?? "/"), key));
+  }
   const httpStatus = await send(deps, req, res, answer);
   const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
   const outcome = httpStatus === 200 || httpStatus === 304 ? answer.outcome : `http-${httpStatus}`;
@@ -107,8 +114,8 @@ async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
     // RFC 5019 §6.2: HTTP caches may keep a GET answer until nextUpdate.
     const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - deps.clock.now().getTime()) / 1000));
     headers["Cache-Control"] = `max-age=${maxAge}, public, no-transform, must-revalidate`;
-    headers["Last-Modified"] = answer.thisUpdate!.toUTCString();
-    headers["Expires"] = answer.nextUpdate!.toUTCString();
+    headers["Last-Modified"] = answer.lastModified ?? answer.thisUpdate!.toUTCString();
+    headers["Expires"] = answer.expires ?? answer.nextUpdate!.toUTCString();
     headers["ETag"] = answer.etag!;
     if (req.headers["if-none-match"] === answer.etag && actions.length === 0) {
       delete headers["Content-Length"];

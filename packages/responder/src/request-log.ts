@@ -53,13 +53,15 @@ export class RequestLog {
   /** Append an entry and wake waiters. */
   add(entry: RequestLogEntry): void {
     this.entries.push(entry);
-    if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
-    this.events.emit("entry", entry);
+    // Trim in batches: shifting a 10,000-entry array on every request would cost the hot path.
+    if (this.entries.length > this.capacity * 1.5) this.entries.splice(0, this.entries.length - this.capacity);
+    if (this.events.listenerCount("entry") > 0) this.events.emit("entry", entry);
   }
 
-  /** Entries matching `query`, oldest first (the last `query.limit` when given). */
+  /** Entries matching `query`, oldest first (the last `query.limit` when given), among the last `capacity`. */
   list(query: RequestQuery & { limit?: number } = {}): RequestLogEntry[] {
-    const found = this.entries.filter((e) => matches(e, query));
+    const recent = this.entries.length > this.capacity ? this.entries.slice(-this.capacity) : this.entries;
+    const found = recent.filter((e) => matches(e, query));
     return query.limit !== undefined ? found.slice(-query.limit) : found;
   }
 
