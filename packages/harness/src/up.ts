@@ -34,6 +34,9 @@ export interface LabEndpoints {
   fullchainFile: string;
   serial: string;
   responderUrl: string;
+  /** The responder's admin API (behaviours, request log) and Prometheus metrics. */
+  adminUrl: string;
+  metricsUrl: string;
   staplerHost: string;
   staplerPort: number;
   staplerUrl: string;
@@ -74,6 +77,8 @@ export async function startPersistentLab(options: UpOptions): Promise<{ lab: Lab
     fullchainFile: lab.leaf.fullchainFile,
     serial: lab.leaf.serial,
     responderUrl: lab.responder.url,
+    adminUrl: lab.responder.adminUrl,
+    metricsUrl: `${lab.responder.url}/metrics`,
     staplerHost: lab.target.host,
     staplerPort: lab.target.port,
     staplerUrl: `https://${lab.target.servername}:${lab.target.port}/`,
@@ -90,7 +95,7 @@ export function describeEndpoints(e: LabEndpoints): string {
     `ocsp-lab is up (state folder ${e.stateDir})`,
     `  CA certificate   ${e.caFile}`,
     `  server cert      ${e.certFile}  (serial ${e.serial}, ${e.serverName})`,
-    `  responder        ${e.responderUrl}`,
+    `  responder        ${e.responderUrl}  (admin ${e.adminUrl}, metrics ${e.metricsUrl})`,
     `  stapler          ${e.staplerUrl}  (listening on ${e.staplerHost}:${e.staplerPort})`,
     `  policy           query_frequency ${p.query_frequency} s, response_timeout ${p.response_timeout} s, recovery_frequency ${p.recovery_frequency} s, recovery_max_tries ${p.recovery_max_tries}`,
     "",
@@ -99,6 +104,7 @@ export function describeEndpoints(e: LabEndpoints): string {
     `  curl --cert-status --cacert ${e.caFile} --resolve ${e.serverName}:${e.staplerPort}:${e.staplerHost} ${e.staplerUrl}`,
     `  openssl ocsp -issuer ${e.caFile} -cert ${e.certFile} -url ${e.responderUrl} -CAfile ${e.caFile}`,
     `  ocsp-lab revoke ${e.serial} --reason keyCompromise --state-dir ${e.stateDir}`,
+    `  curl -X PUT ${e.adminUrl}/behaviours/global -H 'content-type: application/json' -d '{"actions":[{"kind":"responseStatus","responseStatus":"tryLater"}],"count":3}'`,
     `      (the responder answers revoked within 1 s; the stapler staples it within query_frequency, ${p.query_frequency} s)`,
     "",
     "Ctrl-C stops the lab; the CA stays in the state folder for next time.",
