@@ -28,7 +28,7 @@ export interface AdminDeps {
  * is 401.
  */
 export function createAdminRouter(deps: AdminDeps): Router {
-  const router = express.Router();
+  const router = express.Router({ caseSensitive: true });
   router.use((req, res, next) => {
     if (deps.token !== undefined && req.headers.authorization !== `Bearer ${deps.token}`) {
       res.status(401).set("WWW-Authenticate", "Bearer").json({ error: "missing or wrong bearer token: send Authorization: Bearer <token>" });
@@ -41,29 +41,29 @@ export function createAdminRouter(deps: AdminDeps): Router {
   router.get("/behaviours", (_req, res) => {
     res.json(deps.behaviour.list());
   });
-  const scopeOf = (req: Request): Scope => {
+  const scopeOf = (req: Request, kind: "issuers" | "serials" | undefined): Scope => {
     const serial = (req.params as { serial?: string }).serial;
-    if (serial === undefined) return { kind: "global" };
+    if (kind === undefined || serial === undefined) return { kind: "global" };
     const canonical = normalizeSerial(serial);
-    return req.path.startsWith("/behaviours/issuers/") ? { kind: "issuer", issuer: canonical } : { kind: "serial", serial: canonical };
+    return kind === "issuers" ? { kind: "issuer", issuer: canonical } : { kind: "serial", serial: canonical };
   };
-  const put = (req: Request, res: Response): void => {
+  const put = (kind: "issuers" | "serials" | undefined) => (req: Request, res: Response): void => {
     const body = req.body as Record<string, unknown> | undefined;
     if (!body || typeof body !== "object") throw new InvalidBehaviourError("body", body, "send a JSON behaviour {steps:[{actions:[...], count?}], repeat?} or {actions:[...], count?}");
     const input = (Array.isArray(body.actions) ? { steps: [{ actions: body.actions, ...(body.count !== undefined ? { count: body.count } : {}) }] } : body) as BehaviourInput;
-    const scope = scopeOf(req);
+    const scope = scopeOf(req, kind);
     deps.behaviour.set(scope, input);
     res.json({ ok: true, scope: scope.kind === "global" ? "global" : scope.kind === "issuer" ? `issuer:${scope.issuer}` : `serial:${scope.serial}` });
   };
-  const del = (req: Request, res: Response): void => {
-    deps.behaviour.clear(scopeOf(req));
+  const del = (kind: "issuers" | "serials" | undefined) => (req: Request, res: Response): void => {
+    deps.behaviour.clear(scopeOf(req, kind));
     res.json({ ok: true });
   };
-  router.put("/behaviours/global", put);
-  router.delete("/behaviours/global", del);
-  for (const kind of ["issuers", "serials"]) {
-    router.put(`/behaviours/${kind}/:serial`, put);
-    router.delete(`/behaviours/${kind}/:serial`, del);
+  router.put("/behaviours/global", put(undefined));
+  router.delete("/behaviours/global", del(undefined));
+  for (const kind of ["issuers", "serials"] as const) {
+    router.put(`/behaviours/${kind}/:serial`, put(kind));
+    router.delete(`/behaviours/${kind}/:serial`, del(kind));
   }
   router.delete("/behaviours", (_req, res) => {
     deps.behaviour.reset();
@@ -74,14 +74,17 @@ export function createAdminRouter(deps: AdminDeps): Router {
     res.json({ ok: true, ms: deps.behaviour.delayMs });
   });
   router.get("/requests", (req, res) => {
-    const q = req.query as Record<string, string | undefined>;
-    const since = q.since !== undefined ? new Date(q.since) : undefined;
+    const q = req.query as Record<string, unknown>;
+    for (const name of ["serial", "since", "limit"]) {
+      if (q[name] !== undefined && typeof q[name] !== "string") throw new InvalidBehaviourError(name, q[name], "give it once");
+    }
+    const since = q.since !== undefined ? new Date(q.since as string) : undefined;
     if (since && Number.isNaN(since.getTime())) throw new InvalidBehaviourError("since", q.since, "give an ISO 8601 time");
     const limit = q.limit !== undefined ? Number(q.limit) : undefined;
     if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new InvalidBehaviourError("limit", q.limit, "give a positive whole number");
     res.json(
       deps.log.list({
-        ...(q.serial !== undefined ? { serial: normalizeSerial(q.serial) } : {}),
+        ...(q.serial !== undefined ? { serial: normalizeSerial(q.serial as string) } : {}),
         ...(since ? { since } : {}),
         ...(limit !== undefined ? { limit } : {}),
       }),

@@ -54,6 +54,14 @@ export function createResponderApp(deps: ResponderAppDeps): Express {
       })
       .catch(next);
   });
+  app.use((req, res, next) => {
+    // /admin (served on its own port) and /crl/ (no CRL source) exist elsewhere or not at all.
+    if (req.path.startsWith("/admin") || req.path.startsWith("/crl/")) {
+      res.status(404).type("text/plain").send(`nothing at ${req.path} on this port\n`);
+      return;
+    }
+    next();
+  });
   app.use((req, res) => {
     res.set("Allow", "GET, POST").status(405).type("text/plain").send(`OCSP is served over GET and POST, not ${req.method}\n`);
   });

@@ -257,6 +257,20 @@ export class Behaviour {
     return { actions: this.baseDelay > 0 ? [{ kind: "delay", ms: this.baseDelay }] : [], from: undefined };
   }
 
+  /**
+   * The status override a serial's own or its issuer's behaviour has in its current step,
+   * without consuming a request (for the second and later CertIDs of one request).
+   */
+  peekStatus(serial: string, issuer: string | undefined): Extract<Action, { kind: "status" }> | undefined {
+    for (const key of [`serial:${serial}`, issuer !== undefined ? `issuer:${issuer}` : undefined]) {
+      const a = key !== undefined ? this.active.get(key) : undefined;
+      if (!a) continue;
+      const found = a.spec.steps[a.step]!.actions.find((x) => x.kind === "status");
+      return found?.kind === "status" ? found : undefined;
+    }
+    return undefined;
+  }
+
   /** Run `listener` after every change (the response cache listens). */
   onChange(listener: () => void): void {
     this.listeners.add(listener);
@@ -284,7 +298,7 @@ export class Behaviour {
    * @throws InvalidBehaviourError when ms is negative or not finite.
    */
   setDelay(ms: number): void {
-    if (!Number.isFinite(ms) || ms < 0) throw new InvalidBehaviourError("delay (ms)", ms, "give a number of milliseconds ≥ 0");
+    if (!Number.isFinite(ms) || ms < 0 || ms > 600_000) throw new InvalidBehaviourError("delay (ms)", ms, "give a number of milliseconds from 0 to 600000");
     this.baseDelay = ms;
     this.changed();
   }

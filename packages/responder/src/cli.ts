@@ -1,4 +1,4 @@
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { configureProgram, isMainModule, runProgram, type CliIo } from "@ocsp-lab/ca";
 import { loadResponderConfig, startFromConfig } from "./config.js";
 
@@ -28,7 +28,13 @@ export async function responderMain(argv: string[], io: ResponderCliIo = default
     .description("The ocsp-lab OCSP responder: every status and failure mode, on demand.")
     .requiredOption("--config <file>", "configuration file (YAML or JSON)")
     .option("--check", "validate the configuration and exit")
-    .addOption(new Option("--port <port>", "override listen.port").argParser(Number))
+    .addOption(
+      new Option("--port <port>", "override listen.port").argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be a whole number 0..65535, got "${v}"`);
+        return n;
+      }),
+    )
     .option("--host <host>", "override listen.host")
     .addHelpText(
       "after",

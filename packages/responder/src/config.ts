@@ -3,12 +3,22 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
 import { pino, type Logger } from "pino";
-import { CertificateAuthority, resolveStateDir } from "@ocsp-lab/ca";
+import { CertificateAuthority, normalizeSerial, resolveStateDir } from "@ocsp-lab/ca";
 import { behaviourSchema, stepSchema, type BehaviourInput, type Scope } from "./behaviour.js";
 import { ConfigError } from "./errors.js";
 import { OcspResponder, type StartedOcspResponder } from "./responder.js";
 
 const port = z.number().int().min(0).max(65535);
+/** A serial as written in the config, checked here so `--check` catches it. */
+const serial = z.string().refine((v) => {
+  try {
+    normalizeSerial(v);
+    return true;
+  } catch {
+    return false;
+  }
+}, "give a hexadecimal serial");
+const scope = z.union([z.literal("global"), z.object({ issuer: serial }).strict(), z.object({ serial }).strict()]);
 
 /**
  * The responder's configuration file (YAML or JSON), names in snake_case and units in the name,
@@ -51,10 +61,10 @@ export const responderConfigSchema = z
     behaviours: z
       .array(
         z.union([
-          z.object({ scope: z.union([z.literal("global"), z.object({ issuer: z.string() }).strict(), z.object({ serial: z.string() }).strict()]) }).merge(behaviourSchema).strict(),
+          z.object({ scope }).merge(behaviourSchema).strict(),
           z
             .object({
-              scope: z.union([z.literal("global"), z.object({ issuer: z.string() }).strict(), z.object({ serial: z.string() }).strict()]),
+              scope,
               actions: stepSchema.shape.actions,
               count: stepSchema.shape.count,
             })

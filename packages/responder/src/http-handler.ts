@@ -21,6 +21,8 @@ export interface OcspHandlerDeps {
   metrics: ResponderMetrics;
   /** Responses held open by `hang`, ended when the responder stops. */
   hung: Set<ServerResponse>;
+  /** Aborted when the responder stops: pending delays and drips end at once. */
+  stopping: AbortSignal;
 }
 
 /**
@@ -81,7 +83,14 @@ async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
   const actions = answer.transport;
   const has = (kind: Action["kind"]): Action | undefined => actions.find((a) => a.kind === kind);
   const wait = actions.filter((a) => a.kind === "delay").reduce((sum, a) => sum + (a.kind === "delay" ? a.ms : 0), 0);
-  if (wait > 0) await delay(wait);
+  if (wait > 0) {
+    try {
+      await delay(wait, undefined, { signal: deps.stopping });
+    } catch {
+      return 0; // the responder is stopping
+    }
+  }
+  if (res.destroyed || deps.stopping.aborted) return 0;
   if (has("hang")) {
     deps.hung.add(res);
     res.on("close", () => deps.hung.delete(res));
@@ -109,7 +118,8 @@ async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
     "Content-Type": has("wrong-content-type") ? "text/html; charset=utf-8" : OCSP_RESPONSE_TYPE,
     "Content-Length": body.length,
   };
-  const cacheable = req.method === "GET" && answer.nonceLength === 0 && answer.nextUpdate && answer.thisUpdate && answer.etag;
+  // An answer shaped by a behaviour must not outlive it in an HTTP cache.
+  const cacheable = req.method === "GET" && answer.nonceLength === 0 && answer.behaviour === undefined && answer.nextUpdate && answer.thisUpdate && answer.etag;
   if (cacheable) {
     // RFC 5019 §6.2: HTTP caches may keep a GET answer until nextUpdate.
     const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - deps.clock.now().getTime()) / 1000));
@@ -130,7 +140,11 @@ async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
     res.writeHead(200, headers);
     for (let i = 0; i < body.length && !res.destroyed; i += drip.chunkBytes) {
       res.write(body.subarray(i, i + drip.chunkBytes));
-      await delay(drip.chunkDelayMs);
+      try {
+        await delay(drip.chunkDelayMs, undefined, { signal: deps.stopping });
+      } catch {
+        break;
+      }
     }
     res.end();
     return 200;

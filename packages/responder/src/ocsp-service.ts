@@ -117,6 +117,8 @@ export class OcspService {
    */
   private readonly byRequest = new Map<string, CacheEntry>();
   private rogue: Promise<Signer> | undefined;
+  /** Bumped by every clear: an answer signed across a status change must not be cached. */
+  private generation = 0;
 
   /** A service answering from `options.source` under `options.behaviour`. */
   constructor(options: OcspServiceOptions) {
@@ -146,7 +148,10 @@ export class OcspService {
   lookup(rawKey: string): Answer | undefined {
     if (!this.cacheEnabled || !this.behaviour.idle) return undefined;
     const hit = this.byRequest.get(rawKey);
-    if (!hit || this.clock.now().getTime() >= hit.refreshAt) return undefined;
+    if (!hit) return undefined;
+    const now = this.clock.now().getTime();
+    // A clock set back before thisUpdate must not get an answer from its future.
+    if (now >= hit.refreshAt || now < hit.thisUpdate.getTime()) return undefined;
     return hit.answer;
   }
 
@@ -194,23 +199,31 @@ export class OcspService {
       return error(OCSPResponseStatus.unauthorized);
     }
 
+    const generation = this.generation;
     const statusAction = resolved.actions.find((a) => a.kind === "status");
     const flaws = new Set(resolved.actions.filter((a) => a.kind === "content").map((a) => (a as { flaw: ContentFlaw }).flaw));
-    const cacheKey = this.cacheEnabled && resolved.actions.length === 0 && !request.nonceExtension && request.certIds.length === 1 ? keyOf(first!) : undefined;
+    const cacheKey =
+      this.cacheEnabled && resolved.actions.length === 0 && !request.nonceExtension && request.certIds.length === 1 ? keyOf(request.rawCertIds[0]!) : undefined;
     const now = this.clock.now();
     if (cacheKey) {
       const hit = this.cache.get(cacheKey);
-      if (hit && now.getTime() < hit.refreshAt) {
+      if (hit && now.getTime() < hit.refreshAt && now.getTime() >= hit.thisUpdate.getTime()) {
         if (requestKey !== undefined) this.remember(requestKey, hit);
         return hit.answer;
       }
     }
 
+    // A status override answers for the CertIDs in its scope only; whole-response actions
+    // (content flaws, errors, transport) follow the first CertID's behaviour.
+    const inScope = (c: CertIdFields, i: number): boolean =>
+      resolved.from === undefined || resolved.from === "global" || resolved.from === `serial:${c.serial}` || resolved.from === `issuer:${issuers[i]?.id}`;
     const statuses: SingleStatus[] = request.certIds.map((c, i) => {
-      if (statusAction?.kind === "status") {
-        return statusAction.status === "revoked"
-          ? { status: "revoked", revocationTime: statusAction.revocationTime ?? now, ...(statusAction.reason !== undefined ? { reason: statusAction.reason } : {}) }
-          : { status: statusAction.status };
+      const own = i === 0 || this.behaviour.idle ? undefined : this.behaviour.peekStatus(c.serial, issuers[i]?.id);
+      const override = own ?? (statusAction?.kind === "status" && inScope(c, i) ? statusAction : undefined);
+      if (override) {
+        return override.status === "revoked"
+          ? { status: "revoked", revocationTime: override.revocationTime ?? now, ...(override.reason !== undefined ? { reason: override.reason } : {}) }
+          : { status: override.status };
       }
       const issuer = issuers[i];
       return issuer ? toSingle(this.source.status(issuer, c.serial)) : { status: "unknown" };
@@ -250,7 +263,7 @@ export class OcspService {
     });
     const outcome = statuses.map((s) => s.status).join(",");
     const etag = `"${createHash("sha256").update(der).digest("hex").slice(0, 32)}"`;
-    if (cacheKey && nextUpdate) {
+    if (cacheKey && nextUpdate && generation === this.generation) {
       const answer: Answer = { ...base, der, outcome, thisUpdate, nextUpdate, etag, cached: true, lastModified: thisUpdate.toUTCString(), expires: nextUpdate.toUTCString() };
       const entry: CacheEntry = { der, etag, thisUpdate, nextUpdate, outcome, refreshAt: now.getTime() + this.validityMs / 2, answer };
       if (this.cache.size >= MAX_CACHE_ENTRIES) this.clearCache();
@@ -266,12 +279,19 @@ export class OcspService {
   }
 
   private clearCache(): void {
+    this.generation += 1;
     this.cache.clear();
     this.byRequest.clear();
   }
 
   private async signerFor(issuer: ServedIssuer, flaws: Set<ContentFlaw>): Promise<Signer> {
-    if (flaws.has("unauthorized-key")) return (this.rogue ??= selfSignedSigner(this.clock, this.crypto));
+    if (flaws.has("unauthorized-key")) {
+      this.rogue ??= selfSignedSigner(this.clock, this.crypto).catch((err: unknown) => {
+        this.rogue = undefined;
+        throw err;
+      });
+      return this.rogue;
+    }
     const defect = flaws.has("signer-no-eku") ? "no-eku" : flaws.has("signer-expired") ? "expired" : flaws.has("signer-other-ca") ? "other-ca" : undefined;
     if (defect) {
       if (!this.source.flawedSigner) throw new Error(`this status source cannot make a signer with defect ${defect}`);
@@ -292,8 +312,9 @@ export class OcspService {
   }
 }
 
-function keyOf(c: CertIdFields): string {
-  return `${c.hashOid}:${c.issuerNameHash}:${c.issuerKeyHash}:${c.serial}`;
+/** The CertID exactly as encoded: the cached DER echoes these bytes, so differently encoded serials must not share an entry. */
+function keyOf(certId: pkijs.CertID): string {
+  return Buffer.from(certId.toSchema().toBER(false)).toString("latin1");
 }
 
 function toSingle(s: SerialStatus): SingleStatus {

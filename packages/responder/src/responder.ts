@@ -158,7 +158,8 @@ export class OcspResponder {
     });
     const metrics = new ResponderMetrics(() => service.cacheSize);
     const hung = new Set<ServerResponse>();
-    const ocsp = createOcspHandler({ service, log, clock: this.clock, logger: this.logger, metrics, hung });
+    const stopping = new AbortController();
+    const ocsp = createOcspHandler({ service, log, clock: this.clock, logger: this.logger, metrics, hung, stopping: stopping.signal });
     const admin = createAdminRouter({ behaviour, log, issuers: this.issuerList, ...(this.admin.token !== undefined ? { token: this.admin.token } : {}) });
     const separateAdmin = this.admin.port !== undefined;
     const app = createResponderApp({ metrics, ...(this.crls ? { crls: this.crls } : {}), ...(separateAdmin ? {} : { admin }) });
@@ -179,7 +180,7 @@ export class OcspResponder {
         throw err;
       }
     }
-    return new StartedOcspResponder({ server, adminServer, behaviour, log, host: this.host, hung, metrics, issuers: this.issuerList });
+    return new StartedOcspResponder({ server, adminServer, behaviour, log, host: this.host, hung, metrics, issuers: this.issuerList, stopping });
   }
 }
 
@@ -199,6 +200,7 @@ export class StartedOcspResponder {
   private readonly hostName: string;
   private readonly hung: Set<ServerResponse>;
   private readonly issuerList: () => ServedIssuer[];
+  private readonly stopping: AbortController;
   private stopped = false;
 
   /** Made by OcspResponder.start(); not meant to be called directly. */
@@ -211,7 +213,9 @@ export class StartedOcspResponder {
     hung: Set<ServerResponse>;
     metrics: ResponderMetrics;
     issuers: () => ServedIssuer[];
+    stopping: AbortController;
   }) {
+    this.stopping = p.stopping;
     this.server = p.server;
     this.adminServer = p.adminServer;
     this.behaviour = p.behaviour;
@@ -301,6 +305,7 @@ export class StartedOcspResponder {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopping.abort();
     for (const res of this.hung) res.destroy();
     const close = (server: Server | undefined): Promise<void> =>
       server

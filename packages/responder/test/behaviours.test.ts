@@ -89,6 +89,23 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
     expect(third.stdout).toContain("Reason: keyCompromise");
   });
 
+  it("applies a serial's status override only to that CertID of a two-CertID request", async () => {
+    const other = await ca.issueServer({ ocspUrl: responder.url });
+    responder.setStatus(other.serial, { status: "revoked", reason: CRLReason.superseded });
+    const r = await run("openssl", ["ocsp", "-issuer", ca.rootFile, "-cert", leaf.certFile, "-cert", other.certFile, "-url", responder.url, "-CAfile", ca.rootFile]);
+    expect(r.stderr).toContain("Response verify OK");
+    expect(r.stdout).toContain(`${leaf.certFile}: good`);
+    expect(r.stdout).toContain(`${other.certFile}: revoked`);
+  });
+
+  it("does not let HTTP caches keep an answer shaped by a behaviour", async () => {
+    responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [{ kind: "content", flaw: "long-validity" }] }] });
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+    const res = await fetch(`${responder.url}/${encodeURIComponent(Buffer.from(der).toString("base64"))}`);
+    expect(res.headers.get("cache-control")).toBe("no-cache, no-store");
+    expect(res.headers.get("etag")).toBeNull();
+  });
+
   it("alternates (flapping) with repeat", async () => {
     await admin("PUT", "/behaviours/global", { steps: [{ actions: [{ kind: "http", status: 500 }], count: 1 }, { actions: [{ kind: "normal" }], count: 1 }], repeat: true });
     const codes = [];
