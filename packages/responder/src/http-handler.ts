@@ -34,33 +34,69 @@ export interface OcspHandlerDeps {
  * logged (info: client-caused errors are not the responder's errors) and counted.
  */
 export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const fail = (res: ServerResponse) => (err: unknown) => {
+    deps.logger.error({ err }, "OCSP handler failed");
+    if (!res.headersSent && !res.destroyed) {
+      // internalError (RFC 6960 §2.3), unsigned: 30 03 0a 01 02.
+      res.writeHead(200, { "Content-Type": OCSP_RESPONSE_TYPE }).end(Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x02]));
+    }
+  };
   return (req, res) => {
-    handle(deps, req, res).catch((err: unknown) => {
-      deps.logger.error({ err }, "OCSP handler failed");
-      if (!res.headersSent && !res.destroyed) {
-        // internalError (RFC 6960 §2.3), unsigned: 30 03 0a 01 02.
-        res.writeHead(200, { "Content-Type": OCSP_RESPONSE_TYPE }).end(Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x02]));
+    const arrived = deps.clock.now();
+    const t0 = performance.now();
+    if (req.method === "GET") {
+      const key = `G${req.url ?? "/"}`;
+      // Hot path, synchronous end to end: a cached answer for these exact bytes.
+      const hit = deps.service.lookup(key);
+      if (hit) {
+        finish(deps, req, arrived, t0, hit, sendCached(deps, req, res, hit));
+        return;
       }
+      answerAndSend(deps, req, res, arrived, t0, decodeGetPath(req.url ?? "/"), key).catch(fail(res));
+      return;
+    }
+    readBody(req, (body) => {
+      const key = body ? `P${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1")}` : undefined;
+      const hit = key !== undefined ? deps.service.lookup(key) : undefined;
+      if (hit) {
+        finish(deps, req, arrived, t0, hit, sendCached(deps, req, res, hit));
+        return;
+      }
+      answerAndSend(deps, req, res, arrived, t0, body, key).catch(fail(res));
     });
   };
 }
 
-async function handle(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const arrived = deps.clock.now();
-  const t0 = performance.now();
-  let answer: Answer | undefined;
-  if (req.method === "POST") {
-    const body = await readBody(req);
-    const key = body ? `P${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1")}` : undefined;
-    answer = (key !== undefined ? deps.service.lookup(key) : undefined) ?? (await deps.service.answer(body, key));
-  } else {
-    const key = `G${req.url ?? "/"}`;
-    answer = deps.service.lookup(key) ?? (await deps.service.answer(decodeGetPath(req.url ?? "/"), key));
-  }
+async function answerAndSend(
+  deps: OcspHandlerDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  arrived: Date,
+  t0: number,
+  der: Uint8Array | undefined,
+  key: string | undefined,
+): Promise<void> {
+  const answer = await deps.service.answer(der, key);
   const httpStatus = await send(deps, req, res, answer);
+  finish(deps, req, arrived, t0, answer, httpStatus);
+}
+
+/** Write a cached answer (no transport actions by construction) synchronously; returns the HTTP status. */
+function sendCached(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse, answer: Answer): number {
+  const headers = answerHeaders(deps, req, answer);
+  if (headers === undefined) {
+    res.writeHead(304, cachingHeaders(deps, answer)).end();
+    return 304;
+  }
+  res.writeHead(200, headers).end(Buffer.from(answer.der.buffer, answer.der.byteOffset, answer.der.byteLength));
+  return 200;
+}
+
+/** Log and count one answered request. */
+function finish(deps: OcspHandlerDeps, req: IncomingMessage, arrived: Date, t0: number, answer: Answer, httpStatus: number): void {
   const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
   const outcome = httpStatus === 200 || httpStatus === 304 ? answer.outcome : `http-${httpStatus}`;
-  const faults = answer.transport.filter((a) => a.kind !== "delay").map((a) => (a.kind === "http" ? `http-${a.status}` : a.kind));
+  const faults = answer.transport.length === 0 ? [] : answer.transport.filter((a) => a.kind !== "delay").map((a) => (a.kind === "http" ? `http-${a.status}` : a.kind));
   const entry = {
     time: arrived,
     method: req.method ?? "?",
@@ -76,6 +112,29 @@ async function handle(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerRe
   deps.log.add(entry);
   deps.metrics.observe(entry.method, entry.outcome, latencyMs / 1000, answer.cached);
   deps.logger.info(entry, "ocsp request");
+}
+
+/**
+ * RFC 5019 §6.2 headers: a nonce-less GET answer not shaped by a behaviour may be kept by HTTP
+ * caches until nextUpdate (Cache-Control max-age, Last-Modified, Expires, ETag); anything else
+ * must not be kept.
+ */
+function cachingHeaders(deps: OcspHandlerDeps, answer: Answer, req?: IncomingMessage): Record<string, string> {
+  const cacheable = (req === undefined || req.method === "GET") && answer.nonceLength === 0 && answer.behaviour === undefined && answer.nextUpdate && answer.thisUpdate && answer.etag;
+  if (!cacheable) return { "Cache-Control": "no-cache, no-store" };
+  const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - deps.clock.now().getTime()) / 1000));
+  return {
+    "Cache-Control": `max-age=${maxAge}, public, no-transform, must-revalidate`,
+    "Last-Modified": answer.lastModified ?? answer.thisUpdate!.toUTCString(),
+    Expires: answer.expires ?? answer.nextUpdate!.toUTCString(),
+    ETag: answer.etag!,
+  };
+}
+
+/** Full 200 headers for an answer, or undefined when the client's If-None-Match matches (304). */
+function answerHeaders(deps: OcspHandlerDeps, req: IncomingMessage, answer: Answer): Record<string, string | number> | undefined {
+  if (req.method === "GET" && answer.etag !== undefined && answer.behaviour === undefined && req.headers["if-none-match"] === answer.etag) return undefined;
+  return { ...cachingHeaders(deps, answer, req), "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength };
 }
 
 /** Write the answer with its transport actions applied; resolves with the HTTP status sent (0: none). */
@@ -115,25 +174,13 @@ async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
   if (has("empty-body")) body = Buffer.alloc(0);
   if (has("garbage-body")) body = randomBytes(Math.max(16, body.length));
   const headers: Record<string, string | number> = {
+    ...cachingHeaders(deps, answer, req),
     "Content-Type": has("wrong-content-type") ? "text/html; charset=utf-8" : OCSP_RESPONSE_TYPE,
     "Content-Length": body.length,
   };
-  // An answer shaped by a behaviour must not outlive it in an HTTP cache.
-  const cacheable = req.method === "GET" && answer.nonceLength === 0 && answer.behaviour === undefined && answer.nextUpdate && answer.thisUpdate && answer.etag;
-  if (cacheable) {
-    // RFC 5019 §6.2: HTTP caches may keep a GET answer until nextUpdate.
-    const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - deps.clock.now().getTime()) / 1000));
-    headers["Cache-Control"] = `max-age=${maxAge}, public, no-transform, must-revalidate`;
-    headers["Last-Modified"] = answer.lastModified ?? answer.thisUpdate!.toUTCString();
-    headers["Expires"] = answer.expires ?? answer.nextUpdate!.toUTCString();
-    headers["ETag"] = answer.etag!;
-    if (req.headers["if-none-match"] === answer.etag && actions.length === 0) {
-      delete headers["Content-Length"];
-      res.writeHead(304, headers).end();
-      return 304;
-    }
-  } else {
-    headers["Cache-Control"] = "no-cache, no-store";
+  if (actions.length === 0 && answerHeaders(deps, req, answer) === undefined) {
+    res.writeHead(304, cachingHeaders(deps, answer, req)).end();
+    return 304;
   }
   const drip = has("drip");
   if (drip?.kind === "drip") {
@@ -162,26 +209,30 @@ async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
 }
 
 /**
- * The POST body, or undefined when it is larger than MAX_REQUEST_BYTES or the stream fails. An
- * oversized body is drained, not kept, so the keep-alive connection stays usable.
+ * Read the POST body and call `done` with it, or with undefined when it is larger than
+ * MAX_REQUEST_BYTES or the stream fails. An oversized body is drained, not kept, so the
+ * keep-alive connection stays usable. Callback style: no promise on the hot path.
  */
-function readBody(req: IncomingMessage): Promise<Uint8Array | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooBig = Number(req.headers["content-length"]) > MAX_REQUEST_BYTES;
-    req.on("data", (chunk: Buffer) => {
-      if (tooBig) return;
-      size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) {
-        tooBig = true;
-        chunks.length = 0;
-      } else chunks.push(chunk);
-    });
-    req.on("end", () => resolve(tooBig ? undefined : new Uint8Array(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))));
-    req.on("error", () => resolve(undefined));
-    req.on("aborted", () => resolve(undefined));
+function readBody(req: IncomingMessage, done: (body: Uint8Array | undefined) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let tooBig = Number(req.headers["content-length"]) > MAX_REQUEST_BYTES;
+  let called = false;
+  const once = (body: Uint8Array | undefined): void => {
+    if (called) return;
+    called = true;
+    done(body);
+  };
+  req.on("data", (chunk: Buffer) => {
+    if (tooBig) return;
+    size += chunk.length;
+    if (size > MAX_REQUEST_BYTES) {
+      tooBig = true;
+      chunks.length = 0;
+    } else chunks.push(chunk);
   });
+  req.on("end", () => once(tooBig ? undefined : new Uint8Array(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))));
+  req.on("error", () => once(undefined));
 }
 
 /**
