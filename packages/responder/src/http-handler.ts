@@ -81,14 +81,40 @@ async function answerAndSend(
   finish(deps, req, arrived, t0, answer, httpStatus);
 }
 
+/** Headers and body of a cached answer, built once per answer (and per second of max-age for GET). */
+interface Prepared {
+  body: Buffer;
+  post: Record<string, string | number>;
+  get?: Record<string, string | number>;
+  getSecond?: number;
+}
+const prepared = new WeakMap<Answer, Prepared>();
+
 /** Write a cached answer (no transport actions by construction) synchronously; returns the HTTP status. */
 function sendCached(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse, answer: Answer): number {
-  const headers = answerHeaders(deps, req, answer);
-  if (headers === undefined) {
+  let p = prepared.get(answer);
+  if (!p) {
+    p = {
+      body: Buffer.from(answer.der.buffer, answer.der.byteOffset, answer.der.byteLength),
+      post: { "Cache-Control": "no-cache, no-store", "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength },
+    };
+    prepared.set(answer, p);
+  }
+  if (req.method !== "GET") {
+    res.writeHead(200, p.post).end(p.body);
+    return 200;
+  }
+  if (req.headers["if-none-match"] === answer.etag) {
     res.writeHead(304, cachingHeaders(deps, answer)).end();
     return 304;
   }
-  res.writeHead(200, headers).end(Buffer.from(answer.der.buffer, answer.der.byteOffset, answer.der.byteLength));
+  // max-age counts down to nextUpdate: rebuild the GET headers once a second, not per request.
+  const second = Math.floor(deps.clock.now().getTime() / 1000);
+  if (p.get === undefined || p.getSecond !== second) {
+    p.get = { ...cachingHeaders(deps, answer), "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength };
+    p.getSecond = second;
+  }
+  res.writeHead(200, p.get).end(p.body);
   return 200;
 }
 
