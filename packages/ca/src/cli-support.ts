@@ -9,6 +9,26 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
+/** A long-running command's io: its streams plus a hook that resolves when it is asked to stop. */
+export interface ServiceIo extends CliIo {
+  /** Resolves with the signal name on the first SIGINT or SIGTERM. */
+  stopSignal: () => Promise<string>;
+}
+
+/** The real process's streams, environment and SIGINT/SIGTERM. */
+export function processIo(): ServiceIo {
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    stopSignal: () =>
+      new Promise((resolve) => {
+        process.once("SIGINT", () => resolve("SIGINT"));
+        process.once("SIGTERM", () => resolve("SIGTERM"));
+      }),
+  };
+}
+
 /**
  * Route a commander program's output to `io` and make its usage errors one line:
  * `<name>: <what is wrong> (see <name> --help)`. Returns the program.

@@ -11,8 +11,8 @@ export type {
   Signer,
 } from "./certificate-authority.js";
 export { caMain } from "./cli.js";
-export { configureProgram, isMainModule, runProgram } from "./cli-support.js";
-export type { CliIo } from "./cli-support.js";
+export { configureProgram, isMainModule, processIo, runProgram } from "./cli-support.js";
+export type { CliIo, ServiceIo } from "./cli-support.js";
 export { CrlGenerator, crlToPem } from "./crl/crl-generator.js";
 export type { CrlEntryParams, CrlParams } from "./crl/crl-generator.js";
 export { toOpensslIndex } from "./export/openssl-index.js";

@@ -1,27 +1,15 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { CRL_REASON_NAMES, configureProgram, isMainModule, resolveStateDir, runProgram, type CliIo as BaseIo } from "@ocsp-lab/ca";
+import { CRL_REASON_NAMES, configureProgram, isMainModule, resolveStateDir, runProgram, processIo, type ServiceIo } from "@ocsp-lab/ca";
 import { formatMismatches, formatTable } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
 import { runScenarios, selectClients, selectScenarios } from "./run.js";
 import { SCENARIOS } from "./scenarios.js";
 import { describeEndpoints, startPersistentLab, UP_POLICY } from "./up.js";
 
-/** Streams and process hooks the CLI uses, injectable so tests read output without a child process. */
-export interface CliIo extends BaseIo {
-  /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
-  stopSignal: () => Promise<string>;
-}
+/** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
+export type CliIo = ServiceIo;
 
-const defaultIo = (): CliIo => ({
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-  stopSignal: () =>
-    new Promise((resolve) => {
-      process.once("SIGINT", () => resolve("SIGINT"));
-      process.once("SIGTERM", () => resolve("SIGTERM"));
-    }),
-});
+const defaultIo = processIo;
 
 const positiveSeconds = (name: string) => (v: string): number => {
   const n = Number(v);

@@ -1,22 +1,11 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { configureProgram, isMainModule, runProgram, type CliIo } from "@ocsp-lab/ca";
+import { configureProgram, isMainModule, processIo, runProgram, type ServiceIo } from "@ocsp-lab/ca";
 import { loadResponderConfig, startFromConfig } from "./config.js";
 
-/** The CLI's streams plus a hook that resolves when the process is asked to stop. */
-export interface ResponderCliIo extends CliIo {
-  stopSignal: () => Promise<string>;
-}
+/** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
+export type ResponderCliIo = ServiceIo;
 
-const defaultIo = (): ResponderCliIo => ({
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-  stopSignal: () =>
-    new Promise((resolve) => {
-      process.once("SIGINT", () => resolve("SIGINT"));
-      process.once("SIGTERM", () => resolve("SIGTERM"));
-    }),
-});
+const defaultIo = processIo;
 
 /**
  * Run `ocsp-responder` with `argv`: `--config file.yaml` (zod-validated; a bad file prints the
