@@ -3,7 +3,9 @@
 // single-CertID request, answered from the cache after the first one), for POST (DER body,
 // application/ocsp-request) and GET (`/` + url-encoded base64 DER), against a baseline measured
 // in the same run: a bare node:http server returning a fixed body of the same byte length with
-// the same Content-Type (it reads the request body first, as any OCSP server must).
+// the same response headers as the responder's answer for that method (Content-Type,
+// Cache-Control and, for GET, the RFC 5019 caching headers), so the load generator parses the
+// same bytes from both; it reads the request body first, as any OCSP server must.
 // - Each server runs in a child process of its own (this file forked with `--serve`), the
 //   load generator (autocannon, keep-alive, pipelining 1) runs in this process, so on a 2-core
 //   machine the generator and the server each get a core.
@@ -42,10 +44,12 @@ async function serve(kind) {
   let port;
   if (kind === "bare") {
     const body = Buffer.from(process.env.BENCH_BODY_B64, "base64");
-    const headers = { "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": body.length };
+    // The responder's own header set per method, captured from its answers by the parent.
+    const byMethod = JSON.parse(process.env.BENCH_HEADERS);
+    for (const h of Object.values(byMethod)) h["Content-Length"] = body.length;
     const server = createServer((req, res) => {
       req.resume();
-      req.on("end", () => res.writeHead(200, headers).end(body));
+      req.on("end", () => res.writeHead(200, byMethod[req.method]).end(body));
     });
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
@@ -102,6 +106,7 @@ async function main() {
       GET: { method: "GET", path: getPath, headers: {} },
     };
     const sizes = {};
+    const headers = {};
     for (const [name, m] of Object.entries(methods)) {
       const res = await fetch(responder.url + m.path, { method: m.method, headers: m.headers, ...(m.body ? { body: m.body } : {}) });
       const body = new Uint8Array(await res.arrayBuffer());
@@ -111,12 +116,15 @@ async function main() {
         throw new Error(`${name}: HTTP ${res.status} ${res.headers.get("content-type")}, responseStatus ${decoded.responseStatus}, cert status ${status}`);
       }
       sizes[name] = body;
+      // What node:http adds itself (Date, Connection, Keep-Alive, Content-Length) is left to the baseline's node:http.
+      headers[name] = Object.fromEntries([...res.headers].filter(([k]) => !["date", "connection", "keep-alive", "content-length"].includes(k)));
     }
     if (Buffer.compare(Buffer.from(sizes.POST), Buffer.from(sizes.GET)) !== 0) throw new Error("POST and GET answers differ: the second was not served from the cache");
     const answer = sizes.POST;
-    const bare = await startChild("bare", { BENCH_BODY_B64: Buffer.from(answer).toString("base64") });
+    const bare = await startChild("bare", { BENCH_BODY_B64: Buffer.from(answer).toString("base64"), BENCH_HEADERS: JSON.stringify(headers) });
     children.push(bare);
 
+    for (const [name, h] of Object.entries(headers)) console.log(`${name} answer headers (both servers): ${Object.keys(h).join(", ")}`);
     console.log(`request ${reqBody.length} B (GET path ${getPath.length} chars); answer ${answer.length} B, successful, status good, pre-signed after the first request`);
     console.log(
       `load: autocannon ${CONNECTIONS} keep-alive connections, pipelining 1, in the bench process; each server in its own child process; ` +
