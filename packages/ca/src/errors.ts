@@ -111,7 +111,9 @@ export type OcspVerifyFailure =
   | "stale"
   | "not yet valid"
   | "no nextUpdate"
-  | "nonce mismatch";
+  | "nonce mismatch"
+  | "unexpected responses"
+  | "outlives certificate";
 
 /** An OCSP response failed verification; `reason` says which check failed. */
 export class OcspVerifyError extends CaError {

@@ -39,9 +39,26 @@ export type FetchFailureKind = "timeout" | "network" | "http" | "invalid";
  */
 export class FetchError extends StaplerError {
   readonly kind: FetchFailureKind;
+  /** For `invalid`: the DER the responder sent (the `staple-errors` policy staples unsuccessful answers as received). */
+  readonly response: Uint8Array | undefined;
 
-  constructor(kind: FetchFailureKind, message: string, options?: { cause?: unknown }) {
+  constructor(kind: FetchFailureKind, message: string, options?: { cause?: unknown; response?: Uint8Array }) {
     super("OCSP_LAB_STAPLER_FETCH", message, options);
     this.kind = kind;
+    this.response = options?.response;
+  }
+}
+
+/** A configuration file that cannot be read or does not validate; names the file, the field and the fix. */
+export class ConfigError extends StaplerError {
+  constructor(file: string, field: string, fix: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_STAPLER_CONFIG", `config ${file}: ${field ? `${field}: ` : ""}${fix}`, options);
+  }
+}
+
+/** A reload found certificate or key files it cannot serve; the previous ones stay in service. */
+export class ReloadError extends StaplerError {
+  constructor(file: string, reason: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_STAPLER_RELOAD", `reload kept the previous certificates: ${JSON.stringify(file)} ${reason}`, options);
   }
 }

@@ -1,11 +1,16 @@
 import { EventEmitter } from "node:events";
 import * as x509 from "@peculiar/x509";
+import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
 import { pino, type Logger } from "pino";
 import {
+  OCSPResponseStatus,
+  OcspResponse,
   OcspVerifyError,
   buildOcspRequest,
   defaultCrypto,
   normalizeSerial,
+  responseStatusName,
   systemClock,
   toPkiCertificate,
   verifyOcspResponse,
@@ -16,9 +21,16 @@ import {
 import { FetchError } from "./errors.js";
 import { fetchOcsp } from "./fetcher.js";
 import type { PollingPolicy } from "./policy.js";
+import type { StapleStore } from "./staple-store.js";
 
-/** What a handshake gets: the status of the staple it would be sent, or `none`. */
-export type StapleState = CertStatusName | "none";
+/** Unsuccessful responseStatus names (RFC 6960 §4.2.1) a `staple-errors` policy may staple. */
+export type ResponseErrorName = "malformedRequest" | "internalError" | "tryLater" | "sigRequired" | "unauthorized";
+
+/** What a handshake gets: the status of the staple it would be sent, an error answer (staple-errors), or `none`. */
+export type StapleState = CertStatusName | ResponseErrorName | "none";
+
+/** Where the staple in memory came from. */
+export type StapleSource = "fetched" | "persisted" | "made-up";
 
 /** The outcome of the last fetch. */
 export interface FetchOutcome {
@@ -29,28 +41,34 @@ export interface FetchOutcome {
   durationMs: number;
 }
 
-/** A status snapshot of one certificate's stapling (library API, admin endpoint, CLI). */
+/** A status snapshot of one certificate's stapling (library API, admin endpoint, metrics). */
 export interface StapleSnapshot {
   serial: string;
   subject: string;
   responderUrl: string;
   /** What the next handshake would be stapled with. */
   staple: StapleState;
+  /** Where that staple came from (absent when `none`). */
+  source?: StapleSource;
   producedAt?: Date;
   thisUpdate?: Date;
   nextUpdate?: Date;
+  /** Milliseconds since the staple's thisUpdate (how old the status it vouches for is). */
+  stapleAgeMs?: number;
   lastFetch?: FetchOutcome;
   /** Failed queries in a row (0 after a success). */
   consecutiveFailures: number;
-  /** When the next query is due. */
+  /** When the next query is due (in handshake-driven modes: the first handshake after it triggers it). */
   nextFetch?: Date;
+  mode: PollingPolicy["mode"];
+  onFailure: PollingPolicy["onFailure"];
 }
 
 /** Events a StapleManager emits. */
 export interface StapleManagerEvents {
-  /** A fresh verified response replaced the staple. */
+  /** A fresh verified response (or, under staple-errors, an error answer) replaced the staple. */
   "staple:updated": [StapleSnapshot];
-  /** recovery_max_tries failures in a row: the staple was dropped. */
+  /** The staple was dropped: recovery_max_tries failures in a row under `invalidate`. */
   "staple:invalidated": [StapleSnapshot];
   /** One query failed (timeout, network, HTTP, verification). */
   "fetch:failed": [{ error: FetchError; snapshot: StapleSnapshot }];
@@ -68,30 +86,43 @@ export interface StapleManagerOptions {
   logger?: Logger;
   /** Send a nonce (RFC 8954) and require it back. Default false, as RFC 5019 clients do. */
   nonce?: boolean;
+  /** Persist verified staples here and restore them (re-verified) at start. */
+  store?: StapleStore;
 }
 
+type Held =
+  | { kind: "verified"; der: Buffer; verified: VerifiedOcspResponse; source: "fetched" | "persisted" }
+  | { kind: "error"; der: Buffer; status: ResponseErrorName; source: "fetched" | "made-up" };
+
 /**
- * Keeps a verified OCSP staple for one certificate under the polling policy:
- * query at start, then every `query_frequency` (or at half the response's
- * thisUpdate→nextUpdate window if sooner, as certmagic does, so a staple never expires while
- * the responder is healthy); after a failure retry every `recovery_frequency`; after
- * `recovery_max_tries` consecutive failures drop the staple so strict clients refuse the
- * connection; the next success restores it. Only responses that pass `verifyOcspResponse` are
- * ever kept, and a kept response is never served past its nextUpdate.
+ * Keeps the OCSP staple of one certificate under a stapling policy (see `PollingPolicy`).
  *
- * `current()` is what a handshake calls: a lookup of bytes in memory, never a wait on the responder.
+ * In the default `eager` mode: query at start, then every `query_frequency` or at half the
+ * response's thisUpdate→nextUpdate window if sooner (as certmagic does), so a staple never
+ * expires while the responder is healthy; after a failure retry every `recovery_frequency`;
+ * `on_failure` says what is stapled meanwhile. Only responses that pass `verifyOcspResponse`
+ * (strict: one SingleResponse, about this certificate, not outliving it) are stapled as
+ * statuses; a verified response is never served past its nextUpdate.
+ *
+ * `current()` is a lookup of bytes in memory; `handshake()` is what a TLS server calls for each
+ * handshake: the same lookup in `eager` mode, and the emulated behaviour of other servers in
+ * the `lazy`, `expire-then-fetch` and `in-handshake` modes.
  */
 export class StapleManager extends EventEmitter<StapleManagerEvents> {
-  private readonly opts: Required<Omit<StapleManagerOptions, "logger">> & { logger: Logger };
-  private staple: { der: Buffer; verified: VerifiedOcspResponse } | undefined;
+  private readonly opts: Required<Omit<StapleManagerOptions, "logger" | "store">> & { logger: Logger; store: StapleStore | undefined };
+  private held: Held | undefined;
   private failures = 0;
   private last: FetchOutcome | undefined;
-  private nextAt: Date | undefined;
+  /** When the next query is due (ms since epoch); undefined: as soon as asked. */
+  private dueAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<boolean> | undefined;
   private stopped = false;
+  private startingUp = false;
+  private readonly stopWaiters = new Set<() => void>();
+  private readonly serialHex: string;
 
-  /** A manager for one certificate; nothing is fetched until start() or queryNow(). */
+  /** A manager for one certificate; nothing is fetched until start(), queryNow() or a handshake. */
   constructor(options: StapleManagerOptions) {
     super();
     this.opts = {
@@ -100,29 +131,100 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       nonce: false,
       ...options,
       logger: options.logger ?? pino({ level: "silent" }),
+      store: options.store,
     };
+    this.serialHex = normalizeSerial(options.certificate.serialNumber);
   }
 
   /** The certificate's canonical serial. */
   get serial(): string {
-    return normalizeSerial(this.opts.certificate.serialNumber);
+    return this.serialHex;
+  }
+
+  /** The certificate this manager staples for. */
+  get certificate(): x509.X509Certificate {
+    return this.opts.certificate;
+  }
+
+  /** The policy in force (milliseconds). */
+  get policy(): PollingPolicy {
+    return this.opts.policy;
   }
 
   /**
-   * The DER staple for a handshake, or undefined when there is none or it has passed its
-   * nextUpdate (never serve a stale staple, even if the poller is late).
+   * The DER staple for a handshake, or undefined when there is none or it is past its limit:
+   * nextUpdate (minus `expiry_margin` under `serve-until-expiry`). No side effect.
    */
   current(): Buffer | undefined {
-    const s = this.staple;
-    if (!s) return undefined;
-    if (s.verified.nextUpdate.getTime() <= this.opts.clock.now().getTime()) return undefined;
-    return s.der;
+    const h = this.held;
+    if (!h) return undefined;
+    if (h.kind === "error") return h.der;
+    const margin = this.opts.policy.onFailure === "serve-until-expiry" ? this.opts.policy.expiryMarginMs : 0;
+    if (h.verified.nextUpdate.getTime() - margin <= this.opts.clock.now().getTime()) return undefined;
+    return h.der;
   }
 
-  /** Run the first query and schedule the next; resolves when the first query is settled (bounded by response_timeout). */
+  /**
+   * What a TLS server staples for one handshake (the `OCSPRequest` event):
+   * - `eager`: `current()`;
+   * - `lazy` / `expire-then-fetch`: `current()`, and when a query is due a background fetch
+   *   starts (the handshake does not wait; with no valid staple it gets none);
+   * - `in-handshake`: `current()` when fresh; otherwise a promise of the staple after a fetch,
+   *   bounded by `response_timeout`.
+   */
+  handshake(): Buffer | undefined | Promise<Buffer | undefined> {
+    const mode = this.opts.policy.mode;
+    if (mode === "eager") return this.current();
+    const due = this.dueAt === undefined || this.opts.clock.now().getTime() >= this.dueAt;
+    const now = this.current();
+    if (!due || this.stopped) return now;
+    if (mode === "in-handshake") return this.queryNow().then(() => this.current());
+    this.queryNow().catch((err: unknown) => this.opts.logger.error({ err }, "OCSP query crashed"));
+    return now;
+  }
+
+  /**
+   * Start: restore the persisted staple (re-verified), then, in the modes that fetch at
+   * start-up (`eager`, `expire-then-fetch`), query as `startup` says:
+   * `wait-for-staple` resolves once a staple is in (or after recovery_max_tries failures);
+   * `ready-after-timeout` resolves after the first query. `lazy` and `in-handshake` fetch on
+   * the first handshake instead. Never rejects for a responder failure.
+   */
   async start(): Promise<void> {
     this.stopped = false;
-    await this.queryNow();
+    await this.restore();
+    const { mode, startup } = this.opts.policy;
+    if (mode === "lazy" || mode === "in-handshake") return;
+    if (this.held) {
+      // A persisted staple bridges the restart; refresh on the usual schedule.
+      if (mode === "eager") {
+        const v = this.held.kind === "verified" ? this.held.verified : undefined;
+        this.schedule(v ? this.refreshDelay(v) : 0);
+      } else this.dueAt = this.held.kind === "verified" ? this.held.verified.nextUpdate.getTime() : undefined;
+      return;
+    }
+    if (startup === "ready-after-timeout") {
+      await this.queryNow();
+      return;
+    }
+    this.startingUp = true;
+    try {
+      while (!this.stopped) {
+        if (await this.queryNow()) return;
+        if (this.failures >= this.opts.policy.recoveryMaxTries) {
+          this.opts.logger.warn({ serial: this.serial, failures: this.failures }, "no staple after recovery_max_tries queries; ready without one");
+          return;
+        }
+        await this.waitForNextQuery();
+      }
+    } finally {
+      this.startingUp = false;
+      // expire-then-fetch polls only at start-up; from now on handshakes drive it.
+      if (mode === "expire-then-fetch" && this.timer) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+    }
   }
 
   /**
@@ -143,27 +245,61 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.nextAt = undefined;
+    this.dueAt = undefined;
+    for (const wake of this.stopWaiters) wake();
   }
 
   /** The snapshot of this certificate's stapling. */
   snapshot(): StapleSnapshot {
-    const served = this.current() ? this.staple : undefined;
+    const served = this.current() ? this.held : undefined;
     const snap: StapleSnapshot = {
       serial: this.serial,
       subject: this.opts.certificate.subject,
       responderUrl: this.opts.responderUrl,
-      staple: served ? served.verified.status : "none",
+      staple: served ? (served.kind === "verified" ? served.verified.status : served.status) : "none",
       consecutiveFailures: this.failures,
+      mode: this.opts.policy.mode,
+      onFailure: this.opts.policy.onFailure,
     };
-    if (served) {
+    if (served) snap.source = served.source;
+    if (served?.kind === "verified") {
       snap.producedAt = served.verified.producedAt;
       snap.thisUpdate = served.verified.thisUpdate;
       snap.nextUpdate = served.verified.nextUpdate;
+      snap.stapleAgeMs = Math.max(0, this.opts.clock.now().getTime() - served.verified.thisUpdate.getTime());
     }
     if (this.last) snap.lastFetch = { ...this.last };
-    if (this.nextAt) snap.nextFetch = this.nextAt;
+    if (this.dueAt !== undefined) snap.nextFetch = new Date(this.dueAt);
     return snap;
+  }
+
+  /** Resolve at the next scheduled query's end, or when stopped. */
+  private waitForNextQuery(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.off("staple:updated", done);
+        this.off("fetch:failed", done);
+        this.stopWaiters.delete(done);
+        resolve();
+      };
+      this.on("staple:updated", done);
+      this.on("fetch:failed", done);
+      this.stopWaiters.add(done);
+    });
+  }
+
+  private async restore(): Promise<void> {
+    const store = this.opts.store;
+    if (!store || this.held) return;
+    const der = await store.load(this.opts.certificate.rawData);
+    if (!der) return;
+    try {
+      const verified = await this.verify(der);
+      this.held = { kind: "verified", der: Buffer.from(der), verified, source: "persisted" };
+      this.opts.logger.info({ serial: this.serial, status: verified.status, nextUpdate: verified.nextUpdate }, "persisted staple restored");
+    } catch (err) {
+      this.opts.logger.info({ serial: this.serial, reason: err instanceof Error ? err.message : String(err) }, "persisted staple not used");
+    }
   }
 
   private async query(): Promise<boolean> {
@@ -179,33 +315,54 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       const error = err instanceof FetchError ? err : new FetchError("network", String(err), { cause: err });
       this.failures += 1;
       this.last = { at: started, ok: false, error: error.message, durationMs: Math.round(performance.now() - t0) };
-      const invalidate = this.failures >= policy.recoveryMaxTries && this.staple !== undefined;
-      if (invalidate) this.staple = undefined;
+      let invalidated = false;
+      let updated = false;
+      const errorStaple = policy.onFailure === "staple-errors" ? errorAnswer(error) : undefined;
+      if (errorStaple) {
+        this.held = errorStaple;
+        updated = true;
+      } else if (this.failures >= policy.recoveryMaxTries && policy.onFailure !== "serve-until-expiry" && this.held) {
+        this.held = undefined;
+        invalidated = true;
+      }
       this.schedule(policy.recoveryFrequencyMs);
       this.opts.logger.warn({ serial: this.serial, responderUrl, failures: this.failures, err: error.message }, "OCSP fetch failed");
       this.safeEmit("fetch:failed", { error, snapshot: this.snapshot() });
-      if (invalidate) this.safeEmit("staple:invalidated", this.snapshot());
+      if (updated) this.safeEmit("staple:updated", this.snapshot());
+      if (invalidated) this.safeEmit("staple:invalidated", this.snapshot());
       return false;
     }
-    this.staple = { der: Buffer.from(verified.response.der), verified };
+    const der = Buffer.from(verified.response.der);
+    this.held = { kind: "verified", der, verified, source: "fetched" };
     this.failures = 0;
     this.last = { at: started, ok: true, durationMs: Math.round(performance.now() - t0) };
     this.schedule(this.refreshDelay(verified));
     this.opts.logger.info({ serial: this.serial, status: verified.status, nextUpdate: verified.nextUpdate }, "staple updated");
+    if (this.opts.store) {
+      await this.opts.store
+        .save(this.opts.certificate.rawData, der)
+        .catch((err: unknown) => this.opts.logger.warn({ serial: this.serial, err: err instanceof Error ? err.message : String(err) }, "staple not persisted"));
+    }
     this.safeEmit("staple:updated", this.snapshot());
     return true;
   }
 
   /**
-   * Milliseconds until the next regular query: query_frequency, or the middle of the response's
-   * thisUpdate→nextUpdate window if that comes first (a pre-signed response may already be half
-   * spent when it arrives), never later than its nextUpdate and never sooner than 1 s, so a
-   * responder handing out nearly-expired responses is not hammered.
+   * Milliseconds until the next regular query. `eager` and `in-handshake`: query_frequency, or
+   * the middle of the response's thisUpdate→nextUpdate window if that comes first (a pre-signed
+   * response may already be half spent when it arrives), never later than its nextUpdate (minus
+   * the margin under serve-until-expiry) and never sooner than 1 s, so a responder handing out
+   * nearly-expired responses is not hammered. `lazy` (nginx): query_frequency or nextUpdate.
+   * `expire-then-fetch`: nextUpdate.
    */
   private refreshDelay(v: VerifiedOcspResponse): number {
-    const now = this.opts.clock.now().getTime();
+    const { policy, clock } = this.opts;
+    const now = clock.now().getTime();
+    const end = v.nextUpdate.getTime() - (policy.onFailure === "serve-until-expiry" ? policy.expiryMarginMs : 0);
+    if (policy.mode === "expire-then-fetch") return Math.max(0, v.nextUpdate.getTime() - now);
+    if (policy.mode === "lazy") return Math.max(0, Math.min(policy.queryFrequencyMs, v.nextUpdate.getTime() - now));
     const middle = v.thisUpdate.getTime() + (v.nextUpdate.getTime() - v.thisUpdate.getTime()) / 2;
-    return Math.max(1000, Math.min(this.opts.policy.queryFrequencyMs, middle - now, v.nextUpdate.getTime() - now));
+    return Math.max(1000, Math.min(policy.queryFrequencyMs, middle - now, end - now));
   }
 
   /** Emit without letting a throwing listener break the poller. */
@@ -217,8 +374,13 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     }
   }
 
+  private verify(der: Uint8Array, nonce?: Uint8Array): Promise<VerifiedOcspResponse> {
+    const { certificate, issuer, clock, crypto, policy } = this.opts;
+    return verifyOcspResponse(der, { certificate, issuer, now: clock.now(), maxSkewMs: policy.maxSkewMs, strict: true, crypto, ...(nonce ? { nonce } : {}) });
+  }
+
   private async fetchAndVerify(): Promise<VerifiedOcspResponse> {
-    const { certificate, issuer, responderUrl, policy, clock, crypto } = this.opts;
+    const { certificate, issuer, responderUrl, policy, crypto } = this.opts;
     const request = await buildOcspRequest({
       certificate: toPkiCertificate(certificate.rawData),
       issuer: toPkiCertificate(issuer.rawData),
@@ -227,19 +389,51 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     });
     const der = await fetchOcsp(responderUrl, request.der, policy.responseTimeoutMs);
     try {
-      return await verifyOcspResponse(der, { certificate, issuer, now: clock.now(), nonce: request.nonce, crypto });
+      return await this.verify(der, request.nonce);
     } catch (cause) {
       const reason = cause instanceof OcspVerifyError ? cause.message : String(cause);
-      throw new FetchError("invalid", `response from ${responderUrl} not stapled: ${reason}`, { cause });
+      throw new FetchError("invalid", `response from ${responderUrl} not stapled: ${reason}`, { cause, response: der });
     }
   }
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
-    this.nextAt = new Date(this.opts.clock.now().getTime() + delayMs);
+    this.dueAt = this.opts.clock.now().getTime() + delayMs;
+    // Handshake-driven modes check dueAt on each handshake; only eager (and start-up) use a timer.
+    if (this.opts.policy.mode !== "eager" && !this.startingUp) return;
+    if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.queryNow().catch((err: unknown) => this.opts.logger.error({ err }, "OCSP query crashed"));
     }, delayMs);
     this.timer.unref();
   }
+}
+
+/**
+ * What `staple-errors` staples for a failure: an unsuccessful OCSPResponse as the responder
+ * sent it, or a made-up tryLater when it could not be reached (Apache's
+ * SSLStaplingFakeTryLater). Undefined for a response that failed verification otherwise: a
+ * bad signature, a wrong certificate or a stale answer is never stapled.
+ */
+function errorAnswer(error: FetchError): Held | undefined {
+  if (error.kind === "invalid") {
+    if (!(error.cause instanceof OcspVerifyError) || error.cause.reason !== "not successful" || !error.response) return undefined;
+    try {
+      const status = OcspResponse.fromDer(error.response).responseStatus;
+      if (status === OCSPResponseStatus.successful) return undefined;
+      return { kind: "error", der: Buffer.from(error.response), status: responseStatusName(status) as ResponseErrorName, source: "fetched" };
+    } catch {
+      return undefined;
+    }
+  }
+  return { kind: "error", der: Buffer.from(madeUpTryLater()), status: "tryLater", source: "made-up" };
+}
+
+/**
+ * An unsigned OCSPResponse with responseStatus tryLater (RFC 6960 §4.2.1):
+ * `OCSPResponse ::= SEQUENCE { responseStatus OCSPResponseStatus, responseBytes [0] EXPLICIT ResponseBytes OPTIONAL }`.
+ */
+function madeUpTryLater(): Uint8Array {
+  const response = new pkijs.OCSPResponse({ responseStatus: new asn1js.Enumerated({ value: OCSPResponseStatus.tryLater }) });
+  return new Uint8Array(response.toSchema().toBER(false));
 }

@@ -1,15 +1,20 @@
-import { createServer, type Server } from "node:https";
-import { promises as fs } from "node:fs";
-import type { AddressInfo } from "node:net";
-import { once } from "node:events";
+import { createServer as createHttpsServer } from "node:https";
+import { request as httpRequest, createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { connect as netConnect, type AddressInfo, type Socket } from "node:net";
+import { createServer as createTlsServer, createSecureContext, type SecureContext, type SecureVersion, type Server as TlsServer, type TLSSocket } from "node:tls";
+import { promises as fs, watchFile, unwatchFile, type Stats } from "node:fs";
+import { EventEmitter, once } from "node:events";
 import * as x509 from "@peculiar/x509";
+import express from "express";
 import { pino, type Logger } from "pino";
 import { defaultCrypto, systemClock, type Clock } from "@ocsp-lab/ca";
-import { CertificateSetupError, StaplerError } from "./errors.js";
+import { CertificateSetupError, ReloadError, StaplerError } from "./errors.js";
+import { StaplerMetrics } from "./metrics.js";
 import { parsePolicy, type PollingPolicy, type PollingPolicyInput } from "./policy.js";
-import { StapleManager, type StapleSnapshot } from "./staple-manager.js";
+import { StapleManager, type StapleManagerEvents, type StapleSnapshot } from "./staple-manager.js";
+import { StapleStore } from "./staple-store.js";
 
-/** PEM material of the served certificate. */
+/** PEM material of one served certificate. */
 export interface ServedCertificate {
   /** Leaf PEM, optionally followed by its chain (a fullchain file). */
   cert: string;
@@ -17,20 +22,63 @@ export interface ServedCertificate {
   key: string;
   /** Issuer PEM; default the second certificate of `cert`. */
   issuer?: string;
+  /** Ask this responder instead of the certificate's AIA OCSP URL. */
+  responderUrl?: string;
+}
+
+/** Files of one served certificate; watched for changes when reloading is on. */
+export interface CertificateFiles {
+  /** Leaf or fullchain PEM file. */
+  certFile: string;
+  /** Private key PEM file. */
+  keyFile: string;
+  /** Issuer (chain) PEM file; default the second certificate of certFile. */
+  chainFile?: string;
+  /** Ask this responder instead of the certificate's AIA OCSP URL. */
+  responderUrl?: string;
 }
 
 /**
- * Builder of a TLS (HTTPS) server that staples OCSP responses for its certificate
- * (testcontainers style: `with*`, then `start()`). Binds 127.0.0.1 on an ephemeral port unless
- * told otherwise; serves a one-line status page on every path.
+ * What the server does with a connection once TLS is up:
+ * - `status`: HTTPS, a plain-text status page of the staples on every path;
+ * - `http`: HTTPS reverse proxy to an HTTP backend (`url`, e.g. http://127.0.0.1:8080);
+ * - `tcp`: TLS-terminating TCP proxy to any TCP backend (as Redis Enterprise's proxy does in
+ *   front of redis-server on 127.0.0.1:6379).
+ */
+export type Backend = { kind: "status" } | { kind: "http"; url: string } | { kind: "tcp"; host: string; port: number };
+
+/** TLS protocol versions offered (default TLS 1.2 to 1.3). */
+export interface TlsVersions {
+  minVersion?: SecureVersion;
+  maxVersion?: SecureVersion;
+}
+
+/** The admin endpoint: `GET /admin/ocsp`, `POST /admin/ocsp/query`, `POST /admin/reload`, `GET /metrics`. */
+export interface AdminOptions {
+  /** TCP port, default 0 (ephemeral). */
+  port?: number;
+  /** Require `Authorization: Bearer <token>`. */
+  token?: string;
+}
+
+type Entry = { kind: "pem"; material: ServedCertificate } | { kind: "files"; files: CertificateFiles };
+
+/**
+ * Builder of a TLS server that staples OCSP responses for its certificates (testcontainers
+ * style: `with*`, then `start()`). Binds 127.0.0.1 on an ephemeral port unless told otherwise.
  *
  * ```ts
- * const server = await StaplingServer.fromFiles({ certFile, keyFile, chainFile })
- *   .then((s) => s.withPolicy({ query_frequency: 5 }).start());
+ * const server = await new StaplingServer()
+ *   .withCertificateFiles({ certFile: "rsa.pem", keyFile: "rsa.key" })
+ *   .withCertificateFiles({ certFile: "ec.pem", keyFile: "ec.key" })
+ *   .withPolicy({ query_frequency: 300, on_failure: "serve-until-expiry" })
+ *   .withBackend({ kind: "tcp", host: "127.0.0.1", port: 6379 })
+ *   .withStateDir(".ocsp-lab")
+ *   .start();
  * ```
  */
 export class StaplingServer {
-  private readonly material: ServedCertificate;
+  private readonly entries: Entry[] = [];
   private host = "127.0.0.1";
   private port = 0;
   private policyInput: PollingPolicyInput = {};
@@ -38,29 +86,36 @@ export class StaplingServer {
   private clock: Clock = systemClock;
   private crypto: Crypto = defaultCrypto;
   private logger: Logger = pino({ level: "silent" });
+  private backend: Backend = { kind: "status" };
+  private tls: TlsVersions = {};
+  private stateDir: string | undefined;
+  private admin: AdminOptions | false = {};
+  private watchMs = 1000;
 
-  /** A server for this certificate, key and (optional) issuer, all PEM. */
-  constructor(material: ServedCertificate) {
-    this.material = material;
+  /** A server; give it certificates with withCertificate()/withCertificateFiles() (or here, for one). */
+  constructor(material?: ServedCertificate) {
+    if (material) this.entries.push({ kind: "pem", material });
   }
 
   /**
-   * Read certificate (leaf or fullchain), key and optional chain (issuer) PEM files.
+   * A server for one certificate from files (kept for the single-certificate case).
    * @throws CertificateSetupError when a file cannot be read.
    */
-  static async fromFiles(files: { certFile: string; keyFile: string; chainFile?: string }): Promise<StaplingServer> {
-    const read = async (f: string): Promise<string> => {
-      try {
-        return await fs.readFile(f, "utf8");
-      } catch (cause) {
-        throw new CertificateSetupError("cannot read", f, "check the path and its permissions", { cause });
-      }
-    };
-    return new StaplingServer({
-      cert: await read(files.certFile),
-      key: await read(files.keyFile),
-      ...(files.chainFile ? { issuer: await read(files.chainFile) } : {}),
-    });
+  static async fromFiles(files: CertificateFiles): Promise<StaplingServer> {
+    await readEntry({ kind: "files", files });
+    return new StaplingServer().withCertificateFiles(files);
+  }
+
+  /** Serve this certificate (PEM in memory); repeat for several, chosen by SNI. */
+  withCertificate(material: ServedCertificate): this {
+    this.entries.push({ kind: "pem", material });
+    return this;
+  }
+
+  /** Serve this certificate from files, reloaded when they change; repeat for several, chosen by SNI. */
+  withCertificateFiles(files: CertificateFiles): this {
+    this.entries.push({ kind: "files", files });
+    return this;
   }
 
   /** Interface to bind; default 127.0.0.1. */
@@ -75,15 +130,45 @@ export class StaplingServer {
     return this;
   }
 
-  /** Polling policy in seconds (query_frequency, response_timeout, recovery_frequency, recovery_max_tries). */
+  /** Stapling policy in seconds (see PollingPolicyInput: query_frequency, on_failure, mode...). */
   withPolicy(policy: PollingPolicyInput): this {
     this.policyInput = policy;
     return this;
   }
 
-  /** Ask this responder instead of the certificate's AIA OCSP URL. */
+  /** Ask this responder for every certificate instead of their AIA OCSP URLs. */
   withResponderUrl(url: string): this {
     this.responderUrl = url;
+    return this;
+  }
+
+  /** What to do with connections: status page (default), HTTP reverse proxy or TCP proxy. */
+  withBackend(backend: Backend): this {
+    this.backend = backend;
+    return this;
+  }
+
+  /** TLS versions offered (default TLSv1.2 to TLSv1.3). */
+  withTls(versions: TlsVersions): this {
+    this.tls = versions;
+    return this;
+  }
+
+  /** Persist staples under `<dir>/staples/` and restore them at start (default: not persisted). */
+  withStateDir(dir: string): this {
+    this.stateDir = dir;
+    return this;
+  }
+
+  /** The admin endpoint on 127.0.0.1 (default: on, ephemeral port); false to turn it off. */
+  withAdmin(options: AdminOptions | false): this {
+    this.admin = options;
+    return this;
+  }
+
+  /** Check certificate files for changes every `ms` milliseconds (default 1000; 0: only reload() and SIGHUP). */
+  withWatch(ms: number): this {
+    this.watchMs = ms;
     return this;
   }
 
@@ -106,82 +191,260 @@ export class StaplingServer {
   }
 
   /**
-   * Validate the policy and certificate, run the first OCSP query (bounded by
-   * response_timeout), then listen. The listener is up whether or not the first query succeeded;
-   * handshakes never wait on the responder.
-   * @throws InvalidPolicyError for a bad policy; CertificateSetupError when the certificate has
-   * no issuer or no OCSP URL.
+   * Validate policy and certificates, restore persisted staples, run the first OCSP queries as
+   * the policy's `mode` and `startup` say, then listen. Handshakes never wait on the responder
+   * (except in the `in-handshake` emulation).
+   * @throws InvalidPolicyError for a bad policy; CertificateSetupError for a certificate without
+   * issuer or OCSP URL, a key that does not match, two certificates for one name; the listen
+   * error (EADDRINUSE...).
    */
   async start(): Promise<StartedStaplingServer> {
     const policy = parsePolicy(this.policyInput);
-    const certs = splitPem(this.material.cert);
-    if (certs.length === 0) throw new CertificateSetupError("no certificate in", this.material.cert.slice(0, 40), "give a PEM certificate");
-    const leaf = parseCert(certs[0]!);
-    const issuerPem = this.material.issuer ? splitPem(this.material.issuer)[0] : certs[1];
-    if (!issuerPem) {
-      throw new CertificateSetupError("no issuer for", leaf.subject, "give the issuer certificate (chain file) or a fullchain certificate");
-    }
-    const issuer = parseCert(issuerPem);
-    const url = this.responderUrl ?? aiaOcspUrl(leaf);
-    if (!url) {
-      throw new CertificateSetupError("no OCSP URL in", leaf.subject, "the certificate has no AIA OCSP URL; set one with withResponderUrl()");
-    }
-    const manager = new StapleManager({
-      certificate: leaf,
-      issuer,
-      responderUrl: url,
+    if (this.entries.length === 0) throw new CertificateSetupError("no certificate given to", "StaplingServer", "add one with withCertificate() or withCertificateFiles()");
+    const services: Services = {
       policy,
       clock: this.clock,
       crypto: this.crypto,
       logger: this.logger,
-    });
-    await manager.start();
-    // Whatever fails from here on (a key that does not match, a port in use) must not leave the poller running.
+      tls: this.tls,
+      responderUrl: this.responderUrl,
+      store: this.stateDir ? new StapleStore(this.stateDir) : undefined,
+    };
+    const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), services)));
+    const state = await buildState(loaded, undefined, services);
     try {
-      // Send the chain with the leaf: clients such as curl look for the issuer among the
-      // certificates the server sends to compute the CertID of the staple.
-      const chain = certs.includes(issuerPem) ? certs : [...certs, issuerPem];
-      const server = createServer({ cert: chain.join("\n") + "\n", key: this.material.key }, (req, res) => {
-        const snap = manager.snapshot();
-        res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
-        res.end(`ocsp-lab stapler: ${snap.subject} serial ${snap.serial} staple ${snap.staple}\n`);
-      });
-      // The handshake path: bytes already in memory, or nothing.
-      server.on("OCSPRequest", (_cert: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
-        callback(null, manager.current());
-      });
-      // A client that aborts its handshake is its own business.
-      server.on("tlsClientError", (err) => this.logger.debug({ err: err.message }, "TLS client error"));
-      server.listen(this.port, this.host);
-      await once(server, "listening");
-      return new StartedStaplingServer(server, manager, this.host, policy);
+      const started = new StartedStaplingServer({ entries: this.entries, state, services, backend: this.backend, host: this.host, watchMs: this.watchMs });
+      await started.listen(this.port, this.admin);
+      return started;
     } catch (err) {
-      manager.stop();
+      for (const m of state.managers) m.stop();
       throw err;
     }
   }
 }
 
+/** Everything a certificate load needs. */
+interface Services {
+  policy: PollingPolicy;
+  clock: Clock;
+  crypto: Crypto;
+  logger: Logger;
+  tls: TlsVersions;
+  responderUrl: string | undefined;
+  store: StapleStore | undefined;
+}
+
+/** One certificate, parsed and checked, not yet served. */
+interface Loaded {
+  leaf: x509.X509Certificate;
+  issuer: x509.X509Certificate;
+  names: string[];
+  url: string;
+  /** The leaf's DER as a latin1 string: the key the OCSPRequest handler looks up. */
+  derKey: string;
+  context: SecureContext;
+  /** cert + key PEM, for the default context of the listener. */
+  pem: { cert: string; key: string };
+}
+
+/** What the listener serves right now; replaced as a whole on reload. */
+interface ServingState {
+  loaded: Loaded[];
+  managers: StapleManager[];
+  byDer: Map<string, StapleManager>;
+  byName: Map<string, SecureContext>;
+}
+
+async function readEntry(entry: Entry): Promise<ServedCertificate> {
+  if (entry.kind === "pem") return entry.material;
+  const read = async (f: string): Promise<string> => {
+    try {
+      return await fs.readFile(f, "utf8");
+    } catch (cause) {
+      throw new CertificateSetupError("cannot read", f, "check the path and its permissions", { cause });
+    }
+  };
+  const { certFile, keyFile, chainFile, responderUrl } = entry.files;
+  return {
+    cert: await read(certFile),
+    key: await read(keyFile),
+    ...(chainFile ? { issuer: await read(chainFile) } : {}),
+    ...(responderUrl ? { responderUrl } : {}),
+  };
+}
+
+function loadCertificate(material: ServedCertificate, services: Services): Loaded {
+  const certs = splitPem(material.cert);
+  if (certs.length === 0) throw new CertificateSetupError("no certificate in", material.cert.slice(0, 40), "give a PEM certificate");
+  const leaf = parseCert(certs[0]!);
+  const issuerPem = material.issuer ? splitPem(material.issuer)[0] : certs[1];
+  if (!issuerPem) throw new CertificateSetupError("no issuer for", leaf.subject, "give the issuer certificate (chain file) or a fullchain certificate");
+  const issuer = parseCert(issuerPem);
+  const url = material.responderUrl ?? services.responderUrl ?? aiaOcspUrl(leaf);
+  if (!url) throw new CertificateSetupError("no OCSP URL in", leaf.subject, "the certificate has no AIA OCSP URL; give a responder URL (withResponderUrl or responder_url)");
+  // Send the chain with the leaf: clients such as curl look for the issuer among the
+  // certificates the server sends to compute the CertID of the staple.
+  const chain = certs.some((c) => sameCert(c, issuerPem)) ? certs : [...certs, issuerPem];
+  const pem = { cert: chain.join("\n") + "\n", key: material.key };
+  let context: SecureContext;
+  try {
+    context = createSecureContext({ ...pem, ...services.tls });
+  } catch (cause) {
+    throw new CertificateSetupError("cannot serve", leaf.subject, `${(cause as Error).message} (does the key belong to the certificate?)`, { cause });
+  }
+  return { leaf, issuer, names: dnsNames(leaf), url, derKey: Buffer.from(leaf.rawData).toString("latin1"), context, pem };
+}
+
 /**
- * A running stapling server: address, status snapshot, "query now", events of its
- * StapleManager (`staple:updated`, `staple:invalidated`, `fetch:failed`). Stop with `stop()`
- * or `await using`.
+ * The serving state for `loaded`: reuse the managers of certificates already served (their
+ * staples carry over), start new ones (their first fetch runs before they are served, as the
+ * policy's startup says).
  */
-export class StartedStaplingServer {
-  /** The staple manager; subscribe to its events. */
-  readonly manager: StapleManager;
+async function buildState(loaded: Loaded[], previous: ServingState | undefined, services: Services): Promise<ServingState> {
+  const byName = new Map<string, SecureContext>();
+  for (const l of loaded) {
+    for (const name of l.names) {
+      const other = byName.get(name);
+      if (other && other !== l.context) {
+        // Node asks for the staple before OpenSSL picks among several certificates of one
+        // context, so two certificates for one name could get each other's staple.
+        throw new CertificateSetupError("two certificates for the name", name, "give each certificate its own names (SNI chooses by name)");
+      }
+      byName.set(name, l.context);
+    }
+  }
+  const managers: StapleManager[] = [];
+  const byDer = new Map<string, StapleManager>();
+  const fresh: StapleManager[] = [];
+  for (const l of loaded) {
+    let m = previous?.byDer.get(l.derKey) ?? byDer.get(l.derKey);
+    if (!m) {
+      m = new StapleManager({
+        certificate: l.leaf,
+        issuer: l.issuer,
+        responderUrl: l.url,
+        policy: services.policy,
+        clock: services.clock,
+        crypto: services.crypto,
+        logger: services.logger,
+        ...(services.store ? { store: services.store } : {}),
+      });
+      fresh.push(m);
+    }
+    if (!byDer.has(l.derKey)) managers.push(m);
+    byDer.set(l.derKey, m);
+  }
+  try {
+    await Promise.all(fresh.map((m) => m.start()));
+  } catch (err) {
+    for (const m of fresh) m.stop();
+    throw err;
+  }
+  return { loaded, managers, byDer, byName };
+}
+
+/** Events of a running stapling server: its managers' events, and reloads. */
+export interface StaplingServerEvents extends StapleManagerEvents {
+  /** Certificates were reloaded; the snapshots of what is served now. */
+  reload: [StapleSnapshot[]];
+  /** A reload failed; the previous certificates stay in service. */
+  "reload:failed": [ReloadError | StaplerError];
+}
+
+/**
+ * A running stapling server: address, per-certificate status snapshots, "query now", reload,
+ * the admin endpoint and metrics, and events (`staple:updated`, `staple:invalidated`,
+ * `fetch:failed` of every certificate; `reload`, `reload:failed`). Stop with `stop()` or
+ * `await using`.
+ */
+export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   /** The policy in force, in milliseconds. */
   readonly policy: PollingPolicy;
-  private readonly server: Server;
+  /** Prometheus metrics of this server. */
+  readonly metrics: StaplerMetrics;
+  private readonly server: TlsServer;
+  private adminServer: HttpServer | undefined;
   private readonly hostName: string;
+  private readonly entries: Entry[];
+  private readonly services: Services;
+  private readonly backend: Backend;
+  private readonly watchMs: number;
+  private state: ServingState;
+  private reloading: Promise<void> = Promise.resolve();
+  private readonly watched: string[] = [];
+  private readonly forwarded = new WeakSet<StapleManager>();
   private stopped = false;
 
   /** Made by StaplingServer.start(); not meant to be called directly. */
-  constructor(server: Server, manager: StapleManager, host: string, policy: PollingPolicy) {
-    this.server = server;
-    this.manager = manager;
-    this.hostName = host;
-    this.policy = policy;
+  constructor(p: { entries: Entry[]; state: ServingState; services: Services; backend: Backend; host: string; watchMs: number }) {
+    super();
+    this.entries = p.entries;
+    this.state = p.state;
+    this.services = p.services;
+    this.policy = p.services.policy;
+    this.backend = p.backend;
+    this.hostName = p.host;
+    this.watchMs = p.watchMs;
+    this.metrics = new StaplerMetrics(() => this.status());
+    for (const m of this.state.managers) this.forward(m);
+    const first = this.state.loaded[0]!;
+    const options = {
+      ...first.pem,
+      ...p.services.tls,
+      SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, this.contextFor(servername)),
+    };
+    this.server = this.backend.kind === "tcp" ? createTlsServer(options, (socket) => this.pipeTcp(socket)) : createHttpsServer(options, (req, res) => this.serveHttp(req, res));
+    // The handshake path: bytes already in memory (or, emulating Apache, a bounded fetch).
+    this.server.on("OCSPRequest", (certificate: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
+      const manager = this.state.byDer.get(certificate.toString("latin1"));
+      const staple = manager?.handshake();
+      if (staple instanceof Promise) {
+        staple.then(
+          (b) => {
+            this.metrics.handshake(b !== undefined);
+            callback(null, b);
+          },
+          () => callback(null, undefined),
+        );
+        return;
+      }
+      this.metrics.handshake(staple !== undefined);
+      callback(null, staple);
+    });
+    // A client that aborts its handshake is its own business.
+    this.server.on("tlsClientError", (err) => this.services.logger.debug({ err: err.message }, "TLS client error"));
+  }
+
+  /** Bind the listener (and the admin endpoint), start watching files. Called by start(). */
+  async listen(port: number, admin: AdminOptions | false): Promise<void> {
+    this.server.listen(port, this.hostName);
+    await once(this.server, "listening");
+    if (admin) {
+      try {
+        this.adminServer = createHttpServer(this.adminApp(admin.token));
+        this.adminServer.listen(admin.port ?? 0, this.hostName);
+        await once(this.adminServer, "listening");
+      } catch (err) {
+        this.server.close();
+        throw err;
+      }
+    }
+    if (this.watchMs > 0) {
+      for (const e of this.entries) {
+        if (e.kind !== "files") continue;
+        for (const f of [e.files.certFile, e.files.keyFile, e.files.chainFile]) {
+          if (!f || this.watched.includes(f)) continue;
+          this.watched.push(f);
+          watchFile(f, { interval: this.watchMs, persistent: false }, (curr: Stats, prev: Stats) => {
+            if (curr.mtimeMs !== prev.mtimeMs || curr.ino !== prev.ino || curr.size !== prev.size) {
+              this.reload().catch(() => {
+                /* reported through reload:failed and the log */
+              });
+            }
+          });
+        }
+      }
+    }
   }
 
   /** Bound host. */
@@ -196,23 +459,97 @@ export class StartedStaplingServer {
     return address.port;
   }
 
-  /** Per-certificate status snapshots (one certificate in this version). */
+  /** `https://host:port` of the listener (meaningful for the status and http backends). */
+  get url(): string {
+    return `https://${this.hostName}:${this.port}`;
+  }
+
+  /** `http://127.0.0.1:port` of the admin endpoint, or undefined when it is off. */
+  get adminUrl(): string | undefined {
+    const address = this.adminServer?.address() as AddressInfo | null | undefined;
+    return address ? `http://${this.hostName}:${address.port}` : undefined;
+  }
+
+  /** The staple manager of the first (default) certificate; subscribe to its events. */
+  get manager(): StapleManager {
+    return this.state.managers[0]!;
+  }
+
+  /** The staple managers of every served certificate, in the order given. */
+  get managers(): readonly StapleManager[] {
+    return this.state.managers;
+  }
+
+  /** Per-certificate status snapshots, in the order given. */
   status(): StapleSnapshot[] {
-    return [this.manager.snapshot()];
+    return this.state.managers.map((m) => m.snapshot());
   }
 
-  /** Query the responder now; resolves true when a verified response was stapled. */
-  queryNow(): Promise<boolean> {
-    return this.manager.queryNow();
+  /**
+   * Query the responder now for every certificate (or the one with this serial); resolves with
+   * whether each got a verified staple. Redis Enterprise's `POST /v1/ocsp/test`.
+   */
+  async queryNow(serial?: string): Promise<{ serial: string; stapled: boolean }[]> {
+    const managers = this.state.managers.filter((m) => serial === undefined || m.serial === serial.toLowerCase().replace(/^0+(?=.)/, ""));
+    return Promise.all(managers.map(async (m) => ({ serial: m.serial, stapled: await m.queryNow() })));
   }
 
-  /** Stop polling and listening; open connections are closed. Idempotent. */
+  /**
+   * Re-read every certificate and key; certificates that changed get a fresh fetch before they
+   * are served (so they are served with a staple when the responder answers), unchanged ones
+   * keep their staple. Serialised: concurrent calls run one after the other. Also run on a file
+   * change and (by the CLI) on SIGHUP.
+   * @throws ReloadError (also emitted as `reload:failed`) when a file cannot be read or served;
+   * the previous certificates stay in service.
+   */
+  reload(): Promise<void> {
+    const run = this.reloading.then(() => this.reloadOnce());
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadOnce(): Promise<void> {
+    if (this.stopped) return;
+    let next: ServingState;
+    try {
+      const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), this.services)));
+      if (this.stopped) return;
+      next = await buildState(loaded, this.state, this.services);
+    } catch (cause) {
+      const err = cause instanceof StaplerError && !(cause instanceof CertificateSetupError) ? cause : new ReloadError(describeEntries(this.entries), (cause as Error).message, { cause });
+      this.services.logger.error({ err: err.message }, "reload failed; previous certificates kept");
+      this.emit("reload:failed", err);
+      throw err;
+    }
+    if (this.stopped) {
+      for (const m of next.managers) if (!this.state.managers.includes(m)) m.stop();
+      return;
+    }
+    const old = this.state;
+    this.state = next;
+    this.server.setSecureContext({ ...next.loaded[0]!.pem, ...this.services.tls });
+    for (const m of next.managers) this.forward(m);
+    for (const m of old.managers) if (!next.managers.includes(m)) m.stop();
+    const snapshots = this.status();
+    this.services.logger.info({ certificates: snapshots.map((s) => ({ serial: s.serial, staple: s.staple })) }, "certificates reloaded");
+    this.emit("reload", snapshots);
+  }
+
+  /** Stop polling, watching and listening; open connections are closed. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.manager.stop();
+    for (const f of this.watched) unwatchFile(f);
+    for (const m of this.state.managers) m.stop();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
+    if ("closeAllConnections" in this.server) (this.server as unknown as HttpServer).closeAllConnections();
+    for (const s of this.sockets) s.destroy();
+    if (this.adminServer) {
+      const admin = this.adminServer;
+      const adminClosed = new Promise<void>((resolve) => admin.close(() => resolve()));
+      admin.closeAllConnections();
+      await adminClosed;
+    }
     await closed;
   }
 
@@ -220,11 +557,136 @@ export class StartedStaplingServer {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+
+  private readonly sockets = new Set<Socket>();
+
+  private contextFor(servername: string): SecureContext | undefined {
+    const name = servername.toLowerCase();
+    const exact = this.state.byName.get(name);
+    if (exact) return exact;
+    const dot = name.indexOf(".");
+    // undefined: the listener's default context (the first certificate).
+    return dot > 0 ? this.state.byName.get(`*${name.slice(dot)}`) : undefined;
+  }
+
+  private forward(m: StapleManager): void {
+    if (this.forwarded.has(m)) return;
+    this.forwarded.add(m);
+    m.on("staple:updated", (s) => this.emit("staple:updated", s));
+    m.on("staple:invalidated", (s) => {
+      this.metrics.invalidations.inc({ serial: s.serial });
+      this.emit("staple:invalidated", s);
+    });
+    m.on("fetch:failed", (e) => {
+      this.metrics.fetches.inc({ serial: e.snapshot.serial, outcome: e.error.kind });
+      if (e.snapshot.lastFetch) this.metrics.fetchDuration.observe({ serial: e.snapshot.serial }, e.snapshot.lastFetch.durationMs / 1000);
+      this.emit("fetch:failed", e);
+    });
+    m.on("staple:updated", (s) => {
+      if (s.lastFetch?.ok) {
+        this.metrics.fetches.inc({ serial: s.serial, outcome: "ok" });
+        this.metrics.fetchDuration.observe({ serial: s.serial }, s.lastFetch.durationMs / 1000);
+      }
+    });
+  }
+
+  private serveHttp(req: IncomingMessage, res: ServerResponse): void {
+    if (this.backend.kind !== "http") {
+      res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
+      res.end(this.status().map((s) => `ocsp-lab stapler: ${s.subject} serial ${s.serial} staple ${s.staple}\n`).join(""));
+      return;
+    }
+    const target = new URL(this.backend.url);
+    const headers = { ...req.headers, "x-forwarded-for": req.socket.remoteAddress ?? "", "x-forwarded-proto": "https" };
+    const upstream = httpRequest({ host: target.hostname, port: target.port || 80, method: req.method, path: req.url, headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on("error", (err) => {
+      this.services.logger.warn({ err: err.message, backend: this.backend }, "backend unreachable");
+      if (!res.headersSent) res.writeHead(502, { "Content-Type": "text/plain; charset=utf-8" }).end(`backend ${target.host} unreachable\n`);
+      else res.destroy();
+    });
+    req.pipe(upstream);
+  }
+
+  private pipeTcp(socket: TLSSocket): void {
+    if (this.backend.kind !== "tcp") return;
+    const upstream = netConnect({ host: this.backend.host, port: this.backend.port });
+    this.sockets.add(socket);
+    this.sockets.add(upstream);
+    const done = (): void => {
+      socket.destroy();
+      upstream.destroy();
+      this.sockets.delete(socket);
+      this.sockets.delete(upstream);
+    };
+    socket.on("error", done);
+    upstream.on("error", (err) => {
+      this.services.logger.warn({ err: err.message, backend: this.backend }, "backend unreachable");
+      done();
+    });
+    socket.on("close", done);
+    upstream.on("close", done);
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+  }
+
+  private adminApp(token: string | undefined): express.Express {
+    const app = express();
+    app.disable("x-powered-by");
+    app.use((req, res, next) => {
+      if (token !== undefined && req.headers.authorization !== `Bearer ${token}`) {
+        res.status(401).json({ error: "missing or wrong bearer token: send Authorization: Bearer <token>" });
+        return;
+      }
+      next();
+    });
+    app.get("/admin/ocsp", (_req, res) => {
+      res.json({ certificates: this.status(), policy: this.policy });
+    });
+    app.post("/admin/ocsp/query", (req, res, next) => {
+      const serial = typeof req.query.serial === "string" ? req.query.serial : undefined;
+      this.queryNow(serial)
+        .then((results) => {
+          if (serial !== undefined && results.length === 0) {
+            res.status(404).json({ error: `no served certificate has serial ${serial}: see GET /admin/ocsp` });
+            return;
+          }
+          res.json({ results, certificates: this.status() });
+        })
+        .catch(next);
+    });
+    app.post("/admin/reload", (_req, res) => {
+      this.reload().then(
+        () => res.json({ certificates: this.status() }),
+        (err: Error) => res.status(400).json({ error: err.message }),
+      );
+    });
+    app.get("/metrics", (_req, res, next) => {
+      this.metrics.registry
+        .metrics()
+        .then((text) => res.set("Content-Type", this.metrics.registry.contentType).send(text))
+        .catch(next);
+    });
+    app.use((req, res) => {
+      res.status(404).json({ error: `nothing at ${req.method} ${req.path}: try GET /admin/ocsp, POST /admin/ocsp/query, POST /admin/reload, GET /metrics` });
+    });
+    return app;
+  }
+}
+
+function describeEntries(entries: Entry[]): string {
+  return entries.map((e) => (e.kind === "files" ? e.files.certFile : "(PEM)")).join(", ");
 }
 
 /** The PEM certificate blocks of a text, in order. */
 export function splitPem(text: string): string[] {
   return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+function sameCert(a: string, b: string): boolean {
+  return a.replace(/\s+/g, "") === b.replace(/\s+/g, "");
 }
 
 function parseCert(pem: string): x509.X509Certificate {
@@ -233,6 +695,15 @@ function parseCert(pem: string): x509.X509Certificate {
   } catch (cause) {
     throw new CertificateSetupError("unreadable certificate", pem.slice(0, 60), "give a PEM X.509 certificate", { cause });
   }
+}
+
+/** DNS names of a certificate's SubjectAltName (RFC 5280 §4.2.1.6), lowercased; the CN when there is none. */
+function dnsNames(cert: x509.X509Certificate): string[] {
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const names = san?.names.items.filter((n) => n.type === "dns").map((n) => n.value.toLowerCase()) ?? [];
+  if (names.length > 0) return names;
+  const cn = cert.subjectName.getField("CN")[0];
+  return cn ? [cn.toLowerCase()] : [];
 }
 
 /** The first OCSP URL of a certificate's AuthorityInfoAccess (RFC 5280 §4.2.2.1), if any. */

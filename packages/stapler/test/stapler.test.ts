@@ -127,9 +127,9 @@ describe("polling policy", () => {
     expect(failed.error.message).toMatch(/within 1000 ms/);
   });
 
-  it("starts and serves handshakes while the responder hangs, with no staple", async () => {
+  it("with startup ready-after-timeout, starts and serves handshakes while the responder hangs, with no staple", async () => {
     responder.setFault({ kind: "hang" });
-    const s = await startStapler();
+    const s = await startStapler({ ...FAST, startup: "ready-after-timeout" });
     const snap = s.status()[0]!;
     expect(snap.staple).toBe("none");
     expect(snap.lastFetch?.ok).toBe(false);
@@ -178,7 +178,17 @@ describe("verification before stapling", () => {
 
 describe("configuration", () => {
   it("fills the operators' defaults in seconds and converts to milliseconds", () => {
-    expect(parsePolicy({})).toEqual({ queryFrequencyMs: 3_600_000, responseTimeoutMs: 1000, recoveryFrequencyMs: 60_000, recoveryMaxTries: 5 });
+    expect(parsePolicy({})).toEqual({
+      queryFrequencyMs: 3_600_000,
+      responseTimeoutMs: 1000,
+      recoveryFrequencyMs: 60_000,
+      recoveryMaxTries: 5,
+      onFailure: "invalidate",
+      expiryMarginMs: 60_000,
+      mode: "eager",
+      startup: "wait-for-staple",
+      maxSkewMs: 300_000,
+    });
     expect(parsePolicy({ response_timeout: 0.5 }).responseTimeoutMs).toBe(500);
   });
 
@@ -187,6 +197,8 @@ describe("configuration", () => {
     [{ recovery_max_tries: 1.5 }, /recovery_max_tries 1.5.*whole number/],
     [{ response_timeout: "1" }, /response_timeout "1"/],
     [{ query_frequncy: 5 }, /query_frequncy.*unknown field/],
+    [{ on_failure: "retry" }, /on_failure "retry".*invalidate, serve-until-expiry, staple-errors/],
+    [{ mode: "nginx" }, /mode "nginx".*eager, lazy, expire-then-fetch, in-handshake/],
   ])("rejects %j naming the field", (input, message) => {
     expect(() => parsePolicy(input as never)).toThrow(InvalidPolicyError);
     expect(() => parsePolicy(input as never)).toThrow(message);

@@ -134,6 +134,13 @@ export interface VerifyOcspOptions {
   maxSkewMs?: number;
   /** When a nonce was sent, the response must echo it. */
   nonce?: Uint8Array;
+  /**
+   * A stapler's checks (issue: "exactly the expected single response", "nextUpdate not after
+   * the certificate's notAfter"): the response carries exactly one SingleResponse, and its
+   * nextUpdate does not outlive the certificate. Default false (a client accepts a response
+   * that answers for several certificates).
+   */
+  strict?: boolean;
   crypto?: Crypto;
 }
 
@@ -162,6 +169,7 @@ export const DEFAULT_MAX_SKEW_MS = 300_000;
  * 4. a SingleResponse's CertID matches the certificate (same hash algorithm, issuer hashes, serial);
  * 5. thisUpdate is not later than now + maxSkewMs; nextUpdate is present and not past;
  * 6. the nonce matches when one was sent;
+ * 7. with `strict`: exactly one SingleResponse, and nextUpdate not after the certificate's notAfter;
  * and it carries no critical extension other than the nonce (RFC 6960 §4.4).
  * @throws OcspVerifyError with `reason` naming the first failed check.
  */
@@ -255,6 +263,19 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
   if (!single.nextUpdate) throw new OcspVerifyError("no nextUpdate", "the response has no nextUpdate, so its freshness is unknown");
   if (single.nextUpdate.getTime() < options.now.getTime()) {
     throw new OcspVerifyError("stale", `nextUpdate ${single.nextUpdate.toISOString()} has passed`);
+  }
+
+  // 7. A stapler's stricter checks: one answer, about this certificate, not outliving it.
+  if (options.strict) {
+    if (response.responses.length !== 1) {
+      throw new OcspVerifyError("unexpected responses", `${response.responses.length} SingleResponses where exactly 1 was asked for`);
+    }
+    if (single.nextUpdate.getTime() > options.certificate.notAfter.getTime()) {
+      throw new OcspVerifyError(
+        "outlives certificate",
+        `nextUpdate ${single.nextUpdate.toISOString()} is after the certificate's notAfter ${options.certificate.notAfter.toISOString()}`,
+      );
+    }
   }
 
   // 6. Nonce.

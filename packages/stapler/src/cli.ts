@@ -1,0 +1,93 @@
+import { Command, InvalidArgumentError, Option } from "commander";
+import { configureProgram, isMainModule, processIo, runProgram, type ServiceIo } from "@ocsp-lab/ca";
+import { loadStaplerConfig, parseBackend, startFromConfig } from "./config.js";
+
+/**
+ * Streams, environment, stop signal and reload signal the CLI uses, injectable so tests read
+ * output and trigger a reload without a child process.
+ */
+export interface StaplerCliIo extends ServiceIo {
+  /** Call `reload` on every reload request (SIGHUP for the real process); returns an unsubscribe function. */
+  onReloadSignal: (reload: () => void) => () => void;
+}
+
+/** The real process: its streams, SIGINT/SIGTERM to stop, SIGHUP to reload. */
+export function staplerProcessIo(): StaplerCliIo {
+  return {
+    ...processIo(),
+    onReloadSignal: (reload) => {
+      process.on("SIGHUP", reload);
+      return () => process.off("SIGHUP", reload);
+    },
+  };
+}
+
+/**
+ * Run `ocsp-stapler` with `argv`: `--config file.yaml` (zod-validated; a bad file prints the
+ * field and the fix), `--check` to validate it and its certificates' policy and exit,
+ * `--port`/`--host` to override `listen`. Serves until SIGINT/SIGTERM; SIGHUP reloads the
+ * certificates. Resolves with the exit code (0, 1 failure, 2 usage).
+ */
+export async function staplerMain(argv: string[], io: StaplerCliIo = staplerProcessIo()): Promise<number> {
+  const program = configureProgram(new Command("ocsp-stapler"), "ocsp-stapler", io)
+    .description("The ocsp-lab stapling server: TLS server or TLS proxy that fetches, verifies, caches and staples OCSP responses.")
+    .requiredOption("--config <file>", "configuration file (YAML or JSON)")
+    .option("--check", "validate the configuration and exit")
+    .addOption(
+      new Option("--port <port>", "override listen.port").argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be a whole number 0..65535, got "${v}"`);
+        return n;
+      }),
+    )
+    .option("--host <host>", "override listen.host")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  ocsp-stapler --config stapler.yaml",
+        "  ocsp-stapler --config stapler.yaml --check",
+        "  curl -s http://127.0.0.1:<admin port>/admin/ocsp            # per-certificate staple status",
+        "  curl -s -X POST http://127.0.0.1:<admin port>/admin/ocsp/query   # query the responder now",
+        "  kill -HUP <pid>                                              # reload certificates and keys",
+      ].join("\n"),
+    )
+    .action(async (opts: { config: string; check?: boolean; port?: number; host?: string }) => {
+      const config = await loadStaplerConfig(opts.config);
+      if (opts.port !== undefined) config.listen.port = opts.port;
+      if (opts.host !== undefined) config.listen.host = opts.host;
+      parseBackend(config.backend);
+      if (opts.check) {
+        io.stdout.write(`ocsp-stapler: ${opts.config} is valid (${config.certificates.length} certificate(s), mode ${config.policy.mode}, on_failure ${config.policy.on_failure})\n`);
+        return;
+      }
+      const stopping = io.stopSignal();
+      const server = await startFromConfig(config, { env: io.env });
+      const off = io.onReloadSignal(() => {
+        server.reload().then(
+          () => io.stdout.write(`ocsp-stapler: reloaded ${server.status().length} certificate(s)\n`),
+          (err: Error) => io.stderr.write(`ocsp-stapler: ${err.message}\n`),
+        );
+      });
+      const staples = server
+        .status()
+        .map((s) => `${s.serial} ${s.staple}`)
+        .join(", ");
+      const serving = config.backend === "status" ? server.url : `${server.url.replace("https", "tls")} -> ${config.backend}`;
+      io.stdout.write(
+        `ocsp-stapler: listening on ${serving} (staples: ${staples})` +
+          (server.adminUrl ? `; status ${server.adminUrl}/admin/ocsp, metrics ${server.adminUrl}/metrics` : "") +
+          `; SIGHUP reloads, Ctrl-C stops\n`,
+      );
+      const signal = await stopping;
+      off();
+      await server.stop();
+      io.stdout.write(`ocsp-stapler: ${signal} received, stopped\n`);
+    });
+  return runProgram(program, "ocsp-stapler", argv, io);
+}
+
+if (isMainModule(import.meta.url)) {
+  staplerMain(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,138 @@
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { z } from "zod";
+import { parse as parseYaml } from "yaml";
+import { pino, type Logger } from "pino";
+import { resolveStateDir } from "@ocsp-lab/ca";
+import { ConfigError, InvalidPolicyError } from "./errors.js";
+import { parsePolicy, pollingPolicySchema } from "./policy.js";
+import { StaplingServer, type Backend, type StartedStaplingServer } from "./stapling-server.js";
+
+const port = z.number().int().min(0).max(65535);
+const tlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);
+const backend = z.union([
+  z.literal("status"),
+  z.string().regex(/^http:\/\/[^/\s]+(\/.*)?$/, "give http://host:port for an HTTP backend"),
+  z.string().regex(/^tcp:\/\/[^:/\s]+:\d{1,5}$/, "give tcp://host:port for a TCP backend"),
+]);
+
+/**
+ * The stapler's configuration file (YAML or JSON), with the library's names (policy fields
+ * exactly as `withPolicy` takes them) and units in seconds:
+ *
+ * ```yaml
+ * listen: { host: 127.0.0.1, port: 8443 }
+ * certificates:                      # several: chosen by SNI; paths relative to this file
+ *   - { cert: rsa.pem, key: rsa.key, chain: ca.pem }
+ *   - { cert: ec.pem, key: ec.key, responder_url: http://127.0.0.1:8080 }
+ * backend: tcp://127.0.0.1:6379      # or http://127.0.0.1:8080, or status (default)
+ * policy: { query_frequency: 3600, response_timeout: 1, recovery_frequency: 60, recovery_max_tries: 5,
+ *           on_failure: invalidate, expiry_margin: 60, mode: eager, startup: wait-for-staple }
+ * tls: { min_version: TLSv1.2, max_version: TLSv1.3 }
+ * admin: { port: 9443, token: s3cretToken }   # or false
+ * state_dir: .ocsp-lab               # staples persisted in <state_dir>/staples; default $OCSP_LAB_HOME or ./.ocsp-lab
+ * persist: true
+ * watch_interval: 1                  # seconds between certificate file checks; 0: SIGHUP only
+ * log_level: info
+ * ```
+ */
+export const staplerConfigSchema = z
+  .object({
+    listen: z.object({ host: z.string().min(1).default("127.0.0.1"), port: port.default(0) }).strict().default({ host: "127.0.0.1", port: 0 }),
+    certificates: z
+      .array(
+        z
+          .object({
+            cert: z.string().min(1),
+            key: z.string().min(1),
+            chain: z.string().min(1).optional(),
+            responder_url: z.string().url().optional(),
+          })
+          .strict(),
+      )
+      .min(1, "give at least one certificate: certificates: [{ cert: leaf.pem, key: leaf.key }]"),
+    responder_url: z.string().url().optional(),
+    backend: backend.default("status"),
+    policy: pollingPolicySchema.default(pollingPolicySchema.parse({})),
+    tls: z.object({ min_version: tlsVersion.default("TLSv1.2"), max_version: tlsVersion.default("TLSv1.3") }).strict().default({ min_version: "TLSv1.2", max_version: "TLSv1.3" }),
+    admin: z.union([z.literal(false), z.object({ port: port.optional(), token: z.string().min(8).optional() }).strict()]).default({}),
+    state_dir: z.string().min(1).optional(),
+    persist: z.boolean().default(true),
+    watch_interval: z.number().min(0).max(3600).default(1),
+    log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .strict();
+
+/** A validated configuration; paths resolved against the file's folder. */
+export type StaplerConfig = z.output<typeof staplerConfigSchema> & { file: string };
+
+/**
+ * Read and validate a configuration file (YAML, of which JSON is a subset).
+ * @throws ConfigError naming the file, the field (`policy.on_failure`, `certificates.0.key`) and the fix.
+ */
+export async function loadStaplerConfig(file: string): Promise<StaplerConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw new ConfigError(file, "", `cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)}); check the path`, { cause });
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (cause) {
+    throw new ConfigError(file, "", `not valid YAML: ${(cause as Error).message.split("\n")[0]}`, { cause });
+  }
+  const result = staplerConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = [...result.error.issues].sort((a, b) => b.path.length - a.path.length)[0]!;
+    const deepest = issue.code === "invalid_union" ? (issue.errors.flat().map((i) => ({ ...i, path: [...issue.path, ...i.path] })).at(-1) ?? issue) : issue;
+    throw new ConfigError(file, deepest.path.join("."), deepest.message);
+  }
+  try {
+    parsePolicy(result.data.policy);
+  } catch (err) {
+    if (err instanceof InvalidPolicyError) throw new ConfigError(file, "policy", err.message);
+    throw err;
+  }
+  const base = dirname(resolve(file));
+  const data = result.data;
+  return {
+    ...data,
+    certificates: data.certificates.map((c) => ({ ...c, cert: resolve(base, c.cert), key: resolve(base, c.key), ...(c.chain ? { chain: resolve(base, c.chain) } : {}) })),
+    ...(data.state_dir ? { state_dir: resolve(base, data.state_dir) } : {}),
+    file,
+  };
+}
+
+/** The Backend of a config's `backend` string. */
+export function parseBackend(value: string): Backend {
+  if (value === "status") return { kind: "status" };
+  if (value.startsWith("http://")) return { kind: "http", url: value };
+  const m = /^tcp:\/\/([^:/\s]+):(\d{1,5})$/.exec(value);
+  if (!m) throw new ConfigError("backend", "", `${JSON.stringify(value)}: give status, http://host:port or tcp://host:port`);
+  return { kind: "tcp", host: m[1]!, port: Number(m[2]) };
+}
+
+/**
+ * Start a stapling server as the configuration says.
+ * @throws the start errors of StaplingServer (certificate setup, policy, listen).
+ */
+export async function startFromConfig(config: StaplerConfig, options: { env?: NodeJS.ProcessEnv; logger?: Logger } = {}): Promise<StartedStaplingServer> {
+  const logger = options.logger ?? pino({ level: config.log_level });
+  let builder = new StaplingServer()
+    .withHost(config.listen.host)
+    .withPort(config.listen.port)
+    .withPolicy(config.policy)
+    .withBackend(parseBackend(config.backend))
+    .withTls({ minVersion: config.tls.min_version, maxVersion: config.tls.max_version })
+    .withAdmin(config.admin === false ? false : { ...(config.admin.port !== undefined ? { port: config.admin.port } : {}), ...(config.admin.token !== undefined ? { token: config.admin.token } : {}) })
+    .withWatch(config.watch_interval * 1000)
+    .withLogger(logger);
+  if (config.responder_url) builder = builder.withResponderUrl(config.responder_url);
+  if (config.persist) builder = builder.withStateDir(config.state_dir ?? resolveStateDir(undefined, options.env));
+  for (const c of config.certificates) {
+    builder = builder.withCertificateFiles({ certFile: c.cert, keyFile: c.key, ...(c.chain ? { chainFile: c.chain } : {}), ...(c.responder_url ? { responderUrl: c.responder_url } : {}) });
+  }
+  return builder.start();
+}
