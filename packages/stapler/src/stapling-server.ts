@@ -201,7 +201,9 @@ export class StaplingServer {
   async start(): Promise<StartedStaplingServer> {
     const policy = parsePolicy(this.policyInput);
     if (this.entries.length === 0) throw new CertificateSetupError("no certificate given to", "StaplingServer", "add one with withCertificate() or withCertificateFiles()");
+    let started: StartedStaplingServer | undefined;
     const services: Services = {
+      metrics: new StaplerMetrics(() => started?.status() ?? []),
       policy,
       clock: this.clock,
       crypto: this.crypto,
@@ -213,7 +215,7 @@ export class StaplingServer {
     const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), services)));
     const state = await buildState(loaded, undefined, services);
     try {
-      const started = new StartedStaplingServer({ entries: this.entries, state, services, backend: this.backend, host: this.host, watchMs: this.watchMs });
+      started = new StartedStaplingServer({ entries: this.entries, state, services, backend: this.backend, host: this.host, watchMs: this.watchMs });
       await started.listen(this.port, this.admin);
       return started;
     } catch (err) {
@@ -225,6 +227,7 @@ export class StaplingServer {
 
 /** Everything a certificate load needs. */
 interface Services {
+  metrics: StaplerMetrics;
   policy: PollingPolicy;
   clock: Clock;
   crypto: Crypto;
@@ -329,6 +332,7 @@ async function buildState(loaded: Loaded[], previous: ServingState | undefined, 
         logger: services.logger,
         ...(services.store ? { store: services.store } : {}),
       });
+      countFetches(m, services.metrics);
       fresh.push(m);
     }
     if (!byDer.has(l.derKey)) managers.push(m);
@@ -341,6 +345,21 @@ async function buildState(loaded: Loaded[], previous: ServingState | undefined, 
     throw err;
   }
   return { loaded, managers, byDer, byName };
+}
+
+/** Count a manager's queries in the metrics from its very first one (the start-up fetch included). */
+function countFetches(m: StapleManager, metrics: StaplerMetrics): void {
+  m.on("fetch:failed", (e) => {
+    metrics.fetches.inc({ serial: e.snapshot.serial, outcome: e.error.kind });
+    if (e.snapshot.lastFetch) metrics.fetchDuration.observe({ serial: e.snapshot.serial }, e.snapshot.lastFetch.durationMs / 1000);
+  });
+  m.on("staple:updated", (s) => {
+    if (s.lastFetch?.ok) {
+      metrics.fetches.inc({ serial: s.serial, outcome: "ok" });
+      metrics.fetchDuration.observe({ serial: s.serial }, s.lastFetch.durationMs / 1000);
+    }
+  });
+  m.on("staple:invalidated", (s) => metrics.invalidations.inc({ serial: s.serial }));
 }
 
 /** Events of a running stapling server: its managers' events, and reloads. */
@@ -385,7 +404,7 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     this.backend = p.backend;
     this.hostName = p.host;
     this.watchMs = p.watchMs;
-    this.metrics = new StaplerMetrics(() => this.status());
+    this.metrics = p.services.metrics;
     for (const m of this.state.managers) this.forward(m);
     const first = this.state.loaded[0]!;
     const options = {
@@ -573,21 +592,8 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     if (this.forwarded.has(m)) return;
     this.forwarded.add(m);
     m.on("staple:updated", (s) => this.emit("staple:updated", s));
-    m.on("staple:invalidated", (s) => {
-      this.metrics.invalidations.inc({ serial: s.serial });
-      this.emit("staple:invalidated", s);
-    });
-    m.on("fetch:failed", (e) => {
-      this.metrics.fetches.inc({ serial: e.snapshot.serial, outcome: e.error.kind });
-      if (e.snapshot.lastFetch) this.metrics.fetchDuration.observe({ serial: e.snapshot.serial }, e.snapshot.lastFetch.durationMs / 1000);
-      this.emit("fetch:failed", e);
-    });
-    m.on("staple:updated", (s) => {
-      if (s.lastFetch?.ok) {
-        this.metrics.fetches.inc({ serial: s.serial, outcome: "ok" });
-        this.metrics.fetchDuration.observe({ serial: s.serial }, s.lastFetch.durationMs / 1000);
-      }
-    });
+    m.on("staple:invalidated", (s) => this.emit("staple:invalidated", s));
+    m.on("fetch:failed", (e) => this.emit("fetch:failed", e));
   }
 
   private serveHttp(req: IncomingMessage, res: ServerResponse): void {
