@@ -228,4 +228,33 @@ export const SCENARIOS: readonly Scenario[] = [
       };
     },
   },
+  {
+    name: "nginx-lazy",
+    summary: "stapler mode lazy (nginx): nothing fetched at start; the first handshake gets no staple and triggers the fetch; later clients get the staple",
+    policy: { ...SCALED_POLICY, mode: "lazy" },
+    expect: { node: "connected", curl: "connected", openssl: "staple: good" },
+    async act({ lab, policy, nodeClient }) {
+      const before = lab.stapler.status()[0]!.staple;
+      const waiting = watchUntil(lab, "nginx-lazy", "the fetch the first handshake triggered", (r) => r.event === "staple:updated", deadline(policy));
+      const first = await nodeClient.probe(lab.target);
+      await waiting;
+      return {
+        expected: "no staple at start, first handshake refused: no staple, then staple good",
+        observed: `${before === "none" ? "no staple at start" : `staple ${before} at start`}, first handshake ${first.outcome}, then staple ${lab.stapler.status()[0]!.staple}`,
+      };
+    },
+  },
+  {
+    name: "apache-fake-trylater",
+    summary:
+      "stapler mode in-handshake with on_failure staple-errors (Apache): the responder is down, each handshake waits for the fetch and gets a made-up tryLater staple; strict clients refuse",
+    policy: { ...SCALED_POLICY, mode: "in-handshake", on_failure: "staple-errors" },
+    expect: { node: "refused: not successful", curl: "refused: not successful", openssl: "staple: trylater" },
+    async act({ lab, nodeClient }) {
+      lab.responder.setFault({ kind: "close" });
+      await nodeClient.probe(lab.target);
+      const snap = lab.stapler.status()[0]!;
+      return { expected: "staple tryLater (made-up)", observed: `staple ${snap.staple}${snap.source ? ` (${snap.source})` : ""}` };
+    },
+  },
 ];
