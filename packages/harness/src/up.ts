@@ -40,6 +40,8 @@ export interface LabEndpoints {
   staplerHost: string;
   staplerPort: number;
   staplerUrl: string;
+  /** The stapler's admin endpoint: `GET /admin/ocsp` (staple status), `POST /admin/ocsp/query`, `GET /metrics`. */
+  staplerAdminUrl: string;
   serverName: string;
   /** Policy in force, in seconds. */
   policy: PollingPolicyInput;
@@ -82,6 +84,7 @@ export async function startPersistentLab(options: UpOptions): Promise<{ lab: Lab
     staplerHost: lab.target.host,
     staplerPort: lab.target.port,
     staplerUrl: `https://${lab.target.servername}:${lab.target.port}/`,
+    staplerAdminUrl: lab.stapler.adminUrl ?? "",
     serverName: lab.target.servername,
     policy,
   };
@@ -96,7 +99,7 @@ export function describeEndpoints(e: LabEndpoints): string {
     `  CA certificate   ${e.caFile}`,
     `  server cert      ${e.certFile}  (serial ${e.serial}, ${e.serverName})`,
     `  responder        ${e.responderUrl}  (admin ${e.adminUrl}, metrics ${e.metricsUrl})`,
-    `  stapler          ${e.staplerUrl}  (listening on ${e.staplerHost}:${e.staplerPort})`,
+    `  stapler          ${e.staplerUrl}  (listening on ${e.staplerHost}:${e.staplerPort}; status ${e.staplerAdminUrl}/admin/ocsp, metrics ${e.staplerAdminUrl}/metrics)`,
     `  policy           query_frequency ${p.query_frequency} s, response_timeout ${p.response_timeout} s, recovery_frequency ${p.recovery_frequency} s, recovery_max_tries ${p.recovery_max_tries}`,
     "",
     "Try:",
@@ -106,6 +109,7 @@ export function describeEndpoints(e: LabEndpoints): string {
     `  ocsp-lab revoke ${e.serial} --reason keyCompromise --state-dir ${e.stateDir}`,
     `  curl -X PUT ${e.adminUrl}/behaviours/global -H 'content-type: application/json' -d '{"actions":[{"kind":"responseStatus","responseStatus":"tryLater"}],"count":3}'`,
     `      (the responder answers revoked within 1 s; the stapler staples it within query_frequency, ${p.query_frequency} s)`,
+    `  curl -X POST ${e.staplerAdminUrl}/admin/ocsp/query      (the stapler queries now instead)`,
     "",
     "Ctrl-C stops the lab; the CA stays in the state folder for next time.",
   ].join("\n");
