@@ -412,7 +412,12 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
       ...p.services.tls,
       SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, this.contextFor(servername)),
     };
-    this.server = this.backend.kind === "tcp" ? createTlsServer(options, (socket) => this.pipeTcp(socket)) : createHttpsServer(options, (req, res) => this.serveHttp(req, res));
+    // A TCP client may half-close after sending (redis-cli < file, socat): keep the other
+    // direction open until the backend has answered and ended.
+    this.server =
+      this.backend.kind === "tcp"
+        ? createTlsServer({ ...options, allowHalfOpen: true }, (socket) => this.pipeTcp(socket))
+        : createHttpsServer(options, (req, res) => this.serveHttp(req, res));
     // The handshake path: bytes already in memory (or, emulating Apache, a bounded fetch).
     this.server.on("OCSPRequest", (certificate: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
       const manager = this.state.byDer.get(certificate.toString("latin1"));
@@ -632,6 +637,8 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
       this.services.logger.warn({ err: err.message, backend: this.backend }, "backend unreachable");
       done();
     });
+    // Each direction's end is passed on by pipe (a half-close stays a half-close); once either
+    // socket is fully closed, nothing more can flow and both go.
     socket.on("close", done);
     upstream.on("close", done);
     socket.pipe(upstream);
