@@ -9,10 +9,12 @@ export const MAX_RESPONSE_BYTES = 64 * 1024;
  * POST a DER OCSP request to `url` (RFC 6960 Appendix A.1, `application/ocsp-request`) and
  * return the DER body of a 200 answer. The whole exchange (connect, send, receive) is bounded
  * by `timeoutMs`; no connection is pooled, so a hung responder never holds a socket we reuse.
- * @throws FetchError kind `timeout`, `network` (connect refused/reset, bad URL) or `http`
- * (status other than 200, body over 64 KiB).
+ * `signal` aborts it (the stapler stopping).
+ * @throws FetchError kind `timeout`, `network` (connect refused/reset, bad URL, aborted) or
+ * `http` (status other than 200, a Content-Type other than application/ocsp-response as RFC
+ * 6960 Appendix A.1 requires, body over 64 KiB).
  */
-export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     let parsed: URL;
     try {
@@ -37,11 +39,19 @@ export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number): Prom
       headers: { "Content-Type": "application/ocsp-request", "Content-Length": der.byteLength, Accept: "application/ocsp-response" },
     });
     const timer = setTimeout(() => finish(new FetchError("timeout", `no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+    if (signal?.aborted) finish(new FetchError("network", `query to ${url} aborted`));
+    signal?.addEventListener("abort", () => finish(new FetchError("network", `query to ${url} aborted`)), { once: true });
     req.on("error", (cause) => finish(new FetchError("network", `${url}: ${cause.message}`, { cause })));
     req.on("response", (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         finish(new FetchError("http", `${url} answered HTTP ${res.statusCode}`));
+        return;
+      }
+      const type = (res.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+      if (type !== "application/ocsp-response") {
+        res.resume();
+        finish(new FetchError("http", `${url} answered Content-Type ${JSON.stringify(res.headers["content-type"] ?? "")}, not application/ocsp-response`));
         return;
       }
       const chunks: Buffer[] = [];

@@ -120,6 +120,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   private stopped = false;
   private startingUp = false;
   private readonly stopWaiters = new Set<() => void>();
+  /** Aborted by stop(): a query under way ends at once and changes nothing. */
+  private aborter = new AbortController();
   private readonly serialHex: string;
 
   /** A manager for one certificate; nothing is fetched until start(), queryNow() or a handshake. */
@@ -192,6 +194,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
    */
   async start(): Promise<void> {
     this.stopped = false;
+    if (this.aborter.signal.aborted) this.aborter = new AbortController();
     await this.restore();
     const { mode, startup } = this.opts.policy;
     if (mode === "lazy" || mode === "in-handshake") return;
@@ -243,6 +246,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   /** Stop polling (the staple in memory is kept). */
   stop(): void {
     this.stopped = true;
+    this.aborter.abort();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.dueAt = undefined;
@@ -312,6 +316,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     try {
       verified = await this.fetchAndVerify();
     } catch (err) {
+      // Stopped meanwhile: nothing to record, nothing to announce.
+      if (this.stopped) return false;
       const error = err instanceof FetchError ? err : new FetchError("network", String(err), { cause: err });
       this.failures += 1;
       this.last = { at: started, ok: false, error: error.message, durationMs: Math.round(performance.now() - t0) };
@@ -332,6 +338,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       if (invalidated) this.safeEmit("staple:invalidated", this.snapshot());
       return false;
     }
+    if (this.stopped) return false;
     const der = Buffer.from(verified.response.der);
     this.held = { kind: "verified", der, verified, source: "fetched" };
     this.failures = 0;
@@ -387,7 +394,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       nonce: this.opts.nonce,
       crypto,
     });
-    const der = await fetchOcsp(responderUrl, request.der, policy.responseTimeoutMs);
+    const der = await fetchOcsp(responderUrl, request.der, policy.responseTimeoutMs, this.aborter.signal);
     try {
       return await this.verify(der, request.nonce);
     } catch (cause) {

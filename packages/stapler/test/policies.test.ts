@@ -185,6 +185,24 @@ describe("start-up", () => {
   });
 });
 
+describe("stop", () => {
+  it("ends a query under way at once, and it changes and announces nothing", async () => {
+    const l = await lab();
+    const s = await stapler(l, { ...FAST, response_timeout: 30 });
+    l.responder.setFault({ kind: "hang" });
+    const events: string[] = [];
+    for (const e of ["staple:updated", "staple:invalidated", "fetch:failed"] as const) s.on(e, () => events.push(e));
+    const pending = s.manager.queryNow();
+    await l.responder.waitForRequests({ count: 2 });
+    const t0 = performance.now();
+    await s.stop();
+    expect(await pending).toBe(false);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(events).toEqual([]);
+    expect(s.manager.snapshot()).toMatchObject({ staple: "good", consecutiveFailures: 0 });
+  });
+});
+
 describe("persistence", () => {
   it("restores a persisted staple (re-verified) at start, so a restart with the responder down still staples", async () => {
     const l = await lab();
@@ -216,6 +234,14 @@ describe("persistence", () => {
 });
 
 describe("stricter verification", () => {
+  it("never staples an answer sent with a Content-Type other than application/ocsp-response", async () => {
+    const l = await lab();
+    l.responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "wrong-content-type" }] }] });
+    const s = await stapler(l, { ...FAST, startup: "ready-after-timeout" });
+    expect(s.status()[0]!.staple).toBe("none");
+    expect(s.status()[0]!.lastFetch?.error).toMatch(/Content-Type "text\/html; charset=utf-8", not application\/ocsp-response/);
+  });
+
   it("never staples a response whose nextUpdate is after the certificate's notAfter", async () => {
     const l = await lab(3600);
     const shortLived = await l.ca.issueServer({ dnsNames: ["localhost"], ocspUrl: l.responder.url, notAfter: new Date(Date.now() + 600_000) });
