@@ -56,7 +56,7 @@ describe("ocsp-lab run", () => {
   it("names the bad scenario in one line and exits 2", async () => {
     const r = await mainCaptured(["run", "--scenario", "nope"]);
     expect(r.code).toBe(2);
-    expect(r.err).toBe('ocsp-lab: unknown scenario "nope": use one of good, revoked, unknown, responder-down, recovers-within-max-tries, slow-responder\n');
+    expect(r.err).toBe('ocsp-lab: unknown scenario "nope": use one of good, revoked, unknown, responder-down, recovers-within-max-tries, slow-responder, nginx-lazy, apache-fake-trylater\n');
   });
 });
 
