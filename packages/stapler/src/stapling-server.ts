@@ -407,10 +407,14 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     this.metrics = p.services.metrics;
     for (const m of this.state.managers) this.forward(m);
     const first = this.state.loaded[0]!;
+    // With one certificate there is nothing to choose: no SNICallback, so a handshake does not
+    // pay a round trip into JavaScript for it (the OCSPRequest one is the price of stapling).
     const options = {
       ...first.pem,
       ...p.services.tls,
-      SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, this.contextFor(servername)),
+      ...(p.entries.length > 1
+        ? { SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, this.contextFor(servername)) }
+        : {}),
     };
     // A TCP client may half-close after sending (redis-cli < file, socat): keep the other
     // direction open until the backend has answered and ended.
