@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { configureProgram, isMainModule, processIo, runProgram, type ServiceIo } from "@ocsp-lab/ca";
-import { loadStaplerConfig, parseBackend, startFromConfig } from "./config.js";
+import { builderFromConfig, loadStaplerConfig, parseBackend, startFromConfig } from "./config.js";
 
 /**
  * Streams, environment, stop signal and reload signal the CLI uses, injectable so tests read
@@ -59,7 +59,11 @@ export async function staplerMain(argv: string[], io: StaplerCliIo = staplerProc
       if (opts.host !== undefined) config.listen.host = opts.host;
       parseBackend(config.backend);
       if (opts.check) {
-        io.stdout.write(`ocsp-stapler: ${opts.config} is valid (${config.certificates.length} certificate(s), mode ${config.policy.mode}, on_failure ${config.policy.on_failure})\n`);
+        // The certificates too: readable, an issuer and an OCSP URL each, the key matches.
+        const served = await builderFromConfig(config, { env: io.env }).check();
+        io.stdout.write(
+          `ocsp-stapler: ${opts.config} is valid (${served.length} certificate(s): ${served.map((c) => `${c.serial} for ${c.names.join(" ") || c.subject} via ${c.responderUrl}`).join("; ")}; mode ${config.policy.mode}, on_failure ${config.policy.on_failure})\n`,
+        );
         return;
       }
       const stopping = io.stopSignal();

@@ -119,6 +119,11 @@ export function parseBackend(value: string): Backend {
  * @throws the start errors of StaplingServer (certificate setup, policy, listen).
  */
 export async function startFromConfig(config: StaplerConfig, options: { env?: NodeJS.ProcessEnv; logger?: Logger } = {}): Promise<StartedStaplingServer> {
+  return builderFromConfig(config, options).start();
+}
+
+/** The StaplingServer builder a configuration describes (not started: `check()` or `start()` it). */
+export function builderFromConfig(config: StaplerConfig, options: { env?: NodeJS.ProcessEnv; logger?: Logger } = {}): StaplingServer {
   const logger = options.logger ?? pino({ level: config.log_level });
   let builder = new StaplingServer()
     .withHost(config.listen.host)
@@ -134,5 +139,5 @@ export async function startFromConfig(config: StaplerConfig, options: { env?: No
   for (const c of config.certificates) {
     builder = builder.withCertificateFiles({ certFile: c.cert, keyFile: c.key, ...(c.chain ? { chainFile: c.chain } : {}), ...(c.responder_url ? { responderUrl: c.responder_url } : {}) });
   }
-  return builder.start();
+  return builder;
 }

@@ -7,7 +7,7 @@ export { StaplerMetrics } from "./metrics.js";
 export { parsePolicy, pollingPolicySchema, MAX_SECONDS, STAPLING_MODES, ON_FAILURE_POLICIES, STARTUP_POLICIES } from "./policy.js";
 export type { PollingPolicy, PollingPolicyInput, StaplingMode, OnFailurePolicy, StartupPolicy } from "./policy.js";
 export { fetchOcsp, MAX_RESPONSE_BYTES } from "./fetcher.js";
-export { loadStaplerConfig, startFromConfig, staplerConfigSchema, parseBackend } from "./config.js";
+export { loadStaplerConfig, startFromConfig, builderFromConfig, staplerConfigSchema, parseBackend } from "./config.js";
 export type { StaplerConfig } from "./config.js";
 export { staplerMain, staplerProcessIo } from "./cli.js";
 export type { StaplerCliIo } from "./cli.js";

@@ -7,7 +7,7 @@ import { EventEmitter, once } from "node:events";
 import * as x509 from "@peculiar/x509";
 import express from "express";
 import { pino, type Logger } from "pino";
-import { defaultCrypto, systemClock, type Clock } from "@ocsp-lab/ca";
+import { defaultCrypto, normalizeSerial, systemClock, type Clock } from "@ocsp-lab/ca";
 import { CertificateSetupError, ReloadError, StaplerError } from "./errors.js";
 import { StaplerMetrics } from "./metrics.js";
 import { parsePolicy, type PollingPolicy, type PollingPolicyInput } from "./policy.js";
@@ -191,6 +191,21 @@ export class StaplingServer {
   }
 
   /**
+   * Validate policy and certificates as start() would (files readable, PEM parses, an issuer
+   * and an OCSP URL for each, key matches, no two certificates for one name) without fetching
+   * or listening; resolves with what would be served.
+   * @throws InvalidPolicyError, CertificateSetupError as start().
+   */
+  async check(): Promise<{ serial: string; subject: string; names: string[]; responderUrl: string }[]> {
+    const policy = parsePolicy(this.policyInput);
+    if (this.entries.length === 0) throw new CertificateSetupError("no certificate given to", "StaplingServer", "add one with withCertificate() or withCertificateFiles()");
+    const services = { tls: this.tls, responderUrl: this.responderUrl, policy } as Services;
+    const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), services)));
+    checkNames(loaded);
+    return loaded.map((l) => ({ serial: normalizeSerial(l.leaf.serialNumber), subject: l.leaf.subject, names: l.names, responderUrl: l.url }));
+  }
+
+  /**
    * Validate policy and certificates, restore persisted staples, run the first OCSP queries as
    * the policy's `mode` and `startup` say, then listen. Handshakes never wait on the responder
    * (except in the `in-handshake` emulation).
@@ -304,18 +319,7 @@ function loadCertificate(material: ServedCertificate, services: Services): Loade
  * policy's startup says).
  */
 async function buildState(loaded: Loaded[], previous: ServingState | undefined, services: Services): Promise<ServingState> {
-  const byName = new Map<string, SecureContext>();
-  for (const l of loaded) {
-    for (const name of l.names) {
-      const other = byName.get(name);
-      if (other && other !== l.context) {
-        // Node asks for the staple before OpenSSL picks among several certificates of one
-        // context, so two certificates for one name could get each other's staple.
-        throw new CertificateSetupError("two certificates for the name", name, "give each certificate its own names (SNI chooses by name)");
-      }
-      byName.set(name, l.context);
-    }
-  }
+  const byName = checkNames(loaded);
   const managers: StapleManager[] = [];
   const byDer = new Map<string, StapleManager>();
   const fresh: StapleManager[] = [];
@@ -345,6 +349,23 @@ async function buildState(loaded: Loaded[], previous: ServingState | undefined, 
     throw err;
   }
   return { loaded, managers, byDer, byName };
+}
+
+/** The context of each DNS name; refuses two certificates for one name. */
+function checkNames(loaded: Loaded[]): Map<string, SecureContext> {
+  const byName = new Map<string, SecureContext>();
+  for (const l of loaded) {
+    for (const name of l.names) {
+      const other = byName.get(name);
+      if (other && other !== l.context) {
+        // Node asks for the staple before OpenSSL picks among several certificates of one
+        // context, so two certificates for one name could get each other's staple.
+        throw new CertificateSetupError("two certificates for the name", name, "give each certificate its own names (SNI chooses by name)");
+      }
+      byName.set(name, l.context);
+    }
+  }
+  return byName;
 }
 
 /** Count a manager's queries in the metrics from its very first one (the start-up fetch included). */

@@ -194,7 +194,15 @@ describe("ocsp-stapler --config", () => {
     await fs.writeFile(good, `certificates:\n  - { cert: ${leaf.certFile}, key: ${leaf.keyFile}, chain: ${leaf.chainFile} }\npolicy: { query_frequency: 300, mode: lazy }\n`);
     const ok = cliIo();
     expect(await staplerMain(["--config", good, "--check"], ok.io)).toBe(0);
-    expect(ok.out()).toMatch(/is valid \(1 certificate\(s\), mode lazy, on_failure invalidate\)/);
+    expect(ok.out()).toContain(`is valid (1 certificate(s): ${leaf.serial} for localhost via ${responder.url}; mode lazy, on_failure invalidate)`);
+
+    // --check reads the certificates too: a key that does not belong to the certificate is named.
+    const other = await issue("localhost");
+    const mismatched = join(dir, "mismatched.yaml");
+    await fs.writeFile(mismatched, `certificates:\n  - { cert: ${leaf.certFile}, key: ${other.keyFile}, chain: ${leaf.chainFile} }\n`);
+    const m = cliIo();
+    expect(await staplerMain(["--config", mismatched, "--check"], m.io)).toBe(1);
+    expect(m.err()).toMatch(/^ocsp-stapler: cannot serve "CN=localhost": .*does the key belong to the certificate\?\)\n$/);
 
     const bad = join(dir, "bad.yaml");
     await fs.writeFile(bad, `certificates:\n  - { cert: a.pem, key: a.key }\npolicy: { on_failure: retry }\n`);
