@@ -10,11 +10,15 @@ import { StaplingServer, type Backend, type StartedStaplingServer } from "./stap
 
 const port = z.number().int().min(0).max(65535);
 const tlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);
-const backend = z.union([
-  z.literal("status"),
-  z.string().regex(/^http:\/\/[^/\s]+(\/.*)?$/, "give http://host:port for an HTTP backend"),
-  z.string().regex(/^tcp:\/\/[^:/\s]+:\d{1,5}$/, "give tcp://host:port for a TCP backend"),
-]);
+const backend = z.string().superRefine((v, ctx) => {
+  if (v === "status" || /^http:\/\/[^/\s]+(\/.*)?$/.test(v) || /^tcp:\/\/[^:/\s]+:\d{1,5}$/.test(v)) return;
+  const message = v.startsWith("http")
+    ? `${JSON.stringify(v)}: give http://host:port for an HTTP backend`
+    : v.startsWith("tcp")
+      ? `${JSON.stringify(v)}: give tcp://host:port for a TCP backend`
+      : `${JSON.stringify(v)}: give status, http://host:port or tcp://host:port`;
+  ctx.addIssue({ code: "custom", message });
+});
 
 /**
  * The stapler's configuration file (YAML or JSON), with the library's names (policy fields
@@ -29,7 +33,7 @@ const backend = z.union([
  * policy: { query_frequency: 3600, response_timeout: 1, recovery_frequency: 60, recovery_max_tries: 5,
  *           on_failure: invalidate, expiry_margin: 60, mode: eager, startup: wait-for-staple }
  * tls: { min_version: TLSv1.2, max_version: TLSv1.3 }
- * admin: { port: 9443, token: s3cretToken }   # or false
+ * admin: { port: 9443, token: s3cretToken }   # 127.0.0.1 unless host is given; or false
  * state_dir: .ocsp-lab               # staples persisted in <state_dir>/staples; default $OCSP_LAB_HOME or ./.ocsp-lab
  * persist: true
  * watch_interval: 1                  # seconds between certificate file checks; 0: SIGHUP only
@@ -54,8 +58,12 @@ export const staplerConfigSchema = z
     responder_url: z.string().url().optional(),
     backend: backend.default("status"),
     policy: pollingPolicySchema.default(pollingPolicySchema.parse({})),
-    tls: z.object({ min_version: tlsVersion.default("TLSv1.2"), max_version: tlsVersion.default("TLSv1.3") }).strict().default({ min_version: "TLSv1.2", max_version: "TLSv1.3" }),
-    admin: z.union([z.literal(false), z.object({ port: port.optional(), token: z.string().min(8).optional() }).strict()]).default({}),
+    tls: z
+      .object({ min_version: tlsVersion.default("TLSv1.2"), max_version: tlsVersion.default("TLSv1.3") })
+      .strict()
+      .refine((t) => t.min_version <= t.max_version, { message: "min_version is above max_version: give min_version ≤ max_version", path: ["min_version"] })
+      .default({ min_version: "TLSv1.2", max_version: "TLSv1.3" }),
+    admin: z.union([z.literal(false), z.object({ host: z.string().min(1).optional(), port: port.optional(), token: z.string().min(8).optional() }).strict()]).default({}),
     state_dir: z.string().min(1).optional(),
     persist: z.boolean().default(true),
     watch_interval: z.number().min(0).max(3600).default(1),
@@ -131,7 +139,15 @@ export function builderFromConfig(config: StaplerConfig, options: { env?: NodeJS
     .withPolicy(config.policy)
     .withBackend(parseBackend(config.backend))
     .withTls({ minVersion: config.tls.min_version, maxVersion: config.tls.max_version })
-    .withAdmin(config.admin === false ? false : { ...(config.admin.port !== undefined ? { port: config.admin.port } : {}), ...(config.admin.token !== undefined ? { token: config.admin.token } : {}) })
+    .withAdmin(
+      config.admin === false
+        ? false
+        : {
+            ...(config.admin.host !== undefined ? { host: config.admin.host } : {}),
+            ...(config.admin.port !== undefined ? { port: config.admin.port } : {}),
+            ...(config.admin.token !== undefined ? { token: config.admin.token } : {}),
+          },
+    )
     .withWatch(config.watch_interval * 1000)
     .withLogger(logger);
   if (config.responder_url) builder = builder.withResponderUrl(config.responder_url);

@@ -29,6 +29,7 @@ export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signa
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
       req.destroy();
       if (err) reject(err);
       else resolve(body!);
@@ -39,8 +40,10 @@ export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signa
       headers: { "Content-Type": "application/ocsp-request", "Content-Length": der.byteLength, Accept: "application/ocsp-response" },
     });
     const timer = setTimeout(() => finish(new FetchError("timeout", `no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
-    if (signal?.aborted) finish(new FetchError("network", `query to ${url} aborted`));
-    signal?.addEventListener("abort", () => finish(new FetchError("network", `query to ${url} aborted`)), { once: true });
+    // Removed in finish(): the signal outlives every query of a manager.
+    const onAbort = (): void => finish(new FetchError("network", `query to ${url} aborted`));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
     req.on("error", (cause) => finish(new FetchError("network", `${url}: ${cause.message}`, { cause })));
     req.on("response", (res) => {
       if (res.statusCode !== 200) {

@@ -15,8 +15,8 @@ export const MAX_SECONDS = 2_147_483;
  *   answer arrives get no staple; refreshes are triggered by handshakes only;
  * - `expire-then-fetch` (a CDN): fetch at start-up, then serve the staple until its nextUpdate
  *   with no refresh ahead; the first handshake after expiry gets none and triggers the fetch;
- * - `in-handshake` (Apache): a handshake that finds no fresh staple waits for the fetch, up to
- *   `response_timeout`.
+ * - `in-handshake` (Apache): a handshake that finds no staple, or one due for refresh, waits
+ *   for the fetch, up to `response_timeout`.
  */
 export const STAPLING_MODES = ["eager", "lazy", "expire-then-fetch", "in-handshake"] as const;
 export type StaplingMode = (typeof STAPLING_MODES)[number];

@@ -90,6 +90,9 @@ export interface StapleManagerOptions {
   store?: StapleStore;
 }
 
+/** Longest delay a Node timer holds (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 type Held =
   | { kind: "verified"; der: Buffer; verified: VerifiedOcspResponse; source: "fetched" | "persisted" }
   | { kind: "error"; der: Buffer; status: ResponseErrorName; source: "fetched" | "made-up" };
@@ -122,6 +125,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   private readonly stopWaiters = new Set<() => void>();
   /** Aborted by stop(): a query under way ends at once and changes nothing. */
   private aborter = new AbortController();
+  /** Bumped by start(): a query begun before a stop() and a new start() is ignored. */
+  private generation = 0;
   private readonly serialHex: string;
 
   /** A manager for one certificate; nothing is fetched until start(), queryNow() or a handshake. */
@@ -148,6 +153,16 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     return this.opts.certificate;
   }
 
+  /** The issuer's DER as a latin1 string (what a reload compares). */
+  get issuerDer(): string {
+    return Buffer.from(this.opts.issuer.rawData).toString("latin1");
+  }
+
+  /** The responder this manager asks. */
+  get responderUrl(): string {
+    return this.opts.responderUrl;
+  }
+
   /** The policy in force (milliseconds). */
   get policy(): PollingPolicy {
     return this.opts.policy;
@@ -171,8 +186,9 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
    * - `eager`: `current()`;
    * - `lazy` / `expire-then-fetch`: `current()`, and when a query is due a background fetch
    *   starts (the handshake does not wait; with no valid staple it gets none);
-   * - `in-handshake`: `current()` when fresh; otherwise a promise of the staple after a fetch,
-   *   bounded by `response_timeout`.
+   * - `in-handshake` (Apache): `current()` while no query is due; when one is due (no staple,
+   *   or its refresh time has come, as when Apache's cached response times out) a promise of
+   *   the staple after the fetch, bounded by `response_timeout`.
    */
   handshake(): Buffer | undefined | Promise<Buffer | undefined> {
     const mode = this.opts.policy.mode;
@@ -195,6 +211,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   async start(): Promise<void> {
     this.stopped = false;
     if (this.aborter.signal.aborted) this.aborter = new AbortController();
+    this.generation += 1;
     await this.restore();
     const { mode, startup } = this.opts.policy;
     if (mode === "lazy" || mode === "in-handshake") return;
@@ -203,7 +220,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       if (mode === "eager") {
         const v = this.held.kind === "verified" ? this.held.verified : undefined;
         this.schedule(v ? this.refreshDelay(v) : 0);
-      } else this.dueAt = this.held.kind === "verified" ? this.held.verified.nextUpdate.getTime() : undefined;
+      } else if (this.held.kind === "verified") this.dueAt = this.opts.clock.now().getTime() + this.refreshDelay(this.held.verified);
       return;
     }
     if (startup === "ready-after-timeout") {
@@ -214,6 +231,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     try {
       while (!this.stopped) {
         if (await this.queryNow()) return;
+        if (this.stopped) return;
         if (this.failures >= this.opts.policy.recoveryMaxTries) {
           this.opts.logger.warn({ serial: this.serial, failures: this.failures }, "no staple after recovery_max_tries queries; ready without one");
           return;
@@ -222,6 +240,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       }
     } finally {
       this.startingUp = false;
+      this.timer?.unref();
       // expire-then-fetch polls only at start-up; from now on handshakes drive it.
       if (mode === "expire-then-fetch" && this.timer) {
         clearTimeout(this.timer);
@@ -280,6 +299,10 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   /** Resolve at the next scheduled query's end, or when stopped. */
   private waitForNextQuery(): Promise<void> {
     return new Promise((resolve) => {
+      if (this.stopped) {
+        resolve();
+        return;
+      }
       const done = (): void => {
         this.off("staple:updated", done);
         this.off("fetch:failed", done);
@@ -310,14 +333,15 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     const { clock, policy, responderUrl } = this.opts;
+    const generation = this.generation;
     const started = clock.now();
     const t0 = performance.now();
     let verified: VerifiedOcspResponse;
     try {
       verified = await this.fetchAndVerify();
     } catch (err) {
-      // Stopped meanwhile: nothing to record, nothing to announce.
-      if (this.stopped) return false;
+      // Stopped (or restarted) meanwhile: nothing to record, nothing to announce.
+      if (this.stopped || generation !== this.generation) return false;
       const error = err instanceof FetchError ? err : new FetchError("network", String(err), { cause: err });
       this.failures += 1;
       this.last = { at: started, ok: false, error: error.message, durationMs: Math.round(performance.now() - t0) };
@@ -338,7 +362,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       if (invalidated) this.safeEmit("staple:invalidated", this.snapshot());
       return false;
     }
-    if (this.stopped) return false;
+    if (this.stopped || generation !== this.generation) return false;
     const der = Buffer.from(verified.response.der);
     this.held = { kind: "verified", der, verified, source: "fetched" };
     this.failures = 0;
@@ -366,8 +390,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     const { policy, clock } = this.opts;
     const now = clock.now().getTime();
     const end = v.nextUpdate.getTime() - (policy.onFailure === "serve-until-expiry" ? policy.expiryMarginMs : 0);
-    if (policy.mode === "expire-then-fetch") return Math.max(0, v.nextUpdate.getTime() - now);
-    if (policy.mode === "lazy") return Math.max(0, Math.min(policy.queryFrequencyMs, v.nextUpdate.getTime() - now));
+    if (policy.mode === "expire-then-fetch") return Math.max(0, end - now);
+    if (policy.mode === "lazy") return Math.max(0, Math.min(policy.queryFrequencyMs, end - now));
     const middle = v.thisUpdate.getTime() + (v.nextUpdate.getTime() - v.thisUpdate.getTime()) / 2;
     return Math.max(1000, Math.min(policy.queryFrequencyMs, middle - now, end - now));
   }
@@ -409,10 +433,13 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     // Handshake-driven modes check dueAt on each handshake; only eager (and start-up) use a timer.
     if (this.opts.policy.mode !== "eager" && !this.startingUp) return;
     if (this.timer) clearTimeout(this.timer);
+    // Node timers hold at most 2^31 − 1 ms; a later due time is re-checked when this fires.
     this.timer = setTimeout(() => {
       this.queryNow().catch((err: unknown) => this.opts.logger.error({ err }, "OCSP query crashed"));
-    }, delayMs);
-    this.timer.unref();
+    }, Math.min(delayMs, MAX_TIMER_MS));
+    // A poller must not keep a process alive, except while start() waits on it: then nothing
+    // else may hold the event loop yet (a CLI would exit silently).
+    if (!this.startingUp) this.timer.unref();
   }
 }
 

@@ -55,6 +55,8 @@ export interface TlsVersions {
 
 /** The admin endpoint: `GET /admin/ocsp`, `POST /admin/ocsp/query`, `POST /admin/reload`, `GET /metrics`. */
 export interface AdminOptions {
+  /** Interface, default 127.0.0.1 whatever the listener binds (the endpoint can reload and query). */
+  host?: string;
   /** TCP port, default 0 (ephemeral). */
   port?: number;
   /** Require `Authorization: Bearer <token>`. */
@@ -199,7 +201,7 @@ export class StaplingServer {
   async check(): Promise<{ serial: string; subject: string; names: string[]; responderUrl: string }[]> {
     const policy = parsePolicy(this.policyInput);
     if (this.entries.length === 0) throw new CertificateSetupError("no certificate given to", "StaplingServer", "add one with withCertificate() or withCertificateFiles()");
-    const services = { tls: this.tls, responderUrl: this.responderUrl, policy } as Services;
+    const services = { tls: this.tls, responderUrl: this.responderUrl, policy, crypto: this.crypto, pending: new Set() } as unknown as Services;
     const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), services)));
     checkNames(loaded);
     return loaded.map((l) => ({ serial: normalizeSerial(l.leaf.serialNumber), subject: l.leaf.subject, names: l.names, responderUrl: l.url }));
@@ -219,6 +221,7 @@ export class StaplingServer {
     let started: StartedStaplingServer | undefined;
     const services: Services = {
       metrics: new StaplerMetrics(() => started?.status() ?? []),
+      pending: new Set(),
       policy,
       clock: this.clock,
       crypto: this.crypto,
@@ -243,6 +246,8 @@ export class StaplingServer {
 /** Everything a certificate load needs. */
 interface Services {
   metrics: StaplerMetrics;
+  /** Managers being started (at start or by a reload), not yet serving: stop() stops them too. */
+  pending: Set<StapleManager>;
   policy: PollingPolicy;
   clock: Clock;
   crypto: Crypto;
@@ -260,6 +265,8 @@ interface Loaded {
   url: string;
   /** The leaf's DER as a latin1 string: the key the OCSPRequest handler looks up. */
   derKey: string;
+  /** The issuer's DER as a latin1 string. */
+  issuerDer: string;
   context: SecureContext;
   /** cert + key PEM, for the default context of the listener. */
   pem: { cert: string; key: string };
@@ -291,13 +298,18 @@ async function readEntry(entry: Entry): Promise<ServedCertificate> {
   };
 }
 
-function loadCertificate(material: ServedCertificate, services: Services): Loaded {
+async function loadCertificate(material: ServedCertificate, services: Services): Promise<Loaded> {
   const certs = splitPem(material.cert);
   if (certs.length === 0) throw new CertificateSetupError("no certificate in", material.cert.slice(0, 40), "give a PEM certificate");
   const leaf = parseCert(certs[0]!);
   const issuerPem = material.issuer ? splitPem(material.issuer)[0] : certs[1];
   if (!issuerPem) throw new CertificateSetupError("no issuer for", leaf.subject, "give the issuer certificate (chain file) or a fullchain certificate");
   const issuer = parseCert(issuerPem);
+  // A chain that is not the leaf's issuer would make every staple fail verification.
+  const issued = leaf.issuer === issuer.subject && (await leaf.verify({ publicKey: issuer.publicKey, signatureOnly: true }, services.crypto).catch(() => false));
+  if (!issued) {
+    throw new CertificateSetupError("issuer", issuer.subject, `did not issue "${leaf.subject}" (issued by "${leaf.issuer}"): give the issuing CA's certificate as chain`);
+  }
   const url = material.responderUrl ?? services.responderUrl ?? aiaOcspUrl(leaf);
   if (!url) throw new CertificateSetupError("no OCSP URL in", leaf.subject, "the certificate has no AIA OCSP URL; give a responder URL (withResponderUrl or responder_url)");
   // Send the chain with the leaf: clients such as curl look for the issuer among the
@@ -310,7 +322,16 @@ function loadCertificate(material: ServedCertificate, services: Services): Loade
   } catch (cause) {
     throw new CertificateSetupError("cannot serve", leaf.subject, `${(cause as Error).message} (does the key belong to the certificate?)`, { cause });
   }
-  return { leaf, issuer, names: dnsNames(leaf), url, derKey: Buffer.from(leaf.rawData).toString("latin1"), context, pem };
+  return {
+    leaf,
+    issuer,
+    names: dnsNames(leaf),
+    url,
+    derKey: Buffer.from(leaf.rawData).toString("latin1"),
+    issuerDer: Buffer.from(issuer.rawData).toString("latin1"),
+    context,
+    pem,
+  };
 }
 
 /**
@@ -324,7 +345,11 @@ async function buildState(loaded: Loaded[], previous: ServingState | undefined, 
   const byDer = new Map<string, StapleManager>();
   const fresh: StapleManager[] = [];
   for (const l of loaded) {
-    let m = previous?.byDer.get(l.derKey) ?? byDer.get(l.derKey);
+    // Reuse a manager only for the same certificate, issuer and responder: a corrected chain
+    // file or responder URL gets a fresh manager (and a fresh fetch).
+    const reusable = (c: StapleManager | undefined): StapleManager | undefined =>
+      c && c.issuerDer === l.issuerDer && c.responderUrl === l.url ? c : undefined;
+    let m = reusable(previous?.byDer.get(l.derKey)) ?? reusable(byDer.get(l.derKey));
     if (!m) {
       m = new StapleManager({
         certificate: l.leaf,
@@ -342,11 +367,14 @@ async function buildState(loaded: Loaded[], previous: ServingState | undefined, 
     if (!byDer.has(l.derKey)) managers.push(m);
     byDer.set(l.derKey, m);
   }
+  for (const m of fresh) services.pending.add(m);
   try {
     await Promise.all(fresh.map((m) => m.start()));
   } catch (err) {
     for (const m of fresh) m.stop();
     throw err;
+  } finally {
+    for (const m of fresh) services.pending.delete(m);
   }
   return { loaded, managers, byDer, byName };
 }
@@ -466,16 +494,27 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
 
   /** Bind the listener (and the admin endpoint), start watching files. Called by start(). */
   async listen(port: number, admin: AdminOptions | false): Promise<void> {
+    this.server.on("connection", (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+    });
     this.server.listen(port, this.hostName);
-    await once(this.server, "listening");
+    await once(this.server, "listening").catch((err: NodeJS.ErrnoException) => {
+      throw err.code === "EADDRINUSE"
+        ? new StaplerError("OCSP_LAB_STAPLER_PORT", `port ${port} on ${this.hostName} is in use: choose another listen.port (--port), or 0 for any free port`, { cause: err })
+        : err;
+    });
     if (admin) {
       try {
         this.adminServer = createHttpServer(this.adminApp(admin.token));
-        this.adminServer.listen(admin.port ?? 0, this.hostName);
+        this.adminServer.listen(admin.port ?? 0, admin.host ?? "127.0.0.1");
         await once(this.adminServer, "listening");
       } catch (err) {
         this.server.close();
-        throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        throw code === "EADDRINUSE"
+          ? new StaplerError("OCSP_LAB_STAPLER_PORT", `admin port ${admin.port ?? 0} is in use: choose another admin.port, or 0 for any free port`, { cause: err })
+          : err;
       }
     }
     if (this.watchMs > 0) {
@@ -516,7 +555,7 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   /** `http://127.0.0.1:port` of the admin endpoint, or undefined when it is off. */
   get adminUrl(): string | undefined {
     const address = this.adminServer?.address() as AddressInfo | null | undefined;
-    return address ? `http://${this.hostName}:${address.port}` : undefined;
+    return address ? `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}` : undefined;
   }
 
   /** The staple manager of the first (default) certificate; subscribe to its events. */
@@ -590,6 +629,7 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     this.stopped = true;
     for (const f of this.watched) unwatchFile(f);
     for (const m of this.state.managers) m.stop();
+    for (const m of this.services.pending) m.stop();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     if ("closeAllConnections" in this.server) (this.server as unknown as HttpServer).closeAllConnections();
     for (const s of this.sockets) s.destroy();
@@ -647,7 +687,10 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   }
 
   private pipeTcp(socket: TLSSocket): void {
-    if (this.backend.kind !== "tcp") return;
+    if (this.backend.kind !== "tcp" || this.stopped) {
+      socket.destroy();
+      return;
+    }
     const upstream = netConnect({ host: this.backend.host, port: this.backend.port });
     this.sockets.add(socket);
     this.sockets.add(upstream);

@@ -5,7 +5,7 @@ import { connect, type ConnectionOptions } from "node:tls";
 import { join } from "node:path";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
-import { StapleStore, StaplingServer, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
+import { StapleManager, StapleStore, StaplingServer, parsePolicy, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
 import { eventually, run, tempDir } from "../../../test-support/index.js";
 
 /** Scaled policy: retries in a fraction of a second, so recovery cases take seconds, not minutes. */
@@ -200,6 +200,20 @@ describe("stop", () => {
     expect(performance.now() - t0).toBeLessThan(5000);
     expect(events).toEqual([]);
     expect(s.manager.snapshot()).toMatchObject({ staple: "good", consecutiveFailures: 0 });
+  });
+});
+
+describe("stop during start-up", () => {
+  it("start() resolves when stop() comes during its first query", async () => {
+    const l = await lab();
+    l.responder.setFault({ kind: "hang" });
+    const manager = new StapleManager({ certificate: l.leaf.certificate, issuer: l.ca.root.certificate, responderUrl: l.responder.url, policy: parsePolicy({ ...FAST, response_timeout: 30 }) });
+    const started = manager.start();
+    await l.responder.waitForRequests({ count: 1 });
+    manager.stop();
+    await started;
+    expect(manager.listenerCount("fetch:failed")).toBe(0);
+    expect(manager.snapshot()).toMatchObject({ staple: "none", consecutiveFailures: 0 });
   });
 });
 

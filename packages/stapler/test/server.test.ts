@@ -77,6 +77,16 @@ describe("several certificates on one listener", () => {
     expect((await sClient(s.port, "other.test")).stdout).toMatch(/a:PKEY: rsaEncryption/);
   });
 
+  it("refuses a chain that did not issue the certificate, and a port in use, with one clear message each", async () => {
+    await setup();
+    const leaf = await issue("localhost");
+    const wrongChain = new StaplingServer().withCertificateFiles({ ...leaf, chainFile: leaf.certFile }).withPolicy(FAST).withAdmin(false);
+    await expect(wrongChain.check()).rejects.toThrow(/issuer "CN=localhost": did not issue "CN=localhost".*give the issuing CA's certificate as chain/);
+    const first = track(await (await StaplingServer.fromFiles(leaf)).withPolicy(FAST).withAdmin(false).start());
+    const second = (await StaplingServer.fromFiles(leaf)).withPolicy(FAST).withAdmin(false).withPort(first.port).start();
+    await expect(second).rejects.toThrow(`port ${first.port} on 127.0.0.1 is in use: choose another listen.port (--port), or 0 for any free port`);
+  });
+
   it("refuses two certificates for one name", async () => {
     await setup();
     const a = await issue("same.test", "rsa-2048");
