@@ -1,6 +1,9 @@
 import { realpathSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
 
 /** Streams and environment a command uses, injectable so tests read output without a child process. */
 export interface CliIo {
@@ -76,4 +79,52 @@ export function isMainModule(moduleUrl: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A `--port <port>` option (0..65535, 0: any free port) that overrides a config's listen.port.
+ * Commander reports a bad value as a usage error naming it.
+ */
+export function portOption(description = "override listen.port"): Option {
+  return new Option("--port <port>", description).argParser((v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be a whole number 0..65535, got "${v}"`);
+    return n;
+  });
+}
+
+/**
+ * Read a YAML (or JSON) configuration file and validate it with a zod schema. Every failure
+ * goes through `fail(field, problem, cause)`, which builds the package's own ConfigError:
+ * an unreadable file, invalid YAML, or the deepest schema issue (for a union, the branch that
+ * got furthest, so the message names the field that is actually wrong).
+ */
+export async function readConfigFile<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  fail: (field: string, problem: string, cause?: unknown) => Error,
+): Promise<z.output<S>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw fail("", `cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)}); check the path`, cause);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (cause) {
+    throw fail("", `not valid YAML: ${(cause as Error).message.split("\n")[0]}`, cause);
+  }
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const issue = [...result.error.issues].sort((a, b) => b.path.length - a.path.length)[0]!;
+  const deepest = deepestUnionIssue(issue);
+  throw fail(deepest.path.join("."), deepest.message);
+}
+
+function deepestUnionIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== "invalid_union") return issue;
+  const all = issue.errors.flat().map((i) => ({ ...i, path: [...issue.path, ...i.path] }));
+  return all.sort((a, b) => b.path.length - a.path.length)[0] ?? issue;
 }

@@ -1,5 +1,5 @@
-import { Command, InvalidArgumentError, Option } from "commander";
-import { configureProgram, isMainModule, processIo, runProgram, type ServiceIo } from "@ocsp-lab/ca";
+import { Command } from "commander";
+import { configureProgram, isMainModule, portOption, processIo, runProgram, type ServiceIo } from "@ocsp-lab/ca";
 import { loadResponderConfig, startFromConfig } from "./config.js";
 
 /** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
@@ -17,13 +17,7 @@ export async function responderMain(argv: string[], io: ResponderCliIo = default
     .description("The ocsp-lab OCSP responder: every status and failure mode, on demand.")
     .requiredOption("--config <file>", "configuration file (YAML or JSON)")
     .option("--check", "validate the configuration and exit")
-    .addOption(
-      new Option("--port <port>", "override listen.port").argParser((v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be a whole number 0..65535, got "${v}"`);
-        return n;
-      }),
-    )
+    .addOption(portOption())
     .option("--host <host>", "override listen.host")
     .addHelpText(
       "after",

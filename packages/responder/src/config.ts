@@ -1,9 +1,7 @@
-import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import { parse as parseYaml } from "yaml";
 import { pino, type Logger } from "pino";
-import { CertificateAuthority, normalizeSerial, resolveStateDir } from "@ocsp-lab/ca";
+import { CertificateAuthority, normalizeSerial, readConfigFile, resolveStateDir } from "@ocsp-lab/ca";
 import { behaviourSchema, stepSchema, type BehaviourInput, type Scope } from "./behaviour.js";
 import { ConfigError } from "./errors.js";
 import { OcspResponder, type StartedOcspResponder } from "./responder.js";
@@ -84,33 +82,9 @@ export type ResponderConfig = z.output<typeof responderConfigSchema> & { file: s
  * @throws ConfigError naming the file, the field (`behaviours.0.steps.0.actions.0.kind`) and the fix.
  */
 export async function loadResponderConfig(file: string): Promise<ResponderConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (cause) {
-    throw new ConfigError(file, "", `cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)}); check the path`, { cause });
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text) ?? {};
-  } catch (cause) {
-    throw new ConfigError(file, "", `not valid YAML: ${(cause as Error).message.split("\n")[0]}`, { cause });
-  }
-  const result = responderConfigSchema.safeParse(raw);
-  if (!result.success) {
-    // Prefer the deepest issue: for a union it names the field that is actually wrong.
-    const issue = [...result.error.issues].sort((a, b) => b.path.length - a.path.length)[0]!;
-    const deepest = issue.code === "invalid_union" ? deepestUnionIssue(issue) : issue;
-    throw new ConfigError(file, deepest.path.join("."), deepest.message);
-  }
+  const data = await readConfigFile(file, responderConfigSchema, (field, problem, cause) => new ConfigError(file, field, problem, { cause }));
   const base = dirname(resolve(file));
-  return { ...result.data, ...(result.data.cas ? { cas: result.data.cas.map((c) => resolve(base, c)) } : {}), file };
-}
-
-function deepestUnionIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
-  if (issue.code !== "invalid_union") return issue;
-  const all = issue.errors.flat().map((i) => ({ ...i, path: [...issue.path, ...i.path] }));
-  return all.sort((a, b) => b.path.length - a.path.length)[0] ?? issue;
+  return { ...data, ...(data.cas ? { cas: data.cas.map((c) => resolve(base, c)) } : {}), file };
 }
 
 /**

@@ -1,5 +1,5 @@
-import { Command, InvalidArgumentError, Option } from "commander";
-import { configureProgram, isMainModule, processIo, runProgram, type ServiceIo } from "@ocsp-lab/ca";
+import { Command } from "commander";
+import { configureProgram, isMainModule, portOption, processIo, runProgram, type ServiceIo } from "@ocsp-lab/ca";
 import { builderFromConfig, loadStaplerConfig, parseBackend, startFromConfig } from "./config.js";
 
 /**
@@ -33,13 +33,7 @@ export async function staplerMain(argv: string[], io: StaplerCliIo = staplerProc
     .description("The ocsp-lab stapling server: TLS server or TLS proxy that fetches, verifies, caches and staples OCSP responses.")
     .requiredOption("--config <file>", "configuration file (YAML or JSON)")
     .option("--check", "validate the configuration and exit")
-    .addOption(
-      new Option("--port <port>", "override listen.port").argParser((v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be a whole number 0..65535, got "${v}"`);
-        return n;
-      }),
-    )
+    .addOption(portOption())
     .option("--host <host>", "override listen.host")
     .addHelpText(
       "after",

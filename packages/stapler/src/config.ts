@@ -1,9 +1,7 @@
-import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import { parse as parseYaml } from "yaml";
 import { pino, type Logger } from "pino";
-import { resolveStateDir } from "@ocsp-lab/ca";
+import { readConfigFile, resolveStateDir } from "@ocsp-lab/ca";
 import { ConfigError, InvalidPolicyError } from "./errors.js";
 import { parsePolicy, pollingPolicySchema } from "./policy.js";
 import { StaplingServer, type Backend, type StartedStaplingServer } from "./stapling-server.js";
@@ -79,32 +77,14 @@ export type StaplerConfig = z.output<typeof staplerConfigSchema> & { file: strin
  * @throws ConfigError naming the file, the field (`policy.on_failure`, `certificates.0.key`) and the fix.
  */
 export async function loadStaplerConfig(file: string): Promise<StaplerConfig> {
-  let text: string;
+  const data = await readConfigFile(file, staplerConfigSchema, (field, problem, cause) => new ConfigError(file, field, problem, { cause }));
   try {
-    text = await readFile(file, "utf8");
-  } catch (cause) {
-    throw new ConfigError(file, "", `cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)}); check the path`, { cause });
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text) ?? {};
-  } catch (cause) {
-    throw new ConfigError(file, "", `not valid YAML: ${(cause as Error).message.split("\n")[0]}`, { cause });
-  }
-  const result = staplerConfigSchema.safeParse(raw);
-  if (!result.success) {
-    const issue = [...result.error.issues].sort((a, b) => b.path.length - a.path.length)[0]!;
-    const deepest = issue.code === "invalid_union" ? (issue.errors.flat().map((i) => ({ ...i, path: [...issue.path, ...i.path] })).at(-1) ?? issue) : issue;
-    throw new ConfigError(file, deepest.path.join("."), deepest.message);
-  }
-  try {
-    parsePolicy(result.data.policy);
+    parsePolicy(data.policy);
   } catch (err) {
     if (err instanceof InvalidPolicyError) throw new ConfigError(file, "policy", err.message);
     throw err;
   }
   const base = dirname(resolve(file));
-  const data = result.data;
   return {
     ...data,
     certificates: data.certificates.map((c) => ({ ...c, cert: resolve(base, c.cert), key: resolve(base, c.key), ...(c.chain ? { chain: resolve(base, c.chain) } : {}) })),
