@@ -473,7 +473,9 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
         : createHttpsServer(options, (req, res) => this.serveHttp(req, res));
     // The handshake path: bytes already in memory (or, emulating Apache, a bounded fetch).
     this.server.on("OCSPRequest", (certificate: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
-      const manager = this.state.byDer.get(certificate.toString("latin1"));
+      // One certificate served: it is this one (no per-handshake key to build).
+      const state = this.state;
+      const manager = state.managers.length === 1 ? state.managers[0] : state.byDer.get(certificate.toString("latin1"));
       const staple = manager?.handshake();
       if (staple instanceof Promise) {
         staple.then(
