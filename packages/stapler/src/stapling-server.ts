@@ -274,6 +274,8 @@ interface Loaded {
 
 /** What the listener serves right now; replaced as a whole on reload. */
 interface ServingState {
+  /** With a single certificate: its manager and DER, for the handshake path. */
+  only: { manager: StapleManager; der: Buffer } | undefined;
   loaded: Loaded[];
   managers: StapleManager[];
   byDer: Map<string, StapleManager>;
@@ -376,7 +378,8 @@ async function buildState(loaded: Loaded[], previous: ServingState | undefined, 
   } finally {
     for (const m of fresh) services.pending.delete(m);
   }
-  return { loaded, managers, byDer, byName };
+  const only = managers.length === 1 ? { manager: managers[0]!, der: Buffer.from(loaded[0]!.leaf.rawData) } : undefined;
+  return { only, loaded, managers, byDer, byName };
 }
 
 /** The context of each DNS name; refuses two certificates for one name. */
@@ -473,9 +476,11 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
         : createHttpsServer(options, (req, res) => this.serveHttp(req, res));
     // The handshake path: bytes already in memory (or, emulating Apache, a bounded fetch).
     this.server.on("OCSPRequest", (certificate: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
-      // One certificate served: it is this one (no per-handshake key to build).
+      // One certificate served: compare bytes (a memcmp) instead of building a lookup key. A
+      // handshake begun before a reload still names the old certificate and gets no staple.
       const state = this.state;
-      const manager = state.managers.length === 1 ? state.managers[0] : state.byDer.get(certificate.toString("latin1"));
+      const only = state.only;
+      const manager = only ? (certificate.equals(only.der) ? only.manager : undefined) : state.byDer.get(certificate.toString("latin1"));
       const staple = manager?.handshake();
       if (staple instanceof Promise) {
         staple.then(
