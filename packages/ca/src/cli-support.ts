@@ -128,3 +128,16 @@ function deepestUnionIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
   const all = issue.errors.flat().map((i) => ({ ...i, path: [...issue.path, ...i.path] }));
   return all.sort((a, b) => b.path.length - a.path.length)[0] ?? issue;
 }
+
+/**
+ * The options every long-running ocsp-lab service command shares: `--config <file>` (required),
+ * `--check`, `--port` (portOption) and `--host`, overriding the config's listen block. Returns
+ * the program.
+ */
+export function serviceOptions(program: Command): Command {
+  return program
+    .requiredOption("--config <file>", "configuration file (YAML or JSON)")
+    .option("--check", "validate the configuration and exit")
+    .addOption(portOption())
+    .option("--host <host>", "override listen.host");
+}

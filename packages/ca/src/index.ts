@@ -11,7 +11,7 @@ export type {
   Signer,
 } from "./certificate-authority.js";
 export { caMain } from "./cli.js";
-export { configureProgram, isMainModule, portOption, processIo, readConfigFile, runProgram } from "./cli-support.js";
+export { configureProgram, isMainModule, portOption, processIo, readConfigFile, runProgram, serviceOptions } from "./cli-support.js";
 export type { CliIo, ServiceIo } from "./cli-support.js";
 export { CrlGenerator, crlToPem } from "./crl/crl-generator.js";
 export type { CrlEntryParams, CrlParams } from "./crl/crl-generator.js";

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { configureProgram, isMainModule, portOption, processIo, runProgram, type ServiceIo } from "@ocsp-lab/ca";
+import { configureProgram, isMainModule, processIo, runProgram, serviceOptions, type ServiceIo } from "@ocsp-lab/ca";
 import { loadResponderConfig, startFromConfig } from "./config.js";
 
 /** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
@@ -13,12 +13,8 @@ const defaultIo = processIo;
  * Serves until SIGINT/SIGTERM. Resolves with the exit code (0, 1 failure, 2 usage).
  */
 export async function responderMain(argv: string[], io: ResponderCliIo = defaultIo()): Promise<number> {
-  const program = configureProgram(new Command("ocsp-responder"), "ocsp-responder", io)
+  const program = serviceOptions(configureProgram(new Command("ocsp-responder"), "ocsp-responder", io))
     .description("The ocsp-lab OCSP responder: every status and failure mode, on demand.")
-    .requiredOption("--config <file>", "configuration file (YAML or JSON)")
-    .option("--check", "validate the configuration and exit")
-    .addOption(portOption())
-    .option("--host <host>", "override listen.host")
     .addHelpText(
       "after",
       [

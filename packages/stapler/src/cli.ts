@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { configureProgram, isMainModule, portOption, processIo, runProgram, type ServiceIo } from "@ocsp-lab/ca";
+import { configureProgram, isMainModule, processIo, runProgram, serviceOptions, type ServiceIo } from "@ocsp-lab/ca";
 import { builderFromConfig, loadStaplerConfig, parseBackend, startFromConfig } from "./config.js";
 
 /**
@@ -29,12 +29,8 @@ export function staplerProcessIo(): StaplerCliIo {
  * certificates. Resolves with the exit code (0, 1 failure, 2 usage).
  */
 export async function staplerMain(argv: string[], io: StaplerCliIo = staplerProcessIo()): Promise<number> {
-  const program = configureProgram(new Command("ocsp-stapler"), "ocsp-stapler", io)
+  const program = serviceOptions(configureProgram(new Command("ocsp-stapler"), "ocsp-stapler", io))
     .description("The ocsp-lab stapling server: TLS server or TLS proxy that fetches, verifies, caches and staples OCSP responses.")
-    .requiredOption("--config <file>", "configuration file (YAML or JSON)")
-    .option("--check", "validate the configuration and exit")
-    .addOption(portOption())
-    .option("--host <host>", "override listen.host")
     .addHelpText(
       "after",
       [
