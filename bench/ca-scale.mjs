@@ -8,7 +8,8 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CertificateAuthority, CrlGenerator, FileStore, newSerial, CRLReason } from "../packages/ca/dist/index.js";
+import { CertificateAuthority, CrlGenerator, FileStore, newSerial } from "../packages/ca/dist/index.js";
+import { CRLReason } from "../packages/ocsp/dist/index.js";
 
 const ISSUED = 100_000;
 const REVOKED = 10_000;
@@ -77,7 +78,7 @@ try {
   const nsBig = median([1, 2, 3].map(() => lookupNs(bigCa, bigSerials)));
   const nsSmall = median([1, 2, 3].map(() => lookupNs(smallCa, smallSerials)));
 
-  const entries = bigCa.listRevoked().map((r) => ({ serial: r.serial, revocationTime: new Date(r.revocation.time), reason: r.revocation.reason }));
+  const entries = bigCa.listRevoked().map((r) => ({ serial: r.serial, revocationTime: new Date(r.revocation.time), revocationReason: r.revocation.reason }));
   const crl = [];
   for (let i = 0; i < 3; i++) {
     const t = performance.now();

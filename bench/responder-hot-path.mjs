@@ -82,7 +82,8 @@ async function startChild(kind, env) {
 
 async function main() {
   const { default: autocannon } = await import("autocannon");
-  const { CertificateAuthority, OcspResponse, buildOcspRequest, toPkiCertificate } = await import("../packages/ca/dist/index.js");
+  const { CertificateAuthority } = await import("../packages/ca/dist/index.js");
+  const { OcspResponse, buildOcspRequest, toPkiCertificate } = await import("../packages/ocsp/dist/index.js");
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const fmt = (n) => Math.round(n).toLocaleString("en");
   const started = performance.now();
@@ -92,7 +93,7 @@ async function main() {
   try {
     const ca = await CertificateAuthority.init(dir);
     const leaf = await ca.issueServer();
-    const { der } = await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) });
+    const { der } = await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) });
     ca.close();
     const reqBody = Buffer.from(der);
     const getPath = "/" + encodeURIComponent(reqBody.toString("base64"));

@@ -180,7 +180,8 @@ function peerChain(socket) {
 
 
 async function main() {
-  const { CertificateAuthority, OcspResponse, normalizeSerial } = await import("../packages/ca/dist/index.js");
+  const { CertificateAuthority } = await import("../packages/ca/dist/index.js");
+  const { OcspResponse, normalizeSerial } = await import("../packages/ocsp/dist/index.js");
   const { OcspResponder } = await import("../packages/responder/dist/index.js");
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const fmt = (n) => Math.round(n).toLocaleString("en");

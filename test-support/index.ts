@@ -2,11 +2,12 @@
  * Helpers shared by every package's tests: real temp folders, real child processes, and
  * waiting on a condition with a deadline (never a bare sleep).
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { describe, it } from "vitest";
 
 /** A fresh temp folder, removed by the returned cleanup. */
 export async function tempDir(prefix = "ocsp-lab-test-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
@@ -58,3 +59,98 @@ export async function eventually<T>(probe: () => Promise<T> | T, accept: (v: T) 
 
 /** Path of the built `ocsp-lab` command. */
 export const OCSP_LAB_BIN = new URL("../packages/harness/bin/ocsp-lab.js", import.meta.url).pathname;
+
+/**
+ * A free TCP port on 127.0.0.1, for peers (nginx, redis-server) that take their port from a
+ * config file and cannot be handed port 0: listen on port 0, read what the kernel chose,
+ * close. If another process grabs it in between, the peer fails to start with "Address
+ * already in use" (a loud failure, never a wrong result).
+ */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  const probe = createServer();
+  probe.listen(0, "127.0.0.1");
+  await new Promise<void>((resolve) => probe.once("listening", () => resolve()));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+/**
+ * One handshake with `openssl s_client -status` (stdin closed, so it exits after the
+ * handshake): stdout carries the staple (`OCSP Response Status: ...` / `no response sent`) and
+ * the certificate.
+ */
+export function sClient(options: { port: number; caFile: string; servername?: string; host?: string; extra?: string[]; timeoutMs?: number }): Promise<Ran> {
+  return run(
+    "openssl",
+    [
+      "s_client",
+      "-connect",
+      `${options.host ?? "127.0.0.1"}:${options.port}`,
+      "-servername",
+      options.servername ?? "localhost",
+      "-status",
+      "-CAfile",
+      options.caFile,
+      ...(options.extra ?? []),
+    ],
+    { timeoutMs: options.timeoutMs ?? 20_000 },
+  );
+}
+
+/**
+ * Stapling policies the tests share, named for what they are for (seconds, as in config files).
+ * - `QUICK_RETRIES`: a good staple stays for the whole test (query_frequency 1 h); failures
+ *   are retried every 0.15 s and invalidate after 3.
+ * - `QUICK_REFRESH`: like QUICK_RETRIES, and a regular query every 0.3 s (sees a revocation soon).
+ * - `STEADY`: a good staple, once in, stays whatever the responder does (retries a minute apart).
+ */
+export const POLICIES = {
+  QUICK_RETRIES: { query_frequency: 3600, response_timeout: 1, recovery_frequency: 0.15, recovery_max_tries: 3 },
+  QUICK_REFRESH: { query_frequency: 0.3, response_timeout: 1, recovery_frequency: 0.15, recovery_max_tries: 3 },
+  STEADY: { query_frequency: 3600, response_timeout: 5, recovery_frequency: 60, recovery_max_tries: 5 },
+} as const;
+
+/** Whether `command` is on the PATH. */
+export function hasCommand(command: string): boolean {
+  return spawnSync("sh", ["-c", 'command -v "$1" >/dev/null 2>&1', "sh", command]).status === 0;
+}
+
+/** True when CI asks that every peer be present (`OCSP_LAB_REQUIRE_PEERS=1`, set by .ci/run). */
+export const PEERS_REQUIRED = process.env.OCSP_LAB_REQUIRE_PEERS === "1";
+
+function missingPeerMessage(command: string, aptPackage: string): string {
+  return `${command} is not installed but OCSP_LAB_REQUIRE_PEERS=1 requires it: apt-get install -y ${aptPackage} (.ci/run does)`;
+}
+
+/**
+ * `it` for a test that drives a real peer (nginx, gnutls-cli, redis-server, chromium...): the
+ * test runs when `command` is installed; on a developer's machine without it the test is
+ * skipped with the reason in its name; with `OCSP_LAB_REQUIRE_PEERS=1` (CI) it fails, saying
+ * what to install.
+ */
+export function itWithPeer(command: string, aptPackage = command): typeof it {
+  if (hasCommand(command)) return it;
+  if (!PEERS_REQUIRED) {
+    return ((name: string, ...rest: unknown[]) => (it.skip as (...a: unknown[]) => void)(`${name} (skipped: ${command} is not installed)`, ...rest)) as unknown as typeof it;
+  }
+  return ((name: string) =>
+    it(name, () => {
+      throw new Error(missingPeerMessage(command, aptPackage));
+    })) as unknown as typeof it;
+}
+
+/** `describe` for a group of tests that need a real peer, with the same rule as itWithPeer. */
+export function describeWithPeer(command: string, aptPackage = command): typeof describe {
+  if (hasCommand(command)) return describe;
+  if (!PEERS_REQUIRED) {
+    return ((name: string, ...rest: unknown[]) => (describe.skip as (...a: unknown[]) => void)(`${name} (skipped: ${command} is not installed)`, ...rest)) as unknown as typeof describe;
+  }
+  return ((name: string) =>
+    describe(name, () => {
+      it(`needs ${command}`, () => {
+        throw new Error(missingPeerMessage(command, aptPackage));
+      });
+    })) as unknown as typeof describe;
+}

@@ -1,7 +1,6 @@
 import { promises as fs } from "node:fs";
 import * as x509 from "@peculiar/x509";
-import { systemClock, type Clock } from "./clock.js";
-import { CRLReason } from "./crl-reason.js";
+import { CRLReason, defaultCrypto, normalizeSerial, systemClock, type CertStatus, type Clock } from "@ocsp-lab/ocsp";
 import { CrlGenerator, crlToPem, type CrlEntryParams } from "./crl/crl-generator.js";
 import {
   InvalidArgumentError,
@@ -10,7 +9,6 @@ import {
   UnknownSerialError,
 } from "./errors.js";
 import {
-  defaultCrypto,
   generateKeyPair,
   keyTypeOf,
   parseKeyType,
@@ -18,6 +16,7 @@ import {
   privateKeyToPem,
   signingAlgorithm,
   type KeyType,
+  type Signer,
 } from "./keys.js";
 import {
   PROFILES,
@@ -29,7 +28,7 @@ import {
   type Profile,
   type SignerFlaw,
 } from "./profiles.js";
-import { newSerial, normalizeSerial } from "./serial.js";
+import { newSerial } from "./serial.js";
 import { FileStore, type CaDatabase, type CertificateRecord } from "./store.js";
 import { subjectName, type SubjectFields } from "./subject.js";
 
@@ -118,18 +117,13 @@ export interface IssuedCertificate {
   fullchainFile: string;
 }
 
-/** The status of a serial as the CA knows it (RFC 6960 §2.2 semantics). */
-export type SerialStatus =
-  | { status: "good" }
-  | { status: "revoked"; revocationTime: Date; reason: CRLReason; invalidityDate?: Date }
-  | { status: "unknown" };
+/**
+ * The status of a serial as the CA knows it: an RFC 6960 §4.2.1 CertStatus (for revoked, the
+ * RevokedInfo with the recorded CRLReason) plus, when recorded, the RFC 5280 §5.3.2
+ * invalidity date.
+ */
+export type SerialStatus = CertStatus & { invalidityDate?: Date };
 
-/** A signing identity: certificate, its private key and key type. */
-export interface Signer {
-  certificate: x509.X509Certificate;
-  key: CryptoKey;
-  keyType: KeyType;
-}
 
 /** Options of revoke. */
 export interface RevokeOptions {
@@ -463,7 +457,7 @@ export class CertificateAuthority {
       return {
         status: "revoked",
         revocationTime: new Date(rec.revocation.time),
-        reason: rec.revocation.reason,
+        revocationReason: rec.revocation.reason,
         ...(rec.revocation.invalidityDate ? { invalidityDate: new Date(rec.revocation.invalidityDate) } : {}),
       };
     }
@@ -813,7 +807,7 @@ export class CertificateAuthority {
     const entry = (r: CertificateRecord): CrlEntryParams => ({
       serial: r.serial,
       revocationTime: new Date(r.revocation!.time),
-      reason: r.revocation!.reason,
+      revocationReason: r.revocation!.reason,
       ...(r.revocation!.invalidityDate ? { invalidityDate: new Date(r.revocation!.invalidityDate) } : {}),
     });
     const number = ++state.lastNumber;
@@ -835,7 +829,7 @@ export class CertificateAuthority {
             ...issued.filter((r) => r.revocation && changed(r)).map(entry),
             ...issued
               .filter((r) => !r.revocation && r.releasedAt && changed(r))
-              .map((r) => ({ serial: r.serial, revocationTime: new Date(r.releasedAt!), reason: CRLReason.removeFromCRL })),
+              .map((r) => ({ serial: r.serial, revocationTime: new Date(r.releasedAt!), revocationReason: CRLReason.removeFromCRL })),
           ];
     const deltaDer = await CrlGenerator.create({
       issuer,

@@ -4,15 +4,14 @@ import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { CertificateAuthority, type IssueOptions, type IssuedCertificate } from "./certificate-authority.js";
-import { CRLReason, CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "./crl-reason.js";
+import { CRLReason, CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
 import { toOpensslIndex } from "./export/openssl-index.js";
 import { toPkcs12 } from "./export/pkcs12.js";
 import { KEY_TYPES, parseKeyType } from "./keys.js";
 import { PROFILES, SIGNER_FLAWS, type Profile, type SignerFlaw } from "./profiles.js";
-import { resolveStateDir } from "./state-dir.js";
+import { configureProgram, isMainModule, resolveStateDir, runProgram, type CliIo } from "@ocsp-lab/cli-support";
 import type { CertificateRecord } from "./store.js";
 import { serialOfTarget } from "./target.js";
-import { configureProgram, isMainModule, runProgram, type CliIo } from "./cli-support.js";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const date = (flag: string) => (v: string): Date => {

@@ -1,19 +1,12 @@
 /**
  * Errors thrown by @ocsp-lab/ca. Every class has a stable `code` that callers (and the CLI) can
- * switch on; the message names the offending value and, where there is one, the fix.
+ * switch on; the message names the offending value and, where there is one, the fix. Bad
+ * serials and CRLReasons throw @ocsp-lab/ocsp's InvalidSerialError and InvalidReasonError.
  */
+import { OcspLabError } from "@ocsp-lab/ocsp";
 
-/** Base class: `code` is stable across releases, `message` is for humans. */
-export class CaError extends Error {
-  /** Stable machine-readable code, e.g. `OCSP_LAB_CA_NOT_FOUND`. */
-  readonly code: string;
-
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+/** Base class of the CA's errors: `code` is stable across releases, `message` is for humans. */
+export class CaError extends OcspLabError {}
 
 /** The state folder has no CA in it (run `init` first) or is unreadable. */
 export class StateNotFoundError extends CaError {
@@ -53,20 +46,6 @@ export class UnknownSerialError extends CaError {
   }
 }
 
-/** A value that is not an RFC 5280 CRLReason name or number. */
-export class InvalidReasonError extends CaError {
-  constructor(reason: string, allowed: readonly string[]) {
-    super("OCSP_LAB_CA_INVALID_REASON", `unknown CRLReason "${reason}": use one of ${allowed.join(", ")}`);
-  }
-}
-
-/** A serial number that is not hexadecimal. */
-export class InvalidSerialError extends CaError {
-  constructor(serial: string) {
-    super("OCSP_LAB_CA_INVALID_SERIAL", `invalid serial "${serial}": give it in hexadecimal, e.g. 3f9a0c...`);
-  }
-}
-
 /** Any other bad argument (SAN, validity, key type...). */
 export class InvalidArgumentError extends CaError {
   constructor(what: string, value: unknown, fix: string) {
@@ -86,41 +65,7 @@ export class LockTimeoutError extends CaError {
   constructor(lockFile: string, waitedMs: number) {
     super(
       "OCSP_LAB_CA_LOCK_TIMEOUT",
-      `could not lock ${lockFile} within ${waitedMs} ms: another ocsp-lab process is writing; retry, or delete the file if no such process runs`,
+      `could not lock ${lockFile} within ${waitedMs} ms: another ocsp-lab process is writing; retry, or remove the lock folder (rm -r) if no such process runs`,
     );
-  }
-}
-
-/** An OCSP message could not be decoded (bad DER, wrong structure). */
-export class OcspDecodeError extends CaError {
-  constructor(what: string, detail: string, options?: { cause?: unknown }) {
-    super("OCSP_LAB_OCSP_DECODE", `cannot decode ${what}: ${detail}`, options);
-  }
-}
-
-/**
- * Reasons an OCSP response fails verification; stable strings used in reports
- * (`refused: bad signature`...).
- */
-export type OcspVerifyFailure =
-  | "malformed"
-  | "not successful"
-  | "wrong certificate"
-  | "bad signature"
-  | "unauthorized signer"
-  | "stale"
-  | "not yet valid"
-  | "no nextUpdate"
-  | "nonce mismatch"
-  | "unexpected responses"
-  | "outlives certificate";
-
-/** An OCSP response failed verification; `reason` says which check failed. */
-export class OcspVerifyError extends CaError {
-  readonly reason: OcspVerifyFailure;
-
-  constructor(reason: OcspVerifyFailure, detail: string, options?: { cause?: unknown }) {
-    super("OCSP_LAB_OCSP_VERIFY", `OCSP response rejected (${reason}): ${detail}`, options);
-    this.reason = reason;
   }
 }

@@ -1,4 +1,4 @@
-import { webcrypto } from "node:crypto";
+import { defaultCrypto, type OcspSigner } from "@ocsp-lab/ocsp";
 import * as x509 from "@peculiar/x509";
 import { InvalidArgumentError } from "./errors.js";
 
@@ -9,11 +9,17 @@ import { InvalidArgumentError } from "./errors.js";
  */
 export type KeyType = "ecdsa-p256" | "ecdsa-p384" | "rsa-2048" | "rsa-3072" | "rsa-4096" | "ed25519";
 
+/**
+ * A signing identity: a certificate, its private key (what @ocsp-lab/ocsp's OcspSigner needs to
+ * sign OCSP responses) and the key type (what certificates and CRLs are signed with).
+ */
+export interface Signer extends OcspSigner {
+  keyType: KeyType;
+}
+
 /** Every supported key type, for validation and usage messages. */
 export const KEY_TYPES: readonly KeyType[] = ["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"];
 
-/** The WebCrypto implementation used everywhere unless a caller injects another one. */
-export const defaultCrypto: Crypto = webcrypto as unknown as Crypto;
 
 /**
  * Validate a key type name.

@@ -3,7 +3,7 @@ import * as asn1js from "asn1js";
 import { isIP } from "node:net";
 import { InvalidArgumentError } from "./errors.js";
 import { isRsa, type KeyType } from "./keys.js";
-import { OID } from "./ocsp/oids.js";
+import { OID } from "@ocsp-lab/ocsp";
 
 /**
  * What a certificate is for. Each profile is a fixed set of extensions (RFC 5280 §4.2):

@@ -2,7 +2,7 @@ import { constants as fsc, promises as fs, unwatchFile, watchFile, type Stats } 
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import lockfile from "proper-lockfile";
-import type { CRLReason } from "./crl-reason.js";
+import type { CRLReason } from "@ocsp-lab/ocsp";
 import type { KeyType } from "./keys.js";
 import { LockTimeoutError, StateCorruptError, StateExistsError, StateNotFoundError } from "./errors.js";
 

@@ -1,7 +1,7 @@
 import { promises as fs } from "node:fs";
 import * as x509 from "@peculiar/x509";
 import { InvalidArgumentError } from "./errors.js";
-import { normalizeSerial } from "./serial.js";
+import { normalizeSerial } from "@ocsp-lab/ocsp";
 
 /**
  * The canonical serial named by a command-line target: the path of a PEM or DER certificate

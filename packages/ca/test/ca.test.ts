@@ -3,17 +3,9 @@ import { promises as fs } from "node:fs";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
-import {
-  CRLReason,
-  CertificateAuthority,
-  InvalidReasonError,
-  StateExistsError,
-  StateNotFoundError,
-  UnknownSerialError,
-  normalizeSerial,
-  parseCrlReason,
-  resolveStateDir,
-} from "@ocsp-lab/ca";
+import { CertificateAuthority, StateExistsError, StateNotFoundError, UnknownSerialError } from "@ocsp-lab/ca";
+import { CRLReason, InvalidReasonError, normalizeSerial, parseCrlReason } from "@ocsp-lab/ocsp";
+import { resolveStateDir } from "@ocsp-lab/cli-support";
 import { OCSP_LAB_BIN, eventually, run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
@@ -71,7 +63,7 @@ describe("CertificateAuthority", () => {
     const time = new Date("2026-01-02T03:04:05Z");
     await ca.revoke(leaf.serial, { reason: CRLReason.keyCompromise, time });
     const again = await CertificateAuthority.open(dir);
-    expect(again.status(leaf.serial)).toEqual({ status: "revoked", revocationTime: time, reason: CRLReason.keyCompromise });
+    expect(again.status(leaf.serial)).toEqual({ status: "revoked", revocationTime: time, revocationReason: CRLReason.keyCompromise });
     expect(again.status("7f00")).toEqual({ status: "unknown" });
     expect(again.status(ca.ocspSigner.certificate.serialNumber)).toEqual({ status: "good" });
   });
@@ -84,7 +76,7 @@ describe("CertificateAuthority", () => {
       const revoked = await run(process.execPath, [OCSP_LAB_BIN, "revoke", leaf.certFile, "--reason", "superseded", "--state-dir", dir]);
       expect(revoked.code, revoked.stderr).toBe(0);
       const status = await eventually(() => watcher.status(leaf.serial), (s) => s.status === "revoked", 1000, "the watcher to see the revocation");
-      expect(status).toMatchObject({ reason: CRLReason.superseded });
+      expect(status).toMatchObject({ revocationReason: CRLReason.superseded });
     } finally {
       watcher.close();
     }
@@ -136,7 +128,7 @@ describe("CertificateAuthority", () => {
     for (const l of leaves) expect(["good", "revoked"]).toContain(after.status(l.serial).status);
     // A lock left by the killed writer is taken over once stale; the next write succeeds.
     await after.revoke(leaves[0]!.serial, { reason: CRLReason.superseded });
-    expect((await CertificateAuthority.open(dir)).status(leaves[0]!.serial)).toMatchObject({ status: "revoked", reason: CRLReason.superseded });
+    expect((await CertificateAuthority.open(dir)).status(leaves[0]!.serial)).toMatchObject({ status: "revoked", revocationReason: CRLReason.superseded });
   });
 
   it("refuses bad input without touching the store", async () => {

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { caMain } from "@ocsp-lab/ca";
+import { caMain } from "@ocsp-lab/ca/cli";
 import { run, tempDir } from "../../../test-support/index.js";
 
 const BIN = new URL("../bin/ocsp-ca.js", import.meta.url).pathname;

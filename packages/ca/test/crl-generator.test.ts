@@ -4,8 +4,8 @@ import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import { CRLReason, CertificateAuthority, newSerial, normalizeSerial, type Signer } from "@ocsp-lab/ca";
-import { CrlGenerator, crlToPem, type CrlEntryParams } from "../src/crl/crl-generator.js";
+import { CertificateAuthority, CrlGenerator, crlToPem, newSerial, type CrlEntryParams, type Signer } from "@ocsp-lab/ca";
+import { CRLReason, normalizeSerial } from "@ocsp-lab/ocsp";
 import { run, tempDir, type Ran } from "../../../test-support/index.js";
 
 const DAY_MS = 86_400_000;
@@ -56,9 +56,9 @@ describe("CrlGenerator (ECDSA P-256 CA)", () => {
     const der = await CrlGenerator.create({
       issuer: ca.root,
       entries: [
-        { serial: leaf.serial, revocationTime: revokedAt, reason: CRLReason.keyCompromise, invalidityDate: compromisedAt },
+        { serial: leaf.serial, revocationTime: revokedAt, revocationReason: CRLReason.keyCompromise, invalidityDate: compromisedAt },
         // High bit set: must be encoded with a leading 00 to stay a positive INTEGER.
-        { serial: "ff01", revocationTime: revokedAt, reason: CRLReason.unspecified },
+        { serial: "ff01", revocationTime: revokedAt, revocationReason: CRLReason.unspecified },
       ],
       crlNumber: 1n,
       ...window(),
@@ -120,8 +120,8 @@ describe("CrlGenerator (ECDSA P-256 CA)", () => {
     const der = await CrlGenerator.create({
       issuer: ca.root,
       entries: [
-        { serial: revoked.serial, revocationTime: now, reason: CRLReason.keyCompromise },
-        { serial: held.serial, revocationTime: now, reason: CRLReason.certificateHold },
+        { serial: revoked.serial, revocationTime: now, revocationReason: CRLReason.keyCompromise },
+        { serial: held.serial, revocationTime: now, revocationReason: CRLReason.certificateHold },
       ],
       crlNumber: 7n,
       ...window(),
@@ -158,8 +158,8 @@ describe("CrlGenerator (ECDSA P-256 CA)", () => {
     const der = await CrlGenerator.create({
       issuer: ca.root,
       entries: [
-        { serial: released.serial, revocationTime: new Date(), reason: CRLReason.removeFromCRL },
-        { serial: revoked.serial, revocationTime: new Date(), reason: CRLReason.cessationOfOperation },
+        { serial: released.serial, revocationTime: new Date(), revocationReason: CRLReason.removeFromCRL },
+        { serial: revoked.serial, revocationTime: new Date(), revocationReason: CRLReason.cessationOfOperation },
       ],
       crlNumber: big,
       deltaBaseCrlNumber: big - 1n,
@@ -187,7 +187,7 @@ describe("CrlGenerator (ECDSA P-256 CA)", () => {
     const ca = await CertificateAuthority.init(join(dir, "state"));
     const base = { issuer: ca.root, entries: [] as CrlEntryParams[], crlNumber: 2n, ...window() };
     const invalid = { code: "OCSP_LAB_CA_INVALID_ARGUMENT" };
-    const entry = (serial: string, reason?: CRLReason): CrlEntryParams => ({ serial, revocationTime: new Date(), reason });
+    const entry = (serial: string, reason?: CRLReason): CrlEntryParams => ({ serial, revocationTime: new Date(), revocationReason: reason });
 
     // removeFromCRL only in delta CRLs (§5.3.1).
     await expect(CrlGenerator.create({ ...base, entries: [entry("01", CRLReason.removeFromCRL)] })).rejects.toMatchObject(invalid);
@@ -229,7 +229,7 @@ describe("CrlGenerator (RSA-2048 CA)", () => {
     const good = await ca.issueServer({ dnsNames: ["good.test"] });
     const der = await CrlGenerator.create({
       issuer: ca.root,
-      entries: [{ serial: revoked.serial, revocationTime: new Date(), reason: CRLReason.keyCompromise, invalidityDate: new Date() }],
+      entries: [{ serial: revoked.serial, revocationTime: new Date(), revocationReason: CRLReason.keyCompromise, invalidityDate: new Date() }],
       crlNumber: 1n,
       ...window(),
     });
@@ -266,7 +266,7 @@ describe("CrlGenerator (large CRL)", () => {
     const entries: CrlEntryParams[] = Array.from({ length: 10_000 }, (_, i) => ({
       serial: newSerial(),
       revocationTime: new Date(now - i * 1000),
-      reason: reasons[i % reasons.length],
+      revocationReason: reasons[i % reasons.length],
       invalidityDate: i % 10 === 0 ? new Date(now - i * 2000) : undefined,
     }));
 

@@ -5,9 +5,8 @@ import { once } from "node:events";
 import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import * as x509 from "@peculiar/x509";
-import { CRLReason, CertificateAuthority, crlReasonName, type KeyType } from "@ocsp-lab/ca";
-import { toPkcs12 } from "../src/export/pkcs12.js";
-import { toOpensslIndex, type IndexEntry } from "../src/export/openssl-index.js";
+import { CertificateAuthority, toOpensslIndex, toPkcs12, type IndexEntry, type KeyType } from "@ocsp-lab/ca";
+import { CRLReason, crlReasonName } from "@ocsp-lab/ocsp";
 import { run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;

@@ -5,7 +5,8 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { connect, createServer } from "node:tls";
 import * as x509 from "@peculiar/x509";
-import { CRLReason, CertificateAuthority, InvalidArgumentError, InvalidCsrError, KEY_TYPES, type KeyType } from "@ocsp-lab/ca";
+import { CertificateAuthority, InvalidArgumentError, InvalidCsrError, KEY_TYPES, type KeyType } from "@ocsp-lab/ca";
+import { CRLReason } from "@ocsp-lab/ocsp";
 import { eventually, run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
@@ -116,7 +117,7 @@ describe("what the CA refuses", () => {
     const leaf = await ca.issueServer();
     await ca.revoke(leaf.serial, { reason: CRLReason.keyCompromise });
     await expect(ca.hold(leaf.serial)).rejects.toThrow(/keyCompromise, which is final/);
-    expect(ca.status(leaf.serial)).toMatchObject({ status: "revoked", reason: CRLReason.keyCompromise });
+    expect(ca.status(leaf.serial)).toMatchObject({ status: "revoked", revocationReason: CRLReason.keyCompromise });
     const mid = await ca.createIntermediate();
     await ca.revoke(mid.serial, { reason: CRLReason.cACompromise });
     await expect(ca.issue("server", { issuer: mid.serial })).rejects.toThrow(/it is revoked; issue under another CA/);

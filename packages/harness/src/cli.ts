@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { CRL_REASON_NAMES, configureProgram, isMainModule, resolveStateDir, runProgram, processIo, type ServiceIo } from "@ocsp-lab/ca";
+import { configureProgram, isMainModule, resolveStateDir, runProgram, processIo, type ServiceIo } from "@ocsp-lab/cli-support";
+import { CRL_REASON_NAMES } from "@ocsp-lab/ocsp";
 import { formatMismatches, formatTable } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
 import { runScenarios, selectClients, selectScenarios } from "./run.js";

@@ -2,18 +2,10 @@
  * Errors thrown by @ocsp-lab/harness, each with a stable `code` and the offending value in the
  * message.
  */
+import { OcspLabError } from "@ocsp-lab/ocsp";
 
-/** Base class. */
-export class HarnessError extends Error {
-  /** Stable machine-readable code. */
-  readonly code: string;
-
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+/** Base class of this package's errors (an OcspLabError: stable `code`, message for humans). */
+export class HarnessError extends OcspLabError {}
 
 /** A command-line or API argument that names nothing we have (scenario, client...). */
 export class UsageError extends HarnessError {

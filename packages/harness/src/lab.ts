@@ -1,7 +1,8 @@
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
-import { CertificateAuthority, systemClock, type Clock, type IssuedCertificate } from "@ocsp-lab/ca";
+import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import { systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { StaplingServer, aiaOcspUrl, type PollingPolicyInput, type StartedStaplingServer } from "@ocsp-lab/stapler";
 import * as x509 from "@peculiar/x509";

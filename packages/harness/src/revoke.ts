@@ -1,4 +1,5 @@
-import { CRLReason, CertificateAuthority, crlReasonName, parseCrlReason, serialOfTarget, type CertificateRecord } from "@ocsp-lab/ca";
+import { CertificateAuthority, serialOfTarget, type CertificateRecord } from "@ocsp-lab/ca";
+import { CRLReason, crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
 
 /** Options of revokeCertificate. */
 export interface RevokeOptions {

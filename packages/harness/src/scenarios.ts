@@ -1,4 +1,4 @@
-import { CRLReason } from "@ocsp-lab/ca";
+import { CRLReason } from "@ocsp-lab/ocsp";
 import type { FetchError, PollingPolicy, PollingPolicyInput, StapleManager, StapleSnapshot } from "@ocsp-lab/stapler";
 import { ScenarioTimeoutError } from "./errors.js";
 import type { Lab } from "./lab.js";

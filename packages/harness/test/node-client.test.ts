@@ -3,8 +3,8 @@ import { createServer, type Server } from "node:tls";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { CertificateAuthority, createCertId, toPkiCertificate, type IssuedCertificate, type Signer } from "@ocsp-lab/ca";
-import { OcspResponseGenerator, type SingleStatus } from "@ocsp-lab/responder";
+import { CertificateAuthority, type IssuedCertificate, type Signer } from "@ocsp-lab/ca";
+import { OcspResponseGenerator, createCertId, toPkiCertificate, type CertStatus } from "@ocsp-lab/ocsp";
 import { CurlClient, NodeStrictClient, OpensslClient, type TlsTarget } from "@ocsp-lab/harness";
 import { tempDir } from "../../../test-support/index.js";
 
@@ -26,7 +26,7 @@ beforeAll(async () => {
 afterAll(async () => cleanup());
 
 /** A response about `about` signed by `signer`, valid from `from` for `validMs`. */
-async function response(opts: { about?: IssuedCertificate; signer?: Signer; status?: SingleStatus; from?: number; validMs?: number; includeSigner?: boolean }): Promise<Uint8Array> {
+async function response(opts: { about?: IssuedCertificate; signer?: Signer; status?: CertStatus; from?: number; validMs?: number; includeSigner?: boolean }): Promise<Uint8Array> {
   const about = opts.about ?? leaf;
   const from = new Date(opts.from ?? Date.now() - 60_000);
   return OcspResponseGenerator.create({
@@ -35,7 +35,7 @@ async function response(opts: { about?: IssuedCertificate; signer?: Signer; stat
     includeSignerCertificate: opts.includeSigner ?? true,
     responses: [
       {
-        certId: await createCertId(toPkiCertificate(about.certificate.rawData), toPkiCertificate(ca.root.certificate.rawData)),
+        certId: await createCertId(toPkiCertificate(about.certificate), toPkiCertificate(ca.root.certificate)),
         status: opts.status ?? { status: "good" },
         thisUpdate: from,
         nextUpdate: new Date(from.getTime() + (opts.validMs ?? HOUR)),
@@ -82,7 +82,7 @@ describe("NodeStrictClient", () => {
 
 describe("command-line client drivers", () => {
   it("curl refuses a revoked staple and says why", async () => {
-    const staple = await response({ status: { status: "revoked", revocationTime: new Date(Date.now() - HOUR), reason: 1 } });
+    const staple = await response({ status: { status: "revoked", revocationTime: new Date(Date.now() - HOUR), revocationReason: 1 } });
     const obs = await withServer(staple, (t) => new CurlClient().probe(t));
     expect(obs.outcome).toBe("refused: revoked");
     expect(obs.detail).toMatch(/curl: \(91\)/);

@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
-import { CaError, normalizeSerial } from "@ocsp-lab/ca";
+import { OcspLabError, normalizeSerial } from "@ocsp-lab/ocsp";
 import { InvalidBehaviourError } from "./errors.js";
 import { actionSchema, type Behaviour, type BehaviourInput, type Scope } from "./behaviour.js";
 import type { RequestLog } from "./request-log.js";
@@ -100,13 +100,13 @@ export function createAdminRouter(deps: AdminDeps): Router {
     );
   });
   router.get("/actions", (_req, res) => {
-    res.json(actionSchema.options.map((o) => o.shape.kind.value));
+    res.json(actionSchema.options.map((o) => ("shape" in o ? o : o.in).shape.kind.value));
   });
   router.use((_req, res) => {
     res.status(404).json({ error: "no such admin endpoint: see GET /admin/behaviours, /admin/requests, /admin/issuers" });
   });
   router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    if (err instanceof InvalidBehaviourError || err instanceof CaError) {
+    if (err instanceof InvalidBehaviourError || err instanceof OcspLabError) {
       const field = /^invalid (\S+)/.exec(err.message)?.[1];
       res.status(400).json({ error: err.message, ...(field ? { field } : {}) });
       return;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CRLReason, normalizeSerial } from "@ocsp-lab/ca";
+import { CERT_STATUS_NAMES, CRLReason, UNSUCCESSFUL_STATUS_NAMES, normalizeSerial, type CertStatus, type RevokedInfo } from "@ocsp-lab/ocsp";
 import { InvalidBehaviourError } from "./errors.js";
 
 /**
@@ -39,7 +39,7 @@ export const CONTENT_FLAWS = [
 export type ContentFlaw = (typeof CONTENT_FLAWS)[number];
 
 /** Unsigned error answers (RFC 6960 §4.2.1 OCSPResponseStatus other than successful). */
-export const ERROR_STATUSES = ["malformedRequest", "internalError", "tryLater", "sigRequired", "unauthorized"] as const;
+export const ERROR_STATUSES = UNSUCCESSFUL_STATUS_NAMES;
 
 const isoDate = z.union([z.date(), z.string().datetime({ offset: true }).transform((s) => new Date(s))]);
 const reason = z.union([
@@ -61,15 +61,24 @@ const reason = z.union([
 export const actionSchema = z.discriminatedUnion("kind", [
   /** Answer normally (a step in a sequence). */
   z.object({ kind: z.literal("normal") }).strict(),
-  /** Answer this certificate status whatever the CA says. */
+  /**
+   * Answer this certificate status whatever the CA says; for revoked, RFC 6960 RevokedInfo's
+   * `revocationTime` (default: the time of the answer) and `revocationReason` (`reason` is
+   * accepted as a shorter alias).
+   */
   z
     .object({
       kind: z.literal("status"),
-      status: z.enum(["good", "revoked", "unknown"]),
+      status: z.enum(CERT_STATUS_NAMES),
+      revocationReason: reason.optional(),
       reason: reason.optional(),
       revocationTime: isoDate.optional(),
     })
-    .strict(),
+    .strict()
+    .transform(({ reason: alias, ...rest }) => ({
+      ...rest,
+      ...(rest.revocationReason === undefined && alias !== undefined ? { revocationReason: alias } : {}),
+    })),
   /** Answer an unsigned error response with this responseStatus. */
   z.object({ kind: z.literal("responseStatus"), responseStatus: z.enum(ERROR_STATUSES) }).strict(),
   /** Wait before answering, in milliseconds. */
@@ -156,11 +165,11 @@ export interface Fault {
   count?: number;
 }
 
-/** A per-serial status override (first-slice shorthand for a `status` action). */
-export type StatusOverride =
-  | { status: "good" }
-  | { status: "revoked"; reason?: CRLReason; revocationTime?: Date }
-  | { status: "unknown" };
+/**
+ * A per-serial status override (shorthand for a serial-scoped `status` action): a CertStatus
+ * whose RevokedInfo fields may be left out (revocationTime then defaults to the time of the answer).
+ */
+export type StatusOverride = Exclude<CertStatus, { status: "revoked" }> | ({ status: "revoked" } & Partial<RevokedInfo>);
 
 /** The actions that apply to one request, and which behaviour they came from. */
 export interface Resolved {

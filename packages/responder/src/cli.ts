@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { configureProgram, isMainModule, processIo, runProgram, serviceOptions, type ServiceIo } from "@ocsp-lab/ca";
+import { configureProgram, isMainModule, processIo, runProgram, serviceOptions, type ServiceIo } from "@ocsp-lab/cli-support";
 import { loadResponderConfig, startFromConfig } from "./config.js";
 
 /** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */

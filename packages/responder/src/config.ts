@@ -1,7 +1,9 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { pino, type Logger } from "pino";
-import { CertificateAuthority, normalizeSerial, readConfigFile, resolveStateDir } from "@ocsp-lab/ca";
+import { CertificateAuthority } from "@ocsp-lab/ca";
+import { readConfigFile, resolveStateDir } from "@ocsp-lab/cli-support";
+import { normalizeSerial } from "@ocsp-lab/ocsp";
 import { behaviourSchema, stepSchema, type BehaviourInput, type Scope } from "./behaviour.js";
 import { ConfigError } from "./errors.js";
 import { OcspResponder, type StartedOcspResponder } from "./responder.js";
@@ -35,7 +37,7 @@ const scope = z.union([z.literal("global"), z.object({ issuer: serial }).strict(
  *   - scope: global               # or { issuer: <serial> } or { serial: <serial> }
  *     steps: [{ actions: [{ kind: http, status: 503, retryAfter: 1 }], count: 2 }, { actions: [{ kind: normal }] }]
  *   - scope: { serial: 3fa0... }
- *     actions: [{ kind: status, status: revoked, reason: keyCompromise }]
+ *     actions: [{ kind: status, status: revoked, revocationReason: keyCompromise }]
  * ```
  */
 export const responderConfigSchema = z

@@ -2,18 +2,10 @@
  * Errors thrown by @ocsp-lab/responder, each with a stable `code` and the offending value in
  * the message.
  */
+import { OcspLabError } from "@ocsp-lab/ocsp";
 
-/** Base class. */
-export class ResponderError extends Error {
-  /** Stable machine-readable code. */
-  readonly code: string;
-
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+/** Base class of this package's errors (an OcspLabError: stable `code`, message for humans). */
+export class ResponderError extends OcspLabError {}
 
 /** A behaviour (status override, delay, fault) with an invalid value. */
 export class InvalidBehaviourError extends ResponderError {

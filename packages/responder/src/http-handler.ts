@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
-import type { Clock } from "@ocsp-lab/ca";
+import type { Clock } from "@ocsp-lab/ocsp";
 import type { Action } from "./behaviour.js";
 import type { ResponderMetrics } from "./metrics.js";
 import type { Answer, OcspService } from "./ocsp-service.js";

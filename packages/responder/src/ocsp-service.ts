@@ -2,22 +2,20 @@ import { createHash, randomBytes } from "node:crypto";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import * as x509 from "@peculiar/x509";
+import { generateKeyPair, signingAlgorithm, type SerialStatus, type Signer } from "@ocsp-lab/ca";
 import {
   OCSPResponseStatus,
+  OcspResponseGenerator,
   defaultCrypto,
-  generateKeyPair,
   parseOcspRequest,
   responseStatusName,
-  signingAlgorithm,
   systemClock,
   type CertIdFields,
+  type CertStatus,
   type Clock,
   type ParsedOcspRequest,
-  type SerialStatus,
-  type Signer,
-} from "@ocsp-lab/ca";
+} from "@ocsp-lab/ocsp";
 import type { Action, Behaviour, ContentFlaw } from "./behaviour.js";
-import { OcspResponseGenerator, type SingleStatus } from "./response-generator.js";
 import type { ServedIssuer, StatusSource } from "./status-source.js";
 
 /** RFC 8954 §2.1: nonces are 1 to 32 octets; longer ones are refused with malformedRequest. */
@@ -217,16 +215,16 @@ export class OcspService {
     // (content flaws, errors, transport) follow the first CertID's behaviour.
     const inScope = (c: CertIdFields, i: number): boolean =>
       resolved.from === undefined || resolved.from === "global" || resolved.from === `serial:${c.serial}` || resolved.from === `issuer:${issuers[i]?.id}`;
-    const statuses: SingleStatus[] = request.certIds.map((c, i) => {
+    const statuses: CertStatus[] = request.certIds.map((c, i) => {
       const own = i === 0 || this.behaviour.idle ? undefined : this.behaviour.peekStatus(c.serial, issuers[i]?.id);
       const override = own ?? (statusAction?.kind === "status" && inScope(c, i) ? statusAction : undefined);
       if (override) {
         return override.status === "revoked"
-          ? { status: "revoked", revocationTime: override.revocationTime ?? now, ...(override.reason !== undefined ? { reason: override.reason } : {}) }
+          ? { status: "revoked", revocationTime: override.revocationTime ?? now, ...(override.revocationReason !== undefined ? { revocationReason: override.revocationReason } : {}) }
           : { status: override.status };
       }
       const issuer = issuers[i];
-      return issuer ? toSingle(this.source.status(issuer, c.serial)) : { status: "unknown" };
+      return issuer ? toCertStatus(this.source.status(issuer, c.serial)) : { status: "unknown" };
     });
 
     let thisUpdate = now;
@@ -317,8 +315,11 @@ function keyOf(certId: pkijs.CertID): string {
   return Buffer.from(certId.toSchema().toBER(false)).toString("latin1");
 }
 
-function toSingle(s: SerialStatus): SingleStatus {
-  return s.status === "revoked" ? { status: "revoked", revocationTime: s.revocationTime, reason: s.reason } : { status: s.status };
+/** The CertStatus to sign for what the CA knows (its invalidity date is not part of RFC 6960 RevokedInfo). */
+function toCertStatus(s: SerialStatus): CertStatus {
+  return s.status === "revoked"
+    ? { status: "revoked", revocationTime: s.revocationTime, ...(s.revocationReason !== undefined ? { revocationReason: s.revocationReason } : {}) }
+    : { status: s.status };
 }
 
 /** The same CertID with the serial plus one (a response about another certificate). */

@@ -3,7 +3,8 @@ import express from "express";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { pino, type Logger } from "pino";
-import { defaultCrypto, systemClock, type CertificateAuthority, type Clock } from "@ocsp-lab/ca";
+import type { CertificateAuthority } from "@ocsp-lab/ca";
+import { defaultCrypto, systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { readFile } from "node:fs/promises";
 import { createAdminRouter } from "./admin.js";
 import { createResponderApp, routeRequests, type CrlSource } from "./app.js";
@@ -21,7 +22,7 @@ import { CaStatusSource, CompositeStatusSource, type ServedIssuer, type StatusSo
  *
  * ```ts
  * const responder = await (await OcspResponder.forCa(ca)).withPort(0).start();
- * responder.setStatus(serial, { status: "revoked", reason: CRLReason.keyCompromise });
+ * responder.setStatus(serial, { status: "revoked", revocationReason: CRLReason.keyCompromise });
  * ```
  */
 export class OcspResponder {

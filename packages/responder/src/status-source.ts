@@ -1,6 +1,6 @@
 import type * as x509 from "@peculiar/x509";
-import type { CertificateAuthority, CertIdFields, SerialStatus, Signer } from "@ocsp-lab/ca";
-import { issuerHashes, toPkiCertificate, type CertIdHash } from "@ocsp-lab/ca";
+import type { CertificateAuthority, SerialStatus, Signer } from "@ocsp-lab/ca";
+import { issuerHashes, toPkiCertificate, type CertIdFields, type CertIdHash } from "@ocsp-lab/ocsp";
 
 /** An issuing CA the responder answers for, with the identities that can sign for it. */
 export interface ServedIssuer {
@@ -117,7 +117,7 @@ export class CaStatusSource implements StatusSource {
       if (rec.revocation) continue;
       const self = await this.ca.signer(rec.serial);
       const served: ServedIssuer = { id: rec.serial, certificate: self.certificate, self, delegated: await this.ca.ocspSignerOf(rec.serial) };
-      const pki = toPkiCertificate(self.certificate.rawData);
+      const pki = toPkiCertificate(self.certificate);
       for (const hash of HASHES) {
         const h = await issuerHashes(pki, hash, this.crypto);
         map.set(`${h.issuerNameHash}:${h.issuerKeyHash}`, served);

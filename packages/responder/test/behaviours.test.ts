@@ -2,7 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { CRLReason, CertificateAuthority, OCSPResponseStatus, OcspResponse, buildOcspRequest, toPkiCertificate, type IssuedCertificate } from "@ocsp-lab/ca";
+import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import { CRLReason, OCSPResponseStatus, OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
 import { OcspResponder, responderMain, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { run, tempDir } from "../../../test-support/index.js";
 
@@ -51,7 +52,7 @@ describe("issuers", () => {
 
   it("answers unknown for a serial the named issuer did not issue", async () => {
     // A CertID naming the root with the serial of a certificate the intermediate issued.
-    const der = (await buildOcspRequest({ certificate: toPkiCertificate(deep.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(deep.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
     const res = await fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
     expect(OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer())).responses[0]!.status).toBe("unknown");
   });
@@ -91,7 +92,7 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
 
   it("applies a serial's status override only to that CertID of a two-CertID request", async () => {
     const other = await ca.issueServer({ ocspUrl: responder.url });
-    responder.setStatus(other.serial, { status: "revoked", reason: CRLReason.superseded });
+    responder.setStatus(other.serial, { status: "revoked", revocationReason: CRLReason.superseded });
     const r = await run("openssl", ["ocsp", "-issuer", ca.rootFile, "-cert", leaf.certFile, "-cert", other.certFile, "-url", responder.url, "-CAfile", ca.rootFile]);
     expect(r.stderr).toContain("Response verify OK");
     expect(r.stdout).toContain(`${leaf.certFile}: good`);
@@ -100,7 +101,7 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
 
   it("does not let HTTP caches keep an answer shaped by a behaviour", async () => {
     responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [{ kind: "content", flaw: "long-validity" }] }] });
-    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
     const res = await fetch(`${responder.url}/${encodeURIComponent(Buffer.from(der).toString("base64"))}`);
     expect(res.headers.get("cache-control")).toBe("no-cache, no-store");
     expect(res.headers.get("etag")).toBeNull();
@@ -110,7 +111,7 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
     await admin("PUT", "/behaviours/global", { steps: [{ actions: [{ kind: "http", status: 500 }], count: 1 }, { actions: [{ kind: "normal" }], count: 1 }], repeat: true });
     const codes = [];
     for (let i = 0; i < 4; i++) {
-      const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+      const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
       codes.push((await fetch(responder.url, { method: "POST", body: Buffer.from(der) })).status);
     }
     expect(codes).toEqual([500, 200, 500, 200]);
@@ -149,7 +150,7 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
 
 describe("transport behaviours", () => {
   const post = async () => {
-    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
     return fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
   };
   const set = (action: object) => responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [action as never] }] });
@@ -201,7 +202,7 @@ describe("transport behaviours", () => {
 describe("RFC 5019 caching", () => {
   it("pre-signs GET answers, sends ETag and 304, and drops them the moment the status changes", async () => {
     const own = await ca.issueServer({ ocspUrl: responder.url });
-    const der = (await buildOcspRequest({ certificate: toPkiCertificate(own.certificate.rawData), issuer: toPkiCertificate(ca.root.certificate.rawData) })).der;
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(own.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
     const url = `${responder.url}/${encodeURIComponent(Buffer.from(der).toString("base64"))}`;
     const first = await fetch(url);
     const etag = first.headers.get("etag")!;
@@ -250,7 +251,7 @@ describe("signing options", () => {
     const foreign = await other.issueServer();
     const r3 = await (await OcspResponder.forCa(ca)).withUnknownIssuer("unknown").start();
     try {
-      const der = (await buildOcspRequest({ certificate: toPkiCertificate(foreign.certificate.rawData), issuer: toPkiCertificate(other.root.certificate.rawData) })).der;
+      const der = (await buildOcspRequest({ certificate: toPkiCertificate(foreign.certificate), issuer: toPkiCertificate(other.root.certificate) })).der;
       const res = await fetch(r3.url, { method: "POST", body: Buffer.from(der) });
       const parsed = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer()));
       expect(parsed.responseStatus).toBe(OCSPResponseStatus.successful);

@@ -12,11 +12,10 @@ import { createConnection, createServer } from "node:net";
 import { join } from "node:path";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import { OcspResponder, type RequestLogEntry, type StartedOcspResponder } from "@ocsp-lab/responder";
-import { eventually, run, tempDir } from "../../../test-support/index.js";
+import { describeWithPeer, eventually, run, tempDir } from "../../../test-support/index.js";
 
 /** Debian installs the binary in /usr/sbin, which is not on every user's PATH. */
 const nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].find((p) => existsSync(p)) ?? whichSync("nginx");
-if (!nginx) console.warn("nginx.test.ts: skipped, nginx is not installed; .ci/run installs it (Debian package nginx)");
 
 function whichSync(name: string): string | undefined {
   for (const d of (process.env.PATH ?? "").split(":")) {
@@ -75,7 +74,7 @@ function sClient() {
   );
 }
 
-describe.skipIf(!nginx)("nginx (Debian package) stapling from the responder", () => {
+describeWithPeer(nginx ?? "nginx")("nginx (Debian package) stapling from the responder", () => {
   beforeAll(async () => {
     ({ dir, cleanup } = await tempDir("ocsp-lab-nginx-"));
     ca = await CertificateAuthority.init(join(dir, "ca"));

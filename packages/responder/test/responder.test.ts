@@ -1,15 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import {
-  CRLReason,
-  CertificateAuthority,
-  OCSPResponseStatus,
-  OcspResponse,
-  buildOcspRequest,
-  toPkiCertificate,
-  type IssuedCertificate,
-} from "@ocsp-lab/ca";
+import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import { CRLReason, OCSPResponseStatus, OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
 import { InvalidBehaviourError, OcspResponder, decodeGetPath, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { eventually, run, tempDir } from "../../../test-support/index.js";
 
@@ -39,8 +32,8 @@ async function opensslOcsp(cert: IssuedCertificate, digest: string[] = []) {
 async function requestDer(cert: IssuedCertificate, issuerCa = ca, nonce = false): Promise<Uint8Array> {
   return (
     await buildOcspRequest({
-      certificate: toPkiCertificate(cert.certificate.rawData),
-      issuer: toPkiCertificate(issuerCa.root.certificate.rawData),
+      certificate: toPkiCertificate(cert.certificate),
+      issuer: toPkiCertificate(issuerCa.root.certificate),
       nonce,
     })
   ).der;
@@ -157,8 +150,8 @@ describe("HTTP transport", () => {
   it("rejects over-long nonces (RFC 8954: at most 32 octets)", async () => {
     const der = (
       await buildOcspRequest({
-        certificate: toPkiCertificate(good.certificate.rawData),
-        issuer: toPkiCertificate(ca.root.certificate.rawData),
+        certificate: toPkiCertificate(good.certificate),
+        issuer: toPkiCertificate(ca.root.certificate),
         nonce: new Uint8Array(33),
       })
     ).der;

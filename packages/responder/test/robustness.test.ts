@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { CertificateAuthority, OCSPResponseStatus, OcspResponse, buildOcspRequest, responseStatusName, toPkiCertificate, type IssuedCertificate } from "@ocsp-lab/ca";
+import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import { OCSPResponseStatus, OcspResponse, buildOcspRequest, responseStatusName, toPkiCertificate } from "@ocsp-lab/ocsp";
 import { MAX_REQUEST_BYTES, OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { eventually, tempDir } from "../../../test-support/index.js";
 
@@ -61,8 +62,8 @@ afterAll(async () => {
 async function requestDer(cert: IssuedCertificate, hash: "SHA-1" | "SHA-256" = "SHA-1", nonce = false): Promise<Uint8Array> {
   return (
     await buildOcspRequest({
-      certificate: toPkiCertificate(cert.certificate.rawData),
-      issuer: toPkiCertificate(ca.root.certificate.rawData),
+      certificate: toPkiCertificate(cert.certificate),
+      issuer: toPkiCertificate(ca.root.certificate),
       hash,
       nonce,
     })

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { configureProgram, isMainModule, processIo, runProgram, serviceOptions, type ServiceIo } from "@ocsp-lab/ca";
+import { configureProgram, isMainModule, processIo, runProgram, serviceOptions, type ServiceIo } from "@ocsp-lab/cli-support";
 import { builderFromConfig, loadStaplerConfig, parseBackend, startFromConfig } from "./config.js";
 
 /**

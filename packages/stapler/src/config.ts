@@ -1,7 +1,7 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { pino, type Logger } from "pino";
-import { readConfigFile, resolveStateDir } from "@ocsp-lab/ca";
+import { readConfigFile, resolveStateDir } from "@ocsp-lab/cli-support";
 import { ConfigError, InvalidPolicyError } from "./errors.js";
 import { parsePolicy, pollingPolicySchema } from "./policy.js";
 import { StaplingServer, type Backend, type StartedStaplingServer } from "./stapling-server.js";

@@ -2,18 +2,10 @@
  * Errors thrown by @ocsp-lab/stapler, each with a stable `code` and the offending value in the
  * message.
  */
+import { OcspLabError } from "@ocsp-lab/ocsp";
 
-/** Base class. */
-export class StaplerError extends Error {
-  /** Stable machine-readable code. */
-  readonly code: string;
-
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+/** Base class of this package's errors (an OcspLabError: stable `code`, message for humans). */
+export class StaplerError extends OcspLabError {}
 
 /** A polling policy value that is missing, of the wrong type or out of range. */
 export class InvalidPolicyError extends StaplerError {

@@ -1,7 +1,5 @@
 import { EventEmitter } from "node:events";
 import * as x509 from "@peculiar/x509";
-import * as asn1js from "asn1js";
-import * as pkijs from "pkijs";
 import { pino, type Logger } from "pino";
 import {
   OCSPResponseStatus,
@@ -14,17 +12,19 @@ import {
   systemClock,
   toPkiCertificate,
   verifyOcspResponse,
+  unsuccessfulResponse,
   type CertStatusName,
   type Clock,
+  type UnsuccessfulStatusName,
   type VerifiedOcspResponse,
-} from "@ocsp-lab/ca";
+} from "@ocsp-lab/ocsp";
 import { FetchError } from "./errors.js";
 import { fetchOcsp } from "./fetcher.js";
 import type { PollingPolicy } from "./policy.js";
 import type { StapleStore } from "./staple-store.js";
 
 /** Unsuccessful responseStatus names (RFC 6960 §4.2.1) a `staple-errors` policy may staple. */
-export type ResponseErrorName = "malformedRequest" | "internalError" | "tryLater" | "sigRequired" | "unauthorized";
+export type ResponseErrorName = UnsuccessfulStatusName;
 
 /** What a handshake gets: the status of the staple it would be sent, an error answer (staple-errors), or `none`. */
 export type StapleState = CertStatusName | ResponseErrorName | "none";
@@ -413,8 +413,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   private async fetchAndVerify(): Promise<VerifiedOcspResponse> {
     const { certificate, issuer, responderUrl, policy, crypto } = this.opts;
     const request = await buildOcspRequest({
-      certificate: toPkiCertificate(certificate.rawData),
-      issuer: toPkiCertificate(issuer.rawData),
+      certificate: toPkiCertificate(certificate),
+      issuer: toPkiCertificate(issuer),
       nonce: this.opts.nonce,
       crypto,
     });
@@ -460,14 +460,5 @@ function errorAnswer(error: FetchError): Held | undefined {
       return undefined;
     }
   }
-  return { kind: "error", der: Buffer.from(madeUpTryLater()), status: "tryLater", source: "made-up" };
-}
-
-/**
- * An unsigned OCSPResponse with responseStatus tryLater (RFC 6960 §4.2.1):
- * `OCSPResponse ::= SEQUENCE { responseStatus OCSPResponseStatus, responseBytes [0] EXPLICIT ResponseBytes OPTIONAL }`.
- */
-function madeUpTryLater(): Uint8Array {
-  const response = new pkijs.OCSPResponse({ responseStatus: new asn1js.Enumerated({ value: OCSPResponseStatus.tryLater }) });
-  return new Uint8Array(response.toSchema().toBER(false));
+  return { kind: "error", der: Buffer.from(unsuccessfulResponse("tryLater")), status: "tryLater", source: "made-up" };
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
-import { FileStore } from "@ocsp-lab/ca";
+import { join } from "node:path";
+import writeFileAtomic from "write-file-atomic";
 
 /** Folder of the state folder where staples are kept. */
 export const STAPLES_FOLDER = "staples";
@@ -13,16 +14,16 @@ export const STAPLES_FOLDER = "staples";
  * re-verified by the caller before it is served.
  */
 export class StapleStore {
-  private readonly store: FileStore;
+  private readonly dir: string;
 
   /** Staples under `<stateDir>/staples/`. */
   constructor(stateDir: string) {
-    this.store = new FileStore(stateDir);
+    this.dir = join(stateDir, STAPLES_FOLDER);
   }
 
   /** Path of the staple of a certificate (DER bytes of the certificate). */
   pathOf(certificateDer: ArrayBuffer | Uint8Array): string {
-    return this.store.path(`${STAPLES_FOLDER}/${fileName(certificateDer)}`);
+    return join(this.dir, fileName(certificateDer));
   }
 
   /** The persisted staple of a certificate, or undefined when there is none or it cannot be read. */
@@ -36,7 +37,10 @@ export class StapleStore {
 
   /** Persist a verified staple (DER OCSPResponse); resolves with the file written. */
   async save(certificateDer: ArrayBuffer | Uint8Array, staple: Uint8Array): Promise<string> {
-    return this.store.writeAtomic(`${STAPLES_FOLDER}/${fileName(certificateDer)}`, staple, 0o644);
+    const file = this.pathOf(certificateDer);
+    await fs.mkdir(this.dir, { recursive: true });
+    await writeFileAtomic(file, Buffer.from(staple), { mode: 0o644, fsync: true });
+    return file;
   }
 }
 

@@ -7,7 +7,7 @@ import { EventEmitter, once } from "node:events";
 import * as x509 from "@peculiar/x509";
 import express from "express";
 import { pino, type Logger } from "pino";
-import { defaultCrypto, normalizeSerial, systemClock, type Clock } from "@ocsp-lab/ca";
+import { defaultCrypto, normalizeSerial, systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { CertificateSetupError, ReloadError, StaplerError } from "./errors.js";
 import { StaplerMetrics } from "./metrics.js";
 import { parsePolicy, type PollingPolicy, type PollingPolicyInput } from "./policy.js";
@@ -585,7 +585,7 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
    * whether each got a verified staple. Redis Enterprise's `POST /v1/ocsp/test`.
    */
   async queryNow(serial?: string): Promise<{ serial: string; stapled: boolean }[]> {
-    const managers = this.state.managers.filter((m) => serial === undefined || m.serial === serial.toLowerCase().replace(/^0+(?=.)/, ""));
+    const managers = this.state.managers.filter((m) => serial === undefined || m.serial === normalizeSerial(serial));
     return Promise.all(managers.map(async (m) => ({ serial: m.serial, stapled: await m.queryNow() })));
   }
 

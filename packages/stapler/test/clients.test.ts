@@ -16,12 +16,8 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket, type TLS
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import { OcspResponder, type ActionInput, type FaultKind, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { StaplingServer, type Backend, type FetchError, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
-import { eventually, run, tempDir } from "../../../test-support/index.js";
+import { eventually, itWithPeer, run, tempDir } from "../../../test-support/index.js";
 
-/** Whether `command` is on the PATH (decides, synchronously, whether a peer's test can run). */
-function has(command: string): boolean {
-  return spawnSync("sh", ["-c", 'command -v "$1" >/dev/null 2>&1', "sh", command]).status === 0;
-}
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -188,7 +184,7 @@ async function resp(socket: Socket, reader: Reader, args: string[], reply: strin
 
 describe("TLS clients other than OpenSSL", () => {
   // gnutls-cli comes with gnutls-bin; .ci/run installs it, so this only skips on a machine without it.
-  it.skipIf(!has("gnutls-cli"))("gnutls-cli --ocsp verifies the certificate from the staple alone", async () => {
+  itWithPeer("gnutls-cli", "gnutls-bin")("gnutls-cli --ocsp verifies the certificate from the staple alone", async () => {
     const s = await startStapler(STEADY);
     expect(s.status()[0]!.staple).toBe("good");
     // From now on the responder refuses every query: gnutls-cli, which asks the responder itself
@@ -333,7 +329,7 @@ describe("proxy backends", () => {
   });
 
   // redis-server comes with the redis-server package; .ci/run installs it, so this only skips on a machine without it.
-  it.skipIf(!has("redis-server"))("TCP mode in front of redis-server: RESP over the stapled TLS connection", async () => {
+  itWithPeer("redis-server")("TCP mode in front of redis-server: RESP over the stapled TLS connection", async () => {
     const port = await freePort();
     const redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"], {
       stdio: ["ignore", "pipe", "pipe"],

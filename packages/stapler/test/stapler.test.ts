@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { once } from "node:events";
 import { join } from "node:path";
-import { CRLReason, CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import { CRLReason } from "@ocsp-lab/ocsp";
 import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
 import {
   CertificateSetupError,

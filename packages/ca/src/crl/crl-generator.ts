@@ -1,12 +1,9 @@
 import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import type { Signer } from "../certificate-authority.js";
-import { CRLReason } from "../crl-reason.js";
+import { CRLReason, defaultCrypto, normalizeSerial, pkiEngine, toPkiCertificate } from "@ocsp-lab/ocsp";
 import { InvalidArgumentError } from "../errors.js";
-import { defaultCrypto, signingAlgorithm } from "../keys.js";
-import { pkiEngine, toPkiCertificate } from "../ocsp/engine.js";
-import { normalizeSerial } from "../serial.js";
+import { signingAlgorithm, type Signer } from "../keys.js";
 
 /** Object identifiers of the CRL and CRL entry extensions written here (RFC 5280 §5.2, §5.3). */
 const CRL_OID = {
@@ -36,7 +33,7 @@ export interface CrlEntryParams {
    * the RFC says it SHOULD be absent rather than unspecified. `removeFromCRL` (8) is allowed in
    * delta CRLs only.
    */
-  reason?: CRLReason;
+  revocationReason?: CRLReason;
   /** invalidityDate (RFC 5280 §5.3.2): when the key is known or suspected to have been compromised. */
   invalidityDate?: Date;
 }
@@ -168,7 +165,7 @@ export class CrlGenerator {
 
     const crl = new pkijs.CertificateRevocationList({
       version: 1, // v2
-      issuer: toPkiCertificate(issuer.certificate.rawData).subject,
+      issuer: toPkiCertificate(issuer.certificate).subject,
       thisUpdate: rfc5280Time(thisUpdate),
       nextUpdate: rfc5280Time(nextUpdate),
       crlExtensions: new pkijs.Extensions({ extensions: crlExtensions.map(toPkiExtension) }),
@@ -218,7 +215,7 @@ export function crlToPem(der: Uint8Array): string {
  */
 function revokedCertificate(serial: string, entry: CrlEntryParams, isDelta: boolean): pkijs.RevokedCertificate {
   const extensions: pkijs.Extension[] = [];
-  const reason = entry.reason ?? CRLReason.unspecified;
+  const reason = entry.revocationReason ?? CRLReason.unspecified;
   if (CRLReason[reason] === undefined) throw new InvalidArgumentError("CRLReason", reason, "use an RFC 5280 reason code");
   if (reason === CRLReason.removeFromCRL && !isDelta) {
     throw new InvalidArgumentError("CRLReason", "removeFromCRL", "removeFromCRL may only appear in delta CRLs: set deltaBaseCrlNumber (RFC 5280 §5.3.1)");

@@ -5,8 +5,8 @@
  */
 import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
-import { CRLReason, crlReasonName } from "../crl-reason.js";
-import { InvalidArgumentError, InvalidSerialError } from "../errors.js";
+import { CRLReason, InvalidSerialError, crlReasonName } from "@ocsp-lab/ocsp";
+import { InvalidArgumentError } from "../errors.js";
 
 /** One certificate of the database. */
 export interface IndexEntry {

@@ -1,7 +1,7 @@
 import { connect, type ConnectionOptions, type TLSSocketOptions } from "node:tls";
 import { promises as fs } from "node:fs";
 import * as x509 from "@peculiar/x509";
-import { OcspVerifyError, systemClock, verifyOcspResponse, type Clock } from "@ocsp-lab/ca";
+import { OcspVerifyError, systemClock, verifyOcspResponse, type Clock } from "@ocsp-lab/ocsp";
 import type { ClientDriver, ClientObservation, TlsTarget } from "./client.js";
 
 /** Handshake deadline of the Node client, in milliseconds. */

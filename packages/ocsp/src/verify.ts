@@ -1,126 +1,14 @@
-import * as pkijs from "pkijs";
-import * as asn1js from "asn1js";
+import type * as pkijs from "pkijs";
 import * as x509 from "@peculiar/x509";
-import { OcspDecodeError, OcspVerifyError } from "../errors.js";
-import { defaultCrypto } from "../keys.js";
-import type { CRLReason } from "../crl-reason.js";
-import { readCertId, createCertId, sameCertId, type CertIdFields } from "./cert-id.js";
+import { OcspVerifyError } from "./errors.js";
+import { defaultCrypto } from "./crypto.js";
+import { readCertId, createCertId, sameCertId } from "./cert-id.js";
 import { OID, hashNameFromOid } from "./oids.js";
-import { CertStatus, OCSPResponseStatus, certStatusName, responseStatusName, type CertStatusName } from "./response-status.js";
-import { pkiEngine, plainBytes, toPkiCertificate } from "./engine.js";
-import { nonceBytes } from "./nonce.js";
-
-/** One SingleResponse (RFC 6960 §4.2.1) in plain form. */
-export interface SingleResponseView {
-  certId: CertIdFields;
-  status: CertStatusName;
-  /** For revoked: RevokedInfo.revocationTime. */
-  revocationTime?: Date;
-  /** For revoked: RevokedInfo.revocationReason, when present. */
-  reason?: CRLReason;
-  thisUpdate: Date;
-  nextUpdate?: Date;
-}
-
-/** ResponderID (RFC 6960 §4.2.1): byName (DN text) or byKey (SHA-1 of the public key, hex). */
-export type ResponderIdView = { byName: string } | { byKey: string };
+import { OCSPResponseStatus, responseStatusName, type CertStatus, type CertStatusName } from "./cert-status.js";
+import { pkiEngine, plainBytes, toPkiCertificate, toX509Certificate } from "./engine.js";
+import { OcspResponse, type SingleResponseView } from "./ocsp-response.js";
 
 const hex = (v: ArrayBuffer | Uint8Array): string => Buffer.from(v instanceof Uint8Array ? v : new Uint8Array(v)).toString("hex");
-
-/**
- * A decoded, read-only view of a DER OCSPResponse (RFC 6960 §4.2.1). Decoding checks structure
- * only; `verifyOcspResponse` checks trust.
- *
- * ```asn1
- * OCSPResponse ::= SEQUENCE {
- *    responseStatus         OCSPResponseStatus,
- *    responseBytes          [0] EXPLICIT ResponseBytes OPTIONAL }
- * BasicOCSPResponse ::= SEQUENCE {
- *    tbsResponseData      ResponseData,
- *    signatureAlgorithm   AlgorithmIdentifier,
- *    signature            BIT STRING,
- *    certs            [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
- * ```
- */
-export class OcspResponse {
-  /** The DER as received. */
-  readonly der: Uint8Array;
-  readonly responseStatus: OCSPResponseStatus;
-  /** The BasicOCSPResponse, present when responseStatus is successful. */
-  readonly basic: pkijs.BasicOCSPResponse | undefined;
-  readonly producedAt: Date | undefined;
-  readonly responderId: ResponderIdView | undefined;
-  readonly responses: readonly SingleResponseView[];
-  /** Certificates carried in `certs` (a delegated signer, usually). */
-  readonly certificates: readonly x509.X509Certificate[];
-  /** The response nonce bytes (RFC 8954), if any. */
-  readonly nonce: Uint8Array | undefined;
-
-  private constructor(der: Uint8Array, status: OCSPResponseStatus, basic?: pkijs.BasicOCSPResponse) {
-    this.der = der;
-    this.responseStatus = status;
-    this.basic = basic;
-    this.producedAt = basic?.tbsResponseData.producedAt;
-    const rid = basic?.tbsResponseData.responderID;
-    this.responderId =
-      rid === undefined
-        ? undefined
-        : rid instanceof pkijs.RelativeDistinguishedNames
-          ? { byName: new x509.Name(rid.toSchema().toBER(false)).toString() }
-          : { byKey: hex((rid as asn1js.OctetString).valueBlock.valueHexView) };
-    this.responses = (basic?.tbsResponseData.responses ?? []).map(readSingleResponse);
-    this.certificates = (basic?.certs ?? []).map((c) => new x509.X509Certificate(c.toSchema().toBER(false)));
-    const nonceExt = basic?.tbsResponseData.responseExtensions?.find((e) => e.extnID === OID.ocspNonce);
-    if (nonceExt) this.nonce = nonceBytes(nonceExt);
-  }
-
-  /**
-   * Decode a DER OCSPResponse.
-   * @throws OcspDecodeError on bad DER, trailing bytes, an unknown responseType or a
-   * BasicOCSPResponse that does not match its schema.
-   */
-  static fromDer(input: Uint8Array | ArrayBuffer): OcspResponse {
-    const der = input instanceof Uint8Array ? input : new Uint8Array(input);
-    const asn1 = asn1js.fromBER(der);
-    if (asn1.offset === -1) throw new OcspDecodeError("OCSPResponse", asn1.result.error || "bad DER");
-    if (asn1.offset !== der.byteLength) throw new OcspDecodeError("OCSPResponse", `${der.byteLength - asn1.offset} trailing bytes`);
-    let outer: pkijs.OCSPResponse;
-    try {
-      outer = new pkijs.OCSPResponse({ schema: asn1.result });
-    } catch (cause) {
-      throw new OcspDecodeError("OCSPResponse", cause instanceof Error ? cause.message : String(cause), { cause });
-    }
-    const status = outer.responseStatus.valueBlock.valueDec as OCSPResponseStatus;
-    if (status !== OCSPResponseStatus.successful) return new OcspResponse(der, status);
-    if (!outer.responseBytes) throw new OcspDecodeError("OCSPResponse", "successful response without responseBytes");
-    if (outer.responseBytes.responseType !== OID.ocspBasic) {
-      throw new OcspDecodeError("OCSPResponse", `responseType ${outer.responseBytes.responseType} is not id-pkix-ocsp-basic`);
-    }
-    try {
-      const basic = pkijs.BasicOCSPResponse.fromBER(plainBytes(outer.responseBytes.response.valueBlock.valueHexView));
-      return new OcspResponse(der, status, basic);
-    } catch (cause) {
-      throw new OcspDecodeError("BasicOCSPResponse", cause instanceof Error ? cause.message : String(cause), { cause });
-    }
-  }
-}
-
-function readSingleResponse(single: pkijs.SingleResponse): SingleResponseView {
-  const cs = single.certStatus as asn1js.BaseBlock;
-  const view: SingleResponseView = {
-    certId: readCertId(single.certID),
-    status: certStatusName(cs.idBlock.tagNumber as CertStatus),
-    thisUpdate: single.thisUpdate,
-  };
-  if (single.nextUpdate) view.nextUpdate = single.nextUpdate;
-  if (view.status === "revoked" && cs instanceof asn1js.Constructed) {
-    const [time, reason] = cs.valueBlock.value;
-    if (time instanceof asn1js.GeneralizedTime) view.revocationTime = time.toDate();
-    const enumerated = reason instanceof asn1js.Constructed ? reason.valueBlock.value[0] : undefined;
-    if (enumerated instanceof asn1js.Enumerated) view.reason = enumerated.valueBlock.valueDec as CRLReason;
-  }
-  return view;
-}
 
 /** What verifyOcspResponse checks against. */
 export interface VerifyOcspOptions {
@@ -135,8 +23,7 @@ export interface VerifyOcspOptions {
   /** When a nonce was sent, the response must echo it. */
   nonce?: Uint8Array;
   /**
-   * A stapler's checks (issue: "exactly the expected single response", "nextUpdate not after
-   * the certificate's notAfter"): the response carries exactly one SingleResponse, and its
+   * A stapler's checks: the response carries exactly one SingleResponse, and its
    * nextUpdate does not outlive the certificate. Default false (a client accepts a response
    * that answers for several certificates).
    */
@@ -148,7 +35,10 @@ export interface VerifyOcspOptions {
 export interface VerifiedOcspResponse {
   response: OcspResponse;
   single: SingleResponseView;
+  /** The certificate's CertStatus name (`single.status`). */
   status: CertStatusName;
+  /** The certificate's CertStatus with its RevokedInfo, as the response says. */
+  certStatus: CertStatus;
   thisUpdate: Date;
   nextUpdate: Date;
   producedAt: Date;
@@ -186,8 +76,8 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
     throw new OcspVerifyError("not successful", `responseStatus is ${responseStatusName(response.responseStatus)}`);
   }
   const basic = response.basic;
-  const issuer = toPkiCertificate(options.issuer.rawData);
-  const certificate = toPkiCertificate(options.certificate.rawData);
+  const issuer = toPkiCertificate(options.issuer);
+  const certificate = toPkiCertificate(options.certificate);
 
   // RFC 6960 §4.4: a client must reject a response with a critical extension it does not understand.
   const known = new Set<string>([OID.ocspNonce]);
@@ -209,7 +99,7 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
     if (!candidate) {
       throw new OcspVerifyError("unauthorized signer", "responderID names neither the issuer nor a certificate in the response");
     }
-    const view = new x509.X509Certificate(candidate.toSchema().toBER(false));
+    const view = toX509Certificate(candidate);
     const issuedByIssuer = view.issuer === options.issuer.subject && (await view.verify({ publicKey: options.issuer.publicKey, signatureOnly: true }, crypto));
     if (!issuedByIssuer) {
       throw new OcspVerifyError("unauthorized signer", `delegated signer "${view.subject}" was not issued by "${options.issuer.subject}"`);
@@ -290,6 +180,7 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
     response,
     single,
     status: single.status,
+    certStatus: single.status === "revoked" ? { status: "revoked", revocationTime: single.revocationTime, ...(single.revocationReason !== undefined ? { revocationReason: single.revocationReason } : {}) } : { status: single.status },
     thisUpdate: single.thisUpdate,
     nextUpdate: single.nextUpdate,
     producedAt: response.producedAt!,

@@ -1,5 +1,6 @@
 import * as pkijs from "pkijs";
-import { defaultCrypto } from "../keys.js";
+import * as x509 from "@peculiar/x509";
+import { defaultCrypto } from "./crypto.js";
 
 const engines = new WeakMap<Crypto, pkijs.CryptoEngine>();
 
@@ -16,9 +17,20 @@ export function pkiEngine(crypto: Crypto = defaultCrypto): pkijs.CryptoEngine {
   return engine;
 }
 
-/** Parse DER into a pkijs Certificate. */
-export function toPkiCertificate(der: ArrayBuffer | Uint8Array): pkijs.Certificate {
+/**
+ * The one place where certificates cross from @peculiar/x509 (how ocsp-lab holds them) to pkijs
+ * (what OCSP encoding and CertIDs need): an X509Certificate, or DER bytes, parsed into a pkijs
+ * Certificate (RFC 5280 §4.1).
+ * @throws Error from asn1js/pkijs when the bytes are not a certificate.
+ */
+export function toPkiCertificate(certificate: x509.X509Certificate | ArrayBuffer | Uint8Array): pkijs.Certificate {
+  const der = certificate instanceof x509.X509Certificate ? certificate.rawData : certificate;
   return pkijs.Certificate.fromBER(der instanceof Uint8Array ? plainBytes(der) : der);
+}
+
+/** The other direction: a pkijs Certificate re-encoded as an @peculiar/x509 X509Certificate. */
+export function toX509Certificate(certificate: pkijs.Certificate): x509.X509Certificate {
+  return new x509.X509Certificate(certificate.toSchema().toBER(false));
 }
 
 /**

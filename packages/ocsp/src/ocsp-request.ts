@@ -1,8 +1,8 @@
 import * as pkijs from "pkijs";
 import * as asn1js from "asn1js";
 import { randomBytes } from "node:crypto";
-import { OcspDecodeError } from "../errors.js";
-import { defaultCrypto } from "../keys.js";
+import { OcspDecodeError } from "./errors.js";
+import { defaultCrypto } from "./crypto.js";
 import { createCertId, readCertId, type CertIdFields } from "./cert-id.js";
 import { OID, type CertIdHash } from "./oids.js";
 import { nonceBytes } from "./nonce.js";

@@ -1,18 +1,27 @@
 import * as pkijs from "pkijs";
 import * as asn1js from "asn1js";
-import { CRLReason, OCSPResponseStatus, OID, defaultCrypto, pkiEngine, signingHash, toPkiCertificate, type Signer } from "@ocsp-lab/ca";
+import type * as x509 from "@peculiar/x509";
+import { OCSPResponseStatus, type CertStatus } from "./cert-status.js";
+import { OID } from "./oids.js";
+import { defaultCrypto } from "./crypto.js";
+import { pkiEngine, toPkiCertificate } from "./engine.js";
+import { UNSUCCESSFUL_RESPONSES } from "./unsuccessful-responses.js";
 
-/** The status to put in one SingleResponse (RFC 6960 §4.2.1 CertStatus). */
-export type SingleStatus =
-  | { status: "good" }
-  | { status: "revoked"; revocationTime: Date; reason?: CRLReason }
-  | { status: "unknown" };
+/**
+ * Who signs OCSP responses: the issuer itself or a delegated OCSP signer (RFC 6960 §4.2.2.2),
+ * its certificate and private key. The signature algorithm follows the key: ECDSA P-256 with
+ * SHA-256, P-384 with SHA-384, RSA with SHA-256 (PKCS#1 v1.5, or PSS when asked).
+ */
+export interface OcspSigner {
+  certificate: x509.X509Certificate;
+  key: CryptoKey;
+}
 
 /** One SingleResponse to sign. */
 export interface SingleResponseParams {
   /** The CertID exactly as requested. */
   certId: pkijs.CertID;
-  status: SingleStatus;
+  status: CertStatus;
   thisUpdate: Date;
   /** Omit only to produce a deliberately incomplete response. */
   nextUpdate?: Date;
@@ -20,7 +29,7 @@ export interface SingleResponseParams {
 
 /** Parameters of OcspResponseGenerator.create. */
 export interface BasicResponseParams {
-  signer: Signer;
+  signer: OcspSigner;
   responses: SingleResponseParams[];
   producedAt: Date;
   /** The request's nonce extension, echoed verbatim (RFC 8954 §2.1). */
@@ -40,7 +49,7 @@ export interface BasicResponseParams {
 
 /**
  * Encodes OCSP responses (RFC 6960 §4.2.1). A builder separate from the parsed view
- * (`OcspResponse` in @ocsp-lab/ca), as @peculiar/x509 keeps `X509CrlGenerator` apart from `X509Crl`.
+ * (`OcspResponse`), as @peculiar/x509 keeps `X509CrlGenerator` apart from `X509Crl`.
  */
 export class OcspResponseGenerator {
   /**
@@ -49,8 +58,7 @@ export class OcspResponseGenerator {
    * unauthorized.
    */
   static error(status: Exclude<OCSPResponseStatus, OCSPResponseStatus.successful>): Uint8Array {
-    const response = new pkijs.OCSPResponse({ responseStatus: new asn1js.Enumerated({ value: status }) });
-    return new Uint8Array(response.toSchema().toBER(false));
+    return UNSUCCESSFUL_RESPONSES[status];
   }
 
   /**
@@ -82,7 +90,7 @@ export class OcspResponseGenerator {
    */
   static async create(params: BasicResponseParams): Promise<Uint8Array> {
     const crypto = params.crypto ?? defaultCrypto;
-    const signerCert = toPkiCertificate(params.signer.certificate.rawData);
+    const signerCert = toPkiCertificate(params.signer.certificate);
     const keyHash = await crypto.subtle.digest(
       "SHA-1",
       signerCert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView as Uint8Array<ArrayBuffer>,
@@ -103,7 +111,7 @@ export class OcspResponseGenerator {
     const extensions = [...(params.nonceExtension ? [params.nonceExtension] : []), ...(params.extraExtensions ?? [])];
     if (extensions.length > 0) basic.tbsResponseData.responseExtensions = extensions;
     if (params.includeSignerCertificate ?? true) basic.certs = [signerCert];
-    await basic.sign(await signingKey(params, crypto), signingHash(params.signer.keyType), pkiEngine(crypto));
+    await basic.sign(await signingKey(params, crypto), signingHashOf(params.signer.key), pkiEngine(crypto));
     if (params.tamperSignature) {
       const bits = basic.signature.valueBlock.valueHexView;
       bits[bits.length - 1]! ^= 0xff;
@@ -122,9 +130,14 @@ export class OcspResponseGenerator {
 
 /** The key to sign with: the signer's, or for RSA-PSS the same key imported for RSA-PSS. */
 async function signingKey(params: BasicResponseParams, crypto: Crypto): Promise<CryptoKey> {
-  if (!params.rsaPss || !params.signer.keyType.startsWith("rsa-")) return params.signer.key;
+  if (!params.rsaPss || !params.signer.key.algorithm.name.startsWith("RSA")) return params.signer.key;
   const pkcs8 = await crypto.subtle.exportKey("pkcs8", params.signer.key);
   return crypto.subtle.importKey("pkcs8", pkcs8, { name: "RSA-PSS", hash: "SHA-256" }, false, ["sign"]);
+}
+
+/** The hash that goes with a signing key: SHA-384 for ECDSA P-384, SHA-256 otherwise. */
+function signingHashOf(key: CryptoKey): "SHA-256" | "SHA-384" {
+  return (key.algorithm as EcKeyAlgorithm).namedCurve === "P-384" ? "SHA-384" : "SHA-256";
 }
 
 function wholeSeconds(d: Date): Date {
@@ -132,7 +145,7 @@ function wholeSeconds(d: Date): Date {
 }
 
 /** CertStatus CHOICE with context tags [0] good, [1] revoked, [2] unknown (RFC 6960 §4.2.1). */
-function certStatus(s: SingleStatus): asn1js.BaseBlock {
+function certStatus(s: CertStatus): asn1js.BaseBlock {
   switch (s.status) {
     case "good":
       return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 } });
@@ -140,11 +153,11 @@ function certStatus(s: SingleStatus): asn1js.BaseBlock {
       return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 2 } });
     case "revoked": {
       const value: asn1js.BaseBlock[] = [new asn1js.GeneralizedTime({ valueDate: wholeSeconds(s.revocationTime) })];
-      if (s.reason !== undefined) {
+      if (s.revocationReason !== undefined) {
         value.push(
           new asn1js.Constructed({
             idBlock: { tagClass: 3, tagNumber: 0 },
-            value: [new asn1js.Enumerated({ value: s.reason })],
+            value: [new asn1js.Enumerated({ value: s.revocationReason })],
           }),
         );
       }

@@ -1,9 +1,9 @@
 import * as pkijs from "pkijs";
 import * as asn1js from "asn1js";
-import { normalizeSerial } from "../serial.js";
+import { normalizeSerial } from "./serial.js";
 import { HASH_OIDS, hashNameFromOid, type CertIdHash } from "./oids.js";
-import { OcspDecodeError } from "../errors.js";
-import { defaultCrypto } from "../keys.js";
+import { OcspDecodeError } from "./errors.js";
+import { defaultCrypto } from "./crypto.js";
 import { plainBytes } from "./engine.js";
 
 /**
