@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
+import { bearerAuth } from "@ocsp-lab/cli-support";
 import { OcspLabError, normalizeSerial } from "@ocsp-lab/ocsp";
 import { InvalidBehaviourError } from "./errors.js";
 import { actionSchema, type Behaviour, type BehaviourInput, type Scope } from "./behaviour.js";
@@ -29,13 +30,7 @@ export interface AdminDeps {
  */
 export function createAdminRouter(deps: AdminDeps): Router {
   const router = express.Router({ caseSensitive: true });
-  router.use((req, res, next) => {
-    if (deps.token !== undefined && req.headers.authorization !== `Bearer ${deps.token}`) {
-      res.status(401).set("WWW-Authenticate", "Bearer").json({ error: "missing or wrong bearer token: send Authorization: Bearer <token>" });
-      return;
-    }
-    next();
-  });
+  router.use(bearerAuth(deps.token));
   router.use(express.json({ limit: "64kb" }));
 
   router.get("/behaviours", (_req, res) => {

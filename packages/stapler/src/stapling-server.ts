@@ -7,6 +7,7 @@ import { EventEmitter, once } from "node:events";
 import * as x509 from "@peculiar/x509";
 import express from "express";
 import { pino, type Logger } from "pino";
+import { bearerAuth } from "@ocsp-lab/cli-support";
 import { defaultCrypto, normalizeSerial, systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { CertificateSetupError, ReloadError, StaplerError } from "./errors.js";
 import { StaplerMetrics } from "./metrics.js";
@@ -723,13 +724,7 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   private adminApp(token: string | undefined): express.Express {
     const app = express();
     app.disable("x-powered-by");
-    app.use((req, res, next) => {
-      if (token !== undefined && req.headers.authorization !== `Bearer ${token}`) {
-        res.status(401).json({ error: "missing or wrong bearer token: send Authorization: Bearer <token>" });
-        return;
-      }
-      next();
-    });
+    app.use(bearerAuth(token));
     app.get("/admin/ocsp", (_req, res) => {
       res.json({ certificates: this.status(), policy: this.policy });
     });
