@@ -1,5 +1,6 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { FetchError } from "./errors.js";
 
 /** Largest response accepted, in bytes: a response with a delegated signer is ~1 KiB. */
@@ -8,13 +9,14 @@ export const MAX_RESPONSE_BYTES = 64 * 1024;
 /**
  * POST a DER OCSP request to `url` (RFC 6960 Appendix A.1, `application/ocsp-request`) and
  * return the DER body of a 200 answer. The whole exchange (connect, send, receive) is bounded
- * by `timeoutMs`; no connection is pooled, so a hung responder never holds a socket we reuse.
- * `signal` aborts it (the stapler stopping).
+ * by `timeoutMs` milliseconds of `clock` (default the system clock; a ManualClock in tests, so a
+ * hung responder times out when the test advances it); no connection is pooled, so a hung
+ * responder never holds a socket we reuse. `signal` aborts it (the stapler stopping).
  * @throws FetchError kind `timeout`, `network` (connect refused/reset, bad URL, aborted) or
  * `http` (status other than 200, a Content-Type other than application/ocsp-response as RFC
  * 6960 Appendix A.1 requires, body over 64 KiB).
  */
-export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array> {
+export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     let parsed: URL;
     try {
@@ -28,7 +30,7 @@ export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signa
     const finish = (err: FetchError | undefined, body?: Uint8Array): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.cancel();
       signal?.removeEventListener("abort", onAbort);
       req.destroy();
       if (err) reject(err);
@@ -39,7 +41,7 @@ export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signa
       agent: false,
       headers: { "Content-Type": "application/ocsp-request", "Content-Length": der.byteLength, Accept: "application/ocsp-response" },
     });
-    const timer = setTimeout(() => finish(new FetchError("timeout", `no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = clock.setTimeout(() => finish(new FetchError("timeout", `no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
     // Removed in finish(): the signal outlives every query of a manager.
     const onAbort = (): void => finish(new FetchError("network", `query to ${url} aborted`));
     if (signal?.aborted) onAbort();

@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import * as x509 from "@peculiar/x509";
 import { pino, type Logger } from "pino";
 import {
+  MAX_TIMER_MS,
   OCSPResponseStatus,
   OcspResponse,
   OcspVerifyError,
@@ -15,6 +16,7 @@ import {
   unsuccessfulResponse,
   type CertStatusName,
   type Clock,
+  type Timer,
   type UnsuccessfulStatusName,
   type VerifiedOcspResponse,
 } from "@ocsp-lab/ocsp";
@@ -81,6 +83,10 @@ export interface StapleManagerOptions {
   /** Responder to ask; the certificate's AIA OCSP URL is used by whoever builds the manager. */
   responderUrl: string;
   policy: PollingPolicy;
+  /**
+   * Time source and scheduler (default systemClock): "now" for verification and snapshots, and
+   * every timer (refresh, retries, response_timeout of a query).
+   */
   clock?: Clock;
   crypto?: Crypto;
   logger?: Logger;
@@ -89,9 +95,6 @@ export interface StapleManagerOptions {
   /** Persist verified staples here and restore them (re-verified) at start. */
   store?: StapleStore;
 }
-
-/** Longest delay a Node timer holds (2^31 − 1 ms, about 24.8 days). */
-const MAX_TIMER_MS = 2_147_483_647;
 
 type Held =
   | { kind: "verified"; der: Buffer; verified: VerifiedOcspResponse; source: "fetched" | "persisted" }
@@ -118,7 +121,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   private last: FetchOutcome | undefined;
   /** When the next query is due (ms since epoch); undefined: as soon as asked. */
   private dueAt: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** The next query (eager mode, and start-up retries), on the injected clock. */
+  private timer: Timer | undefined;
   private inFlight: Promise<boolean> | undefined;
   private stopped = false;
   private startingUp = false;
@@ -243,7 +247,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       this.timer?.unref();
       // expire-then-fetch polls only at start-up; from now on handshakes drive it.
       if (mode === "expire-then-fetch" && this.timer) {
-        clearTimeout(this.timer);
+        this.timer.cancel();
         this.timer = undefined;
       }
     }
@@ -266,7 +270,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   stop(): void {
     this.stopped = true;
     this.aborter.abort();
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     this.dueAt = undefined;
     for (const wake of this.stopWaiters) wake();
@@ -330,7 +334,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   }
 
   private async query(): Promise<boolean> {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     const { clock, policy, responderUrl } = this.opts;
     const generation = this.generation;
@@ -418,7 +422,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       nonce: this.opts.nonce,
       crypto,
     });
-    const der = await fetchOcsp(responderUrl, request.der, policy.responseTimeoutMs, this.aborter.signal);
+    const der = await fetchOcsp(responderUrl, request.der, policy.responseTimeoutMs, this.aborter.signal, this.opts.clock);
     try {
       return await this.verify(der, request.nonce);
     } catch (cause) {
@@ -432,9 +436,10 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     this.dueAt = this.opts.clock.now().getTime() + delayMs;
     // Handshake-driven modes check dueAt on each handshake; only eager (and start-up) use a timer.
     if (this.opts.policy.mode !== "eager" && !this.startingUp) return;
-    if (this.timer) clearTimeout(this.timer);
-    // Node timers hold at most 2^31 − 1 ms; a later due time is re-checked when this fires.
-    this.timer = setTimeout(() => {
+    this.timer?.cancel();
+    // On the injected clock (a ManualClock in tests); node timers hold at most 2^31 − 1 ms,
+    // which no policy period exceeds (MAX_SECONDS).
+    this.timer = this.opts.clock.setTimeout(() => {
       this.queryNow().catch((err: unknown) => this.opts.logger.error({ err }, "OCSP query crashed"));
     }, Math.min(delayMs, MAX_TIMER_MS));
     // A poller must not keep a process alive, except while start() waits on it: then nothing

@@ -175,7 +175,12 @@ export class StaplingServer {
     return this;
   }
 
-  /** Time source for verification windows and snapshot times. */
+  /**
+   * Time source and scheduler (default the system clock): verification windows, snapshot
+   * times, and every timer of the staple managers (refresh, retries at recovery_frequency,
+   * response_timeout). A ManualClock makes all of them move only when the test advances it.
+   * The certificate-file watch (withWatch) polls on real time whatever the clock.
+   */
   withClock(clock: Clock): this {
     this.clock = clock;
     return this;
