@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
-import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Clock } from "@ocsp-lab/ocsp";
 import type { Action } from "./behaviour.js";
+import { waitOnClock } from "./clock-wait.js";
 import type { ResponderMetrics } from "./metrics.js";
 import type { Answer, OcspService } from "./ocsp-service.js";
 import type { RequestLog } from "./request-log.js";
@@ -16,12 +16,13 @@ const OCSP_RESPONSE_TYPE = "application/ocsp-response";
 export interface OcspHandlerDeps {
   service: OcspService;
   log: RequestLog;
+  /** The responder's time: arrival times, caching headers, and every wait (delay, drip). */
   clock: Clock;
   logger: Logger;
   metrics: ResponderMetrics;
   /** Responses held open by `hang`, ended when the responder stops. */
   hung: Set<ServerResponse>;
-  /** Aborted when the responder stops: pending delays and drips end at once. */
+  /** Aborted when the responder stops: pending delays and drips end at once, their clock timers cancelled. */
   stopping: AbortSignal;
 }
 
@@ -30,8 +31,10 @@ export interface OcspHandlerDeps {
  * request as body, `GET /{url-encoded base64 DER}` (RFC 6960 Appendix A.1, RFC 5019 §5; a
  * doubled slash and base64url are accepted). Protocol failures are answered with an OCSP
  * `malformedRequest`, never a bare 404 or a 500. GET answers carry RFC 5019 §6 caching headers
- * and honour If-None-Match with 304. Transport behaviours are applied here. Every request is
- * logged (info: client-caused errors are not the responder's errors) and counted.
+ * and honour If-None-Match with 304. Transport behaviours are applied here; their waits (`delay`,
+ * the base delay, `drip`'s chunkDelayMs) run on `deps.clock`, so on a ManualClock they last until
+ * the test advances it. Every request is logged (info: client-caused errors are not the
+ * responder's errors) and counted.
  */
 export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const fail = (res: ServerResponse) => (err: unknown) => {
@@ -77,8 +80,9 @@ async function answerAndSend(
   key: string | undefined,
 ): Promise<void> {
   const answer = await deps.service.answer(der, key);
-  const httpStatus = await send(deps, req, res, answer);
-  finish(deps, req, arrived, t0, answer, httpStatus);
+  const timing: Timing = { skewMs: 0 };
+  const httpStatus = await send(deps, req, res, answer, timing);
+  finish(deps, req, arrived, t0, answer, httpStatus, timing.skewMs);
 }
 
 /** Headers and body of a cached answer, built once per answer (and per second of max-age for GET). */
@@ -118,9 +122,21 @@ function sendCached(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
   return 200;
 }
 
-/** Log and count one answered request. */
-function finish(deps: OcspHandlerDeps, req: IncomingMessage, arrived: Date, t0: number, answer: Answer, httpStatus: number): void {
-  const latencyMs = Math.round((performance.now() - t0) * 100) / 100;
+/**
+ * Waits on the responder's clock during one request: clock time waited minus the real time
+ * that took, in milliseconds (about 0 on the system clock; the simulated wait on a ManualClock).
+ */
+interface Timing {
+  skewMs: number;
+}
+
+/**
+ * Log and count one answered request. Its latency is the real time spent since `t0`
+ * (performance.now()) corrected by `skewMs` (see Timing): processing time plus the time waited
+ * on the responder's clock.
+ */
+function finish(deps: OcspHandlerDeps, req: IncomingMessage, arrived: Date, t0: number, answer: Answer, httpStatus: number, skewMs = 0): void {
+  const latencyMs = Math.max(0, Math.round((performance.now() - t0 + skewMs) * 100) / 100);
   const outcome = httpStatus === 200 || httpStatus === 304 ? answer.outcome : `http-${httpStatus}`;
   const faults = answer.transport.length === 0 ? [] : answer.transport.filter((a) => a.kind !== "delay").map((a) => (a.kind === "http" ? `http-${a.status}` : a.kind));
   const entry = {
@@ -143,13 +159,16 @@ function finish(deps: OcspHandlerDeps, req: IncomingMessage, arrived: Date, t0: 
 /**
  * RFC 5019 §6.2 headers: a nonce-less GET answer not shaped by a behaviour may be kept by HTTP
  * caches until nextUpdate (Cache-Control max-age, Last-Modified, Expires, ETag); anything else
- * must not be kept.
+ * must not be kept. max-age counts down to nextUpdate on the responder's clock, and `Date`
+ * (RFC 9110 §6.6.1, what a cache computes the answer's age from) is that clock's time too.
  */
 function cachingHeaders(deps: OcspHandlerDeps, answer: Answer, req?: IncomingMessage): Record<string, string> {
   const cacheable = (req === undefined || req.method === "GET") && answer.nonceLength === 0 && answer.behaviour === undefined && answer.nextUpdate && answer.thisUpdate && answer.etag;
   if (!cacheable) return { "Cache-Control": "no-cache, no-store" };
-  const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - deps.clock.now().getTime()) / 1000));
+  const now = deps.clock.now();
+  const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - now.getTime()) / 1000));
   return {
+    Date: now.toUTCString(),
     "Cache-Control": `max-age=${maxAge}, public, no-transform, must-revalidate`,
     "Last-Modified": answer.lastModified ?? answer.thisUpdate!.toUTCString(),
     Expires: answer.expires ?? answer.nextUpdate!.toUTCString(),
@@ -163,18 +182,24 @@ function answerHeaders(deps: OcspHandlerDeps, req: IncomingMessage, answer: Answ
   return { ...cachingHeaders(deps, answer, req), "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength };
 }
 
-/** Write the answer with its transport actions applied; resolves with the HTTP status sent (0: none). */
-async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse, answer: Answer): Promise<number> {
+/** Wait `ms` on the responder's clock, recording the skew in `timing`; false when the responder stopped first. */
+async function wait(deps: OcspHandlerDeps, ms: number, timing: Timing): Promise<boolean> {
+  const clockStart = deps.clock.now().getTime();
+  const realStart = performance.now();
+  const waited = await waitOnClock(deps.clock, ms, deps.stopping);
+  timing.skewMs += deps.clock.now().getTime() - clockStart - (performance.now() - realStart);
+  return waited;
+}
+
+/**
+ * Write the answer with its transport actions applied; resolves with the HTTP status sent (0:
+ * none). Delays and drip pauses are waited on the responder's clock (see `wait`).
+ */
+async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse, answer: Answer, timing: Timing): Promise<number> {
   const actions = answer.transport;
   const has = (kind: Action["kind"]): Action | undefined => actions.find((a) => a.kind === kind);
-  const wait = actions.filter((a) => a.kind === "delay").reduce((sum, a) => sum + (a.kind === "delay" ? a.ms : 0), 0);
-  if (wait > 0) {
-    try {
-      await delay(wait, undefined, { signal: deps.stopping });
-    } catch {
-      return 0; // the responder is stopping
-    }
-  }
+  const delayMs = actions.filter((a) => a.kind === "delay").reduce((sum, a) => sum + (a.kind === "delay" ? a.ms : 0), 0);
+  if (delayMs > 0 && !(await wait(deps, delayMs, timing))) return 0; // the responder is stopping
   if (res.destroyed || deps.stopping.aborted) return 0;
   if (has("hang")) {
     deps.hung.add(res);
@@ -213,11 +238,7 @@ async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
     res.writeHead(200, headers);
     for (let i = 0; i < body.length && !res.destroyed; i += drip.chunkBytes) {
       res.write(body.subarray(i, i + drip.chunkBytes));
-      try {
-        await delay(drip.chunkDelayMs, undefined, { signal: deps.stopping });
-      } catch {
-        break;
-      }
+      if (!(await wait(deps, drip.chunkDelayMs, timing))) break;
     }
     res.end();
     return 200;

@@ -3,7 +3,7 @@ import { WaitTimeoutError } from "./errors.js";
 
 /** One request as the responder saw and answered it. */
 export interface RequestLogEntry {
-  /** When the request arrived. */
+  /** When the request arrived, on the responder's clock. */
   time: Date;
   method: string;
   /** Canonical serials asked about (empty when the request did not decode). */
@@ -19,7 +19,10 @@ export interface RequestLogEntry {
   outcome: string;
   /** HTTP status sent, or 0 when none was (close, hang). */
   httpStatus: number;
-  /** Time from arrival to the answer (or to the fault), in milliseconds. */
+  /**
+   * Time from arrival to the answer (or to the fault), in milliseconds: processing time plus
+   * the time waited on the responder's clock (delay, drip).
+   */
   latencyMs: number;
   /** The behaviour that applied: `global`, `issuer:<serial>` or `serial:<serial>`. */
   behaviour?: string;
@@ -31,7 +34,7 @@ export interface RequestLogEntry {
 export interface RequestQuery {
   /** Only requests about this canonical serial. */
   serial?: string;
-  /** Only requests that arrived at or after this time. */
+  /** Only requests that arrived at or after this time (compared with `time`, the responder's clock). */
   since?: Date;
 }
 

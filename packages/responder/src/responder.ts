@@ -92,7 +92,13 @@ export class OcspResponder {
     return this;
   }
 
-  /** Time source for producedAt/thisUpdate/nextUpdate. */
+  /**
+   * Time source and scheduler (default systemClock) of everything time-dependent: producedAt,
+   * thisUpdate and nextUpdate, the pre-signed cache (re-signed at half validity, never answered
+   * from the clock's future), RFC 5019 caching headers (Date, max-age, Expires, Last-Modified),
+   * arrival times in the request log (what `since` compares with), and the waits of `delay`,
+   * the base delay and `drip`. With a ManualClock those waits last until the clock is advanced.
+   */
   withClock(clock: Clock): this {
     this.clock = clock;
     return this;
@@ -282,7 +288,7 @@ export class StartedOcspResponder {
     this.behaviour.clearStatus(serial);
   }
 
-  /** Delay every answer by `ms` milliseconds (see Behaviour.setDelay). */
+  /** Delay every answer by `ms` milliseconds of the responder's clock (see Behaviour.setDelay). */
   setDelay(ms: number): void {
     this.behaviour.setDelay(ms);
   }
@@ -302,7 +308,10 @@ export class StartedOcspResponder {
     return this.log.waitFor(query, timeoutMs);
   }
 
-  /** Stop listening and drop every open connection (hung requests included). Idempotent. */
+  /**
+   * Stop listening and drop every open connection (hung requests included); pending delays and
+   * drips end, their clock timers cancelled. Idempotent.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
