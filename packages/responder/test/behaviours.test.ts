@@ -169,12 +169,11 @@ describe("transport behaviours", () => {
     expect((await empty.arrayBuffer()).byteLength).toBe(0);
     set({ kind: "wrong-content-type" });
     expect((await post()).headers.get("content-type")).toMatch(/^text\/html/);
-    set({ kind: "drip", chunkBytes: 64, chunkDelayMs: 20 });
-    const t0 = performance.now();
+    // The pace of the drip is tested on a ManualClock (clock.test.ts); here the body it delivers.
+    set({ kind: "drip", chunkBytes: 64, chunkDelayMs: 1 });
     const dripped = await post();
     const body = new Uint8Array(await dripped.arrayBuffer());
     expect(OcspResponse.fromDer(body).responses[0]!.status).toBe("good");
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(Math.floor(body.length / 64) * 20);
     // The log line of the last request is written once its answer is flushed: wait for it.
     const logged = await responder.waitForRequests({ serial: leaf.serial, since, count: 6 });
     expect(logged.map((e) => e.outcome)).toEqual([

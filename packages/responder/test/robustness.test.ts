@@ -18,7 +18,8 @@ import { eventually, tempDir } from "../../../test-support/index.js";
 const SEED = 0x0c5b_2026;
 const TOTAL = 10_000;
 const IN_FLIGHT = 32;
-const REQUEST_TIMEOUT_MS = 5_000;
+/** Deadline of one exchange: it turns a hang into a failure; it is not a latency goal (those live in bench/). */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 let cleanup: () => Promise<void>;
 let ca: CertificateAuthority;
@@ -481,7 +482,6 @@ describe("responder robustness", () => {
       method: "POST",
       headers: { ...headers, "Content-Length": tenMiB },
       chunks: Array.from({ length: tenMiB / slice.length }, () => slice),
-      timeoutMs: 20_000,
     });
     expectRefusedAsTooLarge(r10m);
 
@@ -492,7 +492,7 @@ describe("responder robustness", () => {
 
     // Same through fetch (undici): a 65 KiB and a 10 MiB buffer body.
     for (const size of [65 * 1024, tenMiB]) {
-      const res = await fetch(responder.url, { method: "POST", body: Buffer.alloc(size, 0x30), headers, signal: AbortSignal.timeout(20_000) });
+      const res = await fetch(responder.url, { method: "POST", body: Buffer.alloc(size, 0x30), headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       expectRefusedAsTooLarge({ status: res.status, headers: { "content-type": res.headers.get("content-type") ?? undefined }, body: Buffer.from(await res.arrayBuffer()) });
     }
 
@@ -530,14 +530,14 @@ describe("responder robustness", () => {
     sockets.forEach((s, i) => s.on("close", () => closedEarly.push(String(i))));
     try {
       const valid = await requestDer(leaf);
-      const t0 = performance.now();
+      // Answered while the stalled clients are still connected: a responder they blocked would
+      // answer none of these until the sockets went away (the exchange deadline catches that hang).
       const answers = await Promise.all(
         Array.from({ length: 20 }, () =>
-          exchange({ method: "POST", headers: { "Content-Type": "application/ocsp-request", "Content-Length": valid.length }, chunks: [valid], timeoutMs: 5_000 }),
+          exchange({ method: "POST", headers: { "Content-Type": "application/ocsp-request", "Content-Length": valid.length }, chunks: [valid] }),
         ),
       );
       for (const a of answers) expectGood({ status: a.status, contentType: a.headers["content-type"], body: new Uint8Array(a.body) });
-      expect(performance.now() - t0).toBeLessThan(5_000);
       // The stalled clients were neither answered nor dropped in the meantime (nothing forced them out).
       expect(closedEarly).toEqual([]);
     } finally {
