@@ -6,6 +6,7 @@ import * as pkijs from "pkijs";
 import { CertificateAuthority, type IssueOptions, type IssuedCertificate } from "./certificate-authority.js";
 import { CRLReason, CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
 import { toOpensslIndex } from "./export/openssl-index.js";
+import { toPemBundle } from "./export/pem-bundle.js";
 import { toPkcs12 } from "./export/pkcs12.js";
 import { KEY_TYPES, parseKeyType } from "./keys.js";
 import { PROFILES, SIGNER_FLAWS, type Profile, type SignerFlaw } from "./profiles.js";
@@ -28,6 +29,10 @@ const choice = <T extends string>(flag: string, allowed: readonly T[]) => (v: st
   if (!(allowed as readonly string[]).includes(v)) throw new CommanderArgumentError(`${flag} must be one of ${allowed.join(", ")}, got "${v}"`);
   return v as T;
 };
+
+/** What `ocsp-ca export --format` writes. */
+const EXPORT_FORMATS = ["pkcs12", "fullchain", "chain", "pem-bundle", "index"] as const;
+type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 interface IssueFlags {
   profile?: Profile;
@@ -163,6 +168,7 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
         "  ocsp-ca list --revoked --json",
         "  ocsp-ca crl --refresh",
         "  ocsp-ca export <serial> --format pkcs12 --password changeit --out leaf.p12",
+        "  ocsp-ca export <serial> --format pem-bundle --out site.pem   (certificate, key, chain: HAProxy's crt)",
         "  ocsp-ca export --format index --out index.txt   (then: openssl ocsp -index index.txt ...)",
       ].join("\n"),
     );
@@ -326,13 +332,17 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
 
   program
     .command("export")
-    .description("export a certificate (pkcs12, pem chain) or the whole CA as an openssl index.txt")
+    .description("export a certificate (pkcs12, pem chain, pem bundle with its key) or the whole CA as an openssl index.txt")
     .argument("[serial|certFile]", "the certificate (not needed for --format index)")
-    .addOption(new Option("--format <format>", "pkcs12, fullchain, chain or index").argParser(choice("--format", ["pkcs12", "fullchain", "chain", "index"] as const)).makeOptionMandatory())
+    .addOption(
+      new Option("--format <format>", "pkcs12, fullchain, chain, pem-bundle (certificate, key, chain in one PEM) or index")
+        .argParser(choice("--format", EXPORT_FORMATS))
+        .makeOptionMandatory(),
+    )
     .option("--password <password>", "PKCS#12 password")
     .option("--issuer <serial>", "index: the CA whose certificates to list (default the root)")
     .option("--out <file>", "where to write (default stdout; PKCS#12 needs a file)")
-    .action(async (target: string | undefined, f: { format: "pkcs12" | "fullchain" | "chain" | "index"; password?: string; issuer?: string; out?: string }) => {
+    .action(async (target: string | undefined, f: { format: ExportFormat; password?: string; issuer?: string; out?: string }) => {
       const ca = await open();
       let data: string | Uint8Array;
       if (f.format === "index") {
@@ -376,14 +386,18 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
             password: f.password,
             friendlyName: rec.subject,
           });
+        } else if (f.format === "pem-bundle") {
+          if (!rec.keyFile) throw new CommanderArgumentError(`serial ${serial} was signed from a CSR; its key is not in the CA, so there is no bundle with its key to make (export --format fullchain instead)`);
+          data = toPemBundle({ certPem: await read(rec.certFile), keyPem: await read(rec.keyFile), chainPem: await read(rec.chainFile) });
         } else {
           data = await read(f.format === "fullchain" ? rec.fullchainFile : rec.chainFile);
         }
       }
+      const holdsKey = f.format === "pkcs12" || f.format === "pem-bundle";
       if (f.out) {
-        await fs.writeFile(f.out, data, { mode: f.format === "pkcs12" ? 0o600 : 0o644 });
-        // An existing file keeps its mode on write; a PKCS#12 holds a key, so make it private.
-        if (f.format === "pkcs12") await fs.chmod(f.out, 0o600);
+        await fs.writeFile(f.out, data, { mode: holdsKey ? 0o600 : 0o644 });
+        // An existing file keeps its mode on write; a PKCS#12 or a bundle holds a key, so make it private.
+        if (holdsKey) await fs.chmod(f.out, 0o600);
         io.stderr.write(`wrote ${f.format} to ${f.out}\n`);
       } else io.stdout.write(typeof data === "string" ? data : Buffer.from(data));
     });

@@ -13,6 +13,8 @@ export { CrlGenerator, crlToPem } from "./crl/crl-generator.js";
 export type { CrlEntryParams, CrlParams } from "./crl/crl-generator.js";
 export { toOpensslIndex } from "./export/openssl-index.js";
 export type { IndexEntry } from "./export/openssl-index.js";
+export { toPemBundle } from "./export/pem-bundle.js";
+export type { PemBundleParams } from "./export/pem-bundle.js";
 export { toPkcs12 } from "./export/pkcs12.js";
 export type { Pkcs12Params } from "./export/pkcs12.js";
 export { PROFILES, SIGNER_FLAWS } from "./profiles.js";

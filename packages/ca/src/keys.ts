@@ -106,10 +106,14 @@ export async function generateKeyPair(type: KeyType, crypto: Crypto = defaultCry
   return (await crypto.subtle.generateKey(keyAlgorithm(type), true, ["sign", "verify"])) as CryptoKeyPair;
 }
 
-/** PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) of a private key, loadable by OpenSSL and node:tls. */
+/**
+ * PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, RFC 7468 §10) of a private key, loadable by OpenSSL
+ * and node:tls, ending with a newline like every PEM text the CA writes (so `cat cert.pem
+ * key.pem chain.pem` never glues the key's END line to the next BEGIN line).
+ */
 export async function privateKeyToPem(key: CryptoKey, crypto: Crypto = defaultCrypto): Promise<string> {
   const der = await crypto.subtle.exportKey("pkcs8", key);
-  return x509.PemConverter.encode(der, "PRIVATE KEY");
+  return x509.PemConverter.encode(der, "PRIVATE KEY") + "\n";
 }
 
 /**
