@@ -2,17 +2,18 @@
  * Debian's nginx as a real stapling client of the responder: nginx is started by the test with
  * `ssl_stapling on; ssl_stapling_verify on;` and a certificate whose AIA points at the responder,
  * fetches the OCSP response from it and staples it (seen with `openssl s_client -status`), and the
- * responder's request log shows nginx's request.
+ * responder's request log shows nginx's request. beforeAll starts nginx and makes the handshake
+ * that sets nginx fetching (nginx staples lazily), so each test stands on its own.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, promises as fs } from "node:fs";
 import { once } from "node:events";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { join } from "node:path";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import { OcspResponder, type RequestLogEntry, type StartedOcspResponder } from "@ocsp-lab/responder";
-import { describeWithPeer, eventually, run, tempDir } from "../../../test-support/index.js";
+import { describeWithPeer, eventually, freePort, sClient, tempDir, type Ran } from "../../../test-support/index.js";
 
 /** Debian installs the binary in /usr/sbin, which is not on every user's PATH. */
 const nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].find((p) => existsSync(p)) ?? whichSync("nginx");
@@ -22,21 +23,6 @@ function whichSync(name: string): string | undefined {
     if (d && existsSync(join(d, name))) return join(d, name);
   }
   return undefined;
-}
-
-/**
- * A free TCP port on 127.0.0.1: listen on port 0, read what the kernel chose, close. nginx only
- * takes its port from its config, so it cannot be handed an already-bound socket; the window
- * between this close and nginx's bind is tiny, and if another process grabbed the port nginx
- * fails to start with "Address already in use" in its error log (a loud failure, never a wrong result).
- */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Whether 127.0.0.1:port accepts a TCP connection now. */
@@ -65,14 +51,14 @@ async function errorLog(): Promise<string> {
   return fs.readFile(join(dir, "error.log"), "utf8").catch(() => "");
 }
 
-/** One handshake with `openssl s_client -status`, stdin closed so it exits after the handshake. */
-function sClient() {
-  return run(
-    "openssl",
-    ["s_client", "-connect", `127.0.0.1:${port}`, "-servername", "localhost", "-status", "-CAfile", ca.rootFile, "-verify_return_error"],
-    { timeoutMs: 10_000 },
-  );
+/** One handshake with nginx (`openssl s_client -status`, the chain verified against the root). */
+function handshake(): Promise<Ran> {
+  return sClient({ port, caFile: ca.rootFile, extra: ["-verify_return_error"], timeoutMs: 10_000 });
 }
+
+/** The first handshake (it sets nginx fetching) and the request nginx then sent the responder. */
+let first: Ran;
+let nginxRequest: RequestLogEntry;
 
 describeWithPeer(nginx ?? "nginx")("nginx (Debian package) stapling from the responder", () => {
   beforeAll(async () => {
@@ -125,6 +111,13 @@ http {
     ).then(async (s) => {
       if (s === "exited") throw new Error(`nginx exited at start: ${nginxOutput}\n${await errorLog()}`);
     });
+
+    // nginx staples lazily: the first handshake starts the fetch and goes out without a staple.
+    first = await handshake();
+    const seen = await responder.waitForRequests({ serial: leaf.serial, count: 1 }, 15_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}\nnginx error log:\n${await errorLog()}`);
+    });
+    nginxRequest = seen[0]!;
   });
 
   afterAll(async () => {
@@ -136,24 +129,15 @@ http {
     await cleanup?.();
   });
 
-  let nginxRequest: RequestLogEntry;
-
   it("fetches the OCSP response from the responder on the first handshake and staples it on later ones", async () => {
-    // nginx staples lazily: the first handshake starts the fetch and goes out without a staple.
-    const first = await sClient();
     expect(first.stdout, first.stderr).toContain("Verify return code: 0 (ok)");
-
-    const seen = await responder.waitForRequests({ serial: leaf.serial, count: 1 }, 15_000).catch(async (e: Error) => {
-      throw new Error(`${e.message}\nnginx error log:\n${await errorLog()}`);
-    });
-    nginxRequest = seen[0]!;
     expect(["GET", "POST"]).toContain(nginxRequest.method);
     expect(nginxRequest.outcome).toBe("good");
     expect(nginxRequest.httpStatus).toBe(200);
     expect(nginxRequest.serials).toEqual([leaf.serial]);
 
     const stapled = await eventually(
-      sClient,
+      handshake,
       (r) => r.stdout.includes("OCSP Response Status: successful"),
       10_000,
       "nginx to staple the OCSP response",
@@ -168,7 +152,6 @@ http {
   });
 
   it("asks with SHA-1 CertIDs, by GET (what nginx sends)", () => {
-    expect(nginxRequest, "the stapling test above must run first").toBeDefined();
     expect(nginxRequest.hashes).toEqual(["SHA-1"]);
     expect(nginxRequest.method).toBe("GET");
     expect(nginxRequest.nonceLength).toBe(0);

@@ -214,13 +214,39 @@ describe("behaviour at run time", () => {
   });
 });
 
+/**
+ * A nonce whose bytes put `+` and `/` in the base64 of any request carrying it, wherever it
+ * starts: FB EF BE FB EF BE is "++++++++" when aligned on a 3-byte base64 group, and three
+ * 7-byte copies start at the three alignments; six FF bytes contain "////" at every alignment.
+ */
+const BASE64_SPECIAL_NONCE = Uint8Array.from([
+  ...[0, 1, 2].flatMap(() => [0xfb, 0xef, 0xbe, 0xfb, 0xef, 0xbe, 0x00]),
+  ...Array.from({ length: 6 }, () => 0xff),
+]);
+
 describe("decodeGetPath", () => {
-  it("accepts base64url and unescaped +", async () => {
-    const der = await requestDer(good);
+  it("accepts base64url, unescaped + and + turned into a space", async () => {
+    const { der } = await buildOcspRequest({
+      certificate: toPkiCertificate(good.certificate),
+      issuer: toPkiCertificate(ca.root.certificate),
+      nonce: BASE64_SPECIAL_NONCE,
+    });
     const b64 = Buffer.from(der).toString("base64");
-    expect(decodeGetPath(`/${b64.replace(/\+/g, "-").replace(/\//g, "_")}`)).toEqual(der);
+    expect(b64).toContain("+");
+    expect(b64).toContain("/");
+    const url = b64.replace(/\+/g, "-").replace(/\//g, "_");
+    expect(url).not.toMatch(/[+/]/);
+    expect(decodeGetPath(`/${url}`)).toEqual(der);
     expect(decodeGetPath(`/${b64}`)).toEqual(der);
+    expect(decodeGetPath(`/${b64.replace(/\+/g, " ")}`)).toEqual(der);
     expect(decodeGetPath("/a")).toBeUndefined();
+
+    // And the responder answers that base64url GET, the nonce echoed.
+    const res = await fetch(`${responder.url}/${url}`);
+    expect(await statusOf(res.clone())).toBe(OCSPResponseStatus.successful);
+    const parsed = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer()));
+    expect(parsed.responses[0]!.status).toBe("good");
+    expect(parsed.nonce).toEqual(BASE64_SPECIAL_NONCE);
   });
 });
 
