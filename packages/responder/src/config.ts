@@ -1,6 +1,6 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
 import { CertificateAuthority } from "@ocsp-lab/ca";
 import { readConfigFile, resolveStateDir } from "@ocsp-lab/cli-support";
 import { normalizeSerial } from "@ocsp-lab/ocsp";
@@ -32,7 +32,7 @@ const scope = z.union([z.literal("global"), z.object({ issuer: serial }).strict(
  * unknown_issuer: unauthorized    # or: unknown
  * cache: true                     # pre-signed answers for nonce-less requests
  * admin: { port: 8081, token: s3cret }   # default: on the OCSP port, no token
- * log_level: info
+ * log_level: info                # debug: one line per OCSP request too
  * behaviours:
  *   - scope: global               # or { issuer: <serial> } or { serial: <serial> }
  *     steps: [{ actions: [{ kind: http, status: 503, retryAfter: 1 }], count: 2 }, { actions: [{ kind: normal }] }]
@@ -91,11 +91,15 @@ export async function loadResponderConfig(file: string): Promise<ResponderConfig
 
 /**
  * Start a responder as the configuration says: open the CAs (watching their stores), apply the
- * start-up behaviours, listen.
+ * start-up behaviours, listen. Logs go to `options.logger` when given (its own level), otherwise
+ * to a pino logger at `config.log_level` writing to `options.destination` (default stdout).
  * @throws StateNotFoundError for a CA folder without a CA; the start errors of OcspResponder.
  */
-export async function startFromConfig(config: ResponderConfig, options: { env?: NodeJS.ProcessEnv; logger?: Logger } = {}): Promise<StartedOcspResponder> {
-  const logger = options.logger ?? pino({ level: config.log_level });
+export async function startFromConfig(
+  config: ResponderConfig,
+  options: { env?: NodeJS.ProcessEnv; logger?: Logger; destination?: DestinationStream } = {},
+): Promise<StartedOcspResponder> {
+  const logger = options.logger ?? (options.destination ? pino({ level: config.log_level }, options.destination) : pino({ level: config.log_level }));
   const folders = config.cas ?? [resolveStateDir(undefined, options.env)];
   const cas = await Promise.all(folders.map((dir) => CertificateAuthority.open(dir, { watch: true })));
   const builder = (await OcspResponder.forCas(cas))

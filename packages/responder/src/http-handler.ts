@@ -33,8 +33,10 @@ export interface OcspHandlerDeps {
  * `malformedRequest`, never a bare 404 or a 500. GET answers carry RFC 5019 §6 caching headers
  * and honour If-None-Match with 304. Transport behaviours are applied here; their waits (`delay`,
  * the base delay, `drip`'s chunkDelayMs) run on `deps.clock`, so on a ManualClock they last until
- * the test advances it. Every request is logged (info: client-caused errors are not the
- * responder's errors) and counted.
+ * the test advances it. Every request goes to the request log and the metrics; its pino line
+ * ("ocsp request") is `debug` (under load, thousands of lines a second), never `error` (what a
+ * client got wrong is not the responder's error), with the arrival time as `receivedAt` (pino's
+ * own `time` is when the line was written).
  */
 export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const fail = (res: ServerResponse) => (err: unknown) => {
@@ -153,7 +155,10 @@ function finish(deps: OcspHandlerDeps, req: IncomingMessage, arrived: Date, t0: 
   };
   deps.log.add(entry);
   deps.metrics.observe(entry.method, entry.outcome, latencyMs / 1000, answer.cached);
-  deps.logger.info(entry, "ocsp request");
+  if (deps.logger.isLevelEnabled("debug")) {
+    const { time, ...rest } = entry;
+    deps.logger.debug({ receivedAt: time, ...rest }, "ocsp request");
+  }
 }
 
 /**

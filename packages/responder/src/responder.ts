@@ -116,7 +116,10 @@ export class OcspResponder {
     return this;
   }
 
-  /** A pino logger for request lines (default silent). */
+  /**
+   * A pino logger (default silent): handler failures at `error`, one `debug` line per OCSP
+   * request (the request log and the metrics keep every request whatever the level).
+   */
   withLogger(logger: Logger): this {
     this.logger = logger;
     return this;
