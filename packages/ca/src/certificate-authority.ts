@@ -28,7 +28,7 @@ import {
   type Profile,
   type SignerFlaw,
 } from "./profiles.js";
-import { newSerial } from "./serial.js";
+import { checkedSerial, newSerial } from "./serial.js";
 import { FileStore, type CaDatabase, type CertificateRecord } from "./store.js";
 import { subjectName, type SubjectFields } from "./subject.js";
 
@@ -96,6 +96,14 @@ export interface IssueOptions extends AltNames, Locations {
   pathLength?: number;
   /** OCSP signers: a deliberate defect (see SignerFlaw). */
   flaw?: SignerFlaw;
+  /**
+   * Serial number of the new certificate, hex in any form `normalizeSerial` takes (`0x`, `:`,
+   * either case; stored canonical). Default a fresh random one (`newSerial`: 16 bytes). For
+   * tests and labs that need a given serial, e.g. one whose hex begins with 0. It must be
+   * positive, at most 20 octets (RFC 5280 §4.1.2.2) and not yet used in this CA. An
+   * intermediate's own OCSP signer still gets a random serial.
+   */
+  serial?: string;
 }
 
 /** Options of issueServer (kept from the first slice). */
@@ -637,6 +645,8 @@ export class CertificateAuthority {
     const issuerSerial = normalizeSerial(options.issuer ?? this.db.root);
     const issuerRecord = this.db.certificates[issuerSerial];
     if (!issuerRecord || (issuerRecord.kind !== "root" && issuerRecord.kind !== "intermediate")) throw new UnknownSerialError(issuerSerial);
+    const wantedSerial = options.serial === undefined ? undefined : checkedSerial(options.serial);
+    if (wantedSerial !== undefined && this.db.certificates[wantedSerial]) throw duplicateSerial(wantedSerial);
     if (issuerRecord.revocation) throw new InvalidArgumentError("issuer", issuerSerial, "it is revoked; issue under another CA");
     if (options.pathLength !== undefined && profile !== "intermediate") throw new InvalidArgumentError("pathLength", options.pathLength, "it applies to intermediates only");
     if (options.mustStaple && profile !== "server" && profile !== "client") throw new InvalidArgumentError("mustStaple", true, "it applies to server and client certificates only");
@@ -687,6 +697,7 @@ export class CertificateAuthority {
       crypto: this.crypto,
       publicKey,
       privateKey,
+      ...(wantedSerial !== undefined ? { serial: wantedSerial } : {}),
     });
     const cert = made.certificate;
     const serial = normalizeSerial(cert.serialNumber);
@@ -729,21 +740,26 @@ export class CertificateAuthority {
       rec.ocspSigner = signerRec.serial;
     }
 
-    // Known before the write: a new CA signs its first CRL inside it.
-    if (privateKey) this.signers.set(serial, { certificate: cert, key: privateKey, keyType });
+    const signerKeyPem = signerMade ? await privateKeyToPem(signerMade.key, this.crypto) : "";
     let crlFiles: PendingFile[] = [];
+    let wrote = false;
     let committed = false;
     try {
-      if (rec.keyFile) await this.store.writeAtomic(rec.keyFile, keyPem, 0o600);
-      await this.store.writeAtomic(rec.certFile, certPem, 0o644);
-      await this.store.writeAtomic(rec.chainFile!, chainPem, 0o644);
-      await this.store.writeAtomic(rec.fullchainFile!, certPem + chainPem, 0o644);
-      if (signerRec && signerMade) {
-        await this.store.writeAtomic(signerRec.keyFile!, await privateKeyToPem(signerMade.key, this.crypto), 0o600);
-        await this.store.writeAtomic(signerRec.certFile, pem(signerMade.certificate), 0o644);
-      }
       this.db = await this.store.update(
         async (db) => {
+          // Checked again under the lock: another process may have taken a chosen serial.
+          if (db.certificates[serial]) throw duplicateSerial(serial);
+          wrote = true;
+          // Known before the database write: a new CA signs its first CRL inside it.
+          if (privateKey) this.signers.set(serial, { certificate: cert, key: privateKey, keyType });
+          if (rec.keyFile) await this.store.writeAtomic(rec.keyFile, keyPem, 0o600);
+          await this.store.writeAtomic(rec.certFile, certPem, 0o644);
+          await this.store.writeAtomic(rec.chainFile!, chainPem, 0o644);
+          await this.store.writeAtomic(rec.fullchainFile!, certPem + chainPem, 0o644);
+          if (signerRec && signerMade) {
+            await this.store.writeAtomic(signerRec.keyFile!, signerKeyPem, 0o600);
+            await this.store.writeAtomic(signerRec.certFile, pem(signerMade.certificate), 0o644);
+          }
           db.certificates[serial] = rec;
           if (signerRec) db.certificates[signerRec.serial] = signerRec;
           if (isCa) crlFiles = (await this.prepareCrls(db, serial, true)).files;
@@ -754,8 +770,9 @@ export class CertificateAuthority {
         },
       );
     } catch (err) {
-      // Leave nothing behind that the database does not account for.
-      if (!committed) {
+      // Leave nothing behind that the database does not account for (and never touch the
+      // files of the certificate that already holds a duplicate serial).
+      if (!committed && wrote) {
         this.signers.delete(serial);
         await fs.rm(this.store.path(base), { recursive: true, force: true });
       }
@@ -861,6 +878,11 @@ export class CertificateAuthority {
 /** A file to write once the database is on disk: path relative to the state folder, content. */
 type PendingFile = [string, string | Uint8Array];
 
+/** The error for a serial already used in this CA. */
+function duplicateSerial(serial: string): InvalidArgumentError {
+  return new InvalidArgumentError("serial", serial, "a certificate with this serial is already in this CA; serials must be unique (RFC 5280 §4.1.2.2)");
+}
+
 /** PEM text of a certificate, with a final newline. */
 function pem(cert: x509.X509Certificate): string {
   return cert.toString("pem") + "\n";
@@ -910,6 +932,8 @@ async function makeCertificate(p: {
   crypto: Crypto;
   publicKey?: CryptoKey | x509.PublicKey;
   privateKey?: CryptoKey;
+  /** Canonical serial to use; default newSerial(). */
+  serial?: string;
 }): Promise<{ certificate: x509.X509Certificate; key: CryptoKey }> {
   let publicKey = p.publicKey;
   let privateKey = p.privateKey;
@@ -928,7 +952,7 @@ async function makeCertificate(p: {
   });
   const certificate = await x509.X509CertificateGenerator.create(
     {
-      serialNumber: newSerial(),
+      serialNumber: p.serial ?? newSerial(),
       subject: p.subject,
       issuer: p.issuer.certificate.subjectName,
       notBefore: p.notBefore,

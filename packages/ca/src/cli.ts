@@ -56,6 +56,7 @@ interface IssueFlags {
   mustStaple?: boolean;
   pathLength?: number;
   flaw?: SignerFlaw;
+  serial?: string;
   json?: boolean;
 }
 
@@ -80,6 +81,7 @@ function issueOptions(cmd: Command, withKey: boolean): Command {
     .option("--must-staple", "RFC 7633 TLS Feature status_request")
     .addOption(new Option("--path-length <n>", "intermediates: pathLenConstraint (default 0)").argParser(number("--path-length", true)))
     .addOption(new Option("--flaw <flaw>", `ocsp-signer: a deliberate defect (${SIGNER_FLAWS.join(", ")})`).argParser(choice("--flaw", SIGNER_FLAWS)))
+    .option("--serial <hex>", "serial number of the new certificate (default 16 random bytes)")
     .option("--json", "print the result as JSON");
   if (withKey) cmd.addOption(new Option("--key-type <type>", `key type (${KEY_TYPES.join(", ")}; default the issuer's)`).argParser(choice("--key-type", KEY_TYPES)));
   return cmd;
@@ -111,6 +113,7 @@ function toIssueOptions(f: IssueFlags): IssueOptions {
   if (f.mustStaple) o.mustStaple = true;
   if (f.pathLength !== undefined) o.pathLength = f.pathLength;
   if (f.flaw) o.flaw = f.flaw;
+  if (f.serial !== undefined) o.serial = f.serial;
   return o;
 }
 

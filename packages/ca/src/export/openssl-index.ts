@@ -5,12 +5,15 @@
  */
 import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
-import { CRLReason, InvalidSerialError, crlReasonName } from "@ocsp-lab/ocsp";
+import { CRLReason, crlReasonName, normalizeSerial } from "@ocsp-lab/ocsp";
 import { InvalidArgumentError } from "../errors.js";
 
 /** One certificate of the database. */
 export interface IndexEntry {
-  /** Serial in hex (lowercase canonical form, as in CertificateRecord.serial; any case accepted). */
+  /**
+   * Serial in hex: the canonical form of CertificateRecord.serial, or anything `normalizeSerial`
+   * takes (either case, `0x`, `:`, a missing leading 0 digit).
+   */
   serial: string;
   /** End of validity (X.509 notAfter). */
   notAfter: Date;
@@ -81,8 +84,9 @@ const SHORT_NAMES: Readonly<Record<string, string>> = {
  * 3. revocation: empty unless revoked, then `YYMMDDHHMMSSZ,reasonName` with OpenSSL's reason
  *    names (`unspecified`, `keyCompromise`, `CACompromise`, `affiliationChanged`, `superseded`,
  *    `cessationOfOperation`, `certificateHold`, `removeFromCRL`);
- * 4. serial: uppercase hex as OpenSSL's BN_bn2hex prints it (even length, no leading zero
- *    bytes, `00` for zero), which is what `openssl ocsp -index` looks requests up by;
+ * 4. serial: uppercase hex as OpenSSL's BN_bn2hex prints it (`normalizeSerial` in uppercase:
+ *    whole bytes, so `0A1B…` for a first byte below 0x10; no leading zero bytes; `00` for
+ *    zero), which is what `openssl ocsp -index` looks requests up by;
  * 5. file name: `unknown`;
  * 6. subject in OpenSSL's one-line form (X509_NAME_oneline, `-nameopt compat`), RDNs in DER
  *    order: `/CN=localhost/O=ocsp-lab`; `/` and `+` in values escaped with `\`, bytes outside
@@ -141,13 +145,14 @@ function revocationField(serial: string, revocation: { time: Date; reason: CRLRe
   return `${asn1Time(time)},${name}`;
 }
 
-/** Serial as BN_bn2hex prints it: uppercase, whole bytes, no leading zero bytes, zero as `00`. */
+/**
+ * Serial as OpenSSL's BN_bn2hex prints it, which is what `openssl ocsp -index` looks a request's
+ * serial up by: the canonical serial (`normalizeSerial`, the one normalisation every package
+ * uses: whole bytes, no leading zero bytes, `00` for zero) in uppercase. A serial whose first
+ * byte is below 0x10 keeps its leading 0 digit (`0A1B…`, never `A1B…`).
+ */
 function opensslSerial(serial: string): string {
-  const hex = String(serial).trim().toLowerCase().replace(/^0x/, "").replace(/[:\s]/g, "");
-  if (!/^[0-9a-f]+$/.test(hex)) throw new InvalidSerialError(String(serial));
-  const digits = hex.replace(/^0+/, "");
-  if (digits === "") return "00";
-  return (digits.length % 2 === 1 ? `0${digits}` : digits).toUpperCase();
+  return normalizeSerial(String(serial)).toUpperCase();
 }
 
 /** UTCTime `YYMMDDHHMMSSZ` for 1950-2049, else GeneralizedTime `YYYYMMDDHHMMSSZ` (RFC 5280 §4.1.2.5). */
