@@ -87,41 +87,76 @@ async function answerAndSend(
   finish(deps, req, arrived, t0, answer, httpStatus, timing.skewMs);
 }
 
-/** Headers and body of a cached answer, built once per answer (and per second of max-age for GET). */
+/**
+ * What is sent for one answer, built once per answer: its body, its 200 headers when HTTP caches
+ * must not keep it, and, when they may, its RFC 5019 headers for the current second of the clock
+ * (max-age and Date change by the second, so they are rebuilt once a second, not per request).
+ */
 interface Prepared {
   body: Buffer;
-  post: Record<string, string | number>;
-  get?: Record<string, string | number>;
-  getSecond?: number;
+  noStore: Record<string, string | number>;
+  second?: number;
+  /** RFC 5019 headers of `second` (what a 304 carries). */
+  caching?: Record<string, string>;
+  /** `caching` plus Content-Type and Content-Length (a 200 with the answer's own body). */
+  ok?: Record<string, string | number>;
 }
 const prepared = new WeakMap<Answer, Prepared>();
 
-/** Write a cached answer (no transport actions by construction) synchronously; returns the HTTP status. */
-function sendCached(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse, answer: Answer): number {
+function preparedFor(answer: Answer): Prepared {
   let p = prepared.get(answer);
   if (!p) {
     p = {
       body: Buffer.from(answer.der.buffer, answer.der.byteOffset, answer.der.byteLength),
-      post: { "Cache-Control": "no-cache, no-store", "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength },
+      noStore: { ...NO_STORE, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength },
     };
     prepared.set(answer, p);
   }
-  if (req.method !== "GET") {
-    res.writeHead(200, p.post).end(p.body);
-    return 200;
+  return p;
+}
+
+const NO_STORE = { "Cache-Control": "no-cache, no-store" } as const;
+
+/**
+ * RFC 5019 §6.2 for one answer to one request, for the cached and the decoding path alike. A
+ * nonce-less GET answer not shaped by a behaviour, with nextUpdate and an ETag, may be kept by
+ * HTTP caches until nextUpdate: `Date` (RFC 9110 §6.6.1, what a cache computes the answer's age
+ * from) and `Cache-Control: max-age` counting down to nextUpdate, both on the responder's clock,
+ * `Last-Modified` (thisUpdate), `Expires` (nextUpdate) and `ETag`. Such an answer is status 304
+ * with those headers when the request's If-None-Match is its ETag and no transport action
+ * applies (RFC 9110 §13.1.2, one entity-tag compared as sent). Anything else is status 200 with
+ * `Cache-Control: no-cache, no-store`. The 200 headers describe the answer's own body
+ * (application/ocsp-response, its DER length); a caller sending another body overrides them.
+ */
+function httpCaching(deps: OcspHandlerDeps, req: IncomingMessage, answer: Answer): { status: 200 | 304; headers: Record<string, string | number>; body: Buffer } {
+  const p = preparedFor(answer);
+  const cacheable =
+    req.method === "GET" && answer.nonceLength === 0 && answer.behaviour === undefined && answer.thisUpdate !== undefined && answer.nextUpdate !== undefined && answer.etag !== undefined;
+  if (!cacheable) return { status: 200, headers: p.noStore, body: p.body };
+  const now = deps.clock.now();
+  const second = Math.floor(now.getTime() / 1000);
+  if (p.caching === undefined || p.second !== second) {
+    const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - now.getTime()) / 1000));
+    p.caching = {
+      Date: now.toUTCString(),
+      "Cache-Control": `max-age=${maxAge}, public, no-transform, must-revalidate`,
+      "Last-Modified": answer.lastModified ?? answer.thisUpdate!.toUTCString(),
+      Expires: answer.expires ?? answer.nextUpdate!.toUTCString(),
+      ETag: answer.etag!,
+    };
+    p.ok = { ...p.caching, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength };
+    p.second = second;
   }
-  if (req.headers["if-none-match"] === answer.etag) {
-    res.writeHead(304, cachingHeaders(deps, answer)).end();
-    return 304;
-  }
-  // max-age counts down to nextUpdate: rebuild the GET headers once a second, not per request.
-  const second = Math.floor(deps.clock.now().getTime() / 1000);
-  if (p.get === undefined || p.getSecond !== second) {
-    p.get = { ...cachingHeaders(deps, answer), "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength };
-    p.getSecond = second;
-  }
-  res.writeHead(200, p.get).end(p.body);
-  return 200;
+  if (answer.transport.length === 0 && req.headers["if-none-match"] === answer.etag) return { status: 304, headers: p.caching, body: p.body };
+  return { status: 200, headers: p.ok!, body: p.body };
+}
+
+/** Write a cached answer (no transport actions by construction) synchronously; returns the HTTP status. */
+function sendCached(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse, answer: Answer): number {
+  const c = httpCaching(deps, req, answer);
+  if (c.status === 304) res.writeHead(304, c.headers).end();
+  else res.writeHead(200, c.headers).end(c.body);
+  return c.status;
 }
 
 /**
@@ -159,32 +194,6 @@ function finish(deps: OcspHandlerDeps, req: IncomingMessage, arrived: Date, t0: 
     const { time, ...rest } = entry;
     deps.logger.debug({ receivedAt: time, ...rest }, "ocsp request");
   }
-}
-
-/**
- * RFC 5019 §6.2 headers: a nonce-less GET answer not shaped by a behaviour may be kept by HTTP
- * caches until nextUpdate (Cache-Control max-age, Last-Modified, Expires, ETag); anything else
- * must not be kept. max-age counts down to nextUpdate on the responder's clock, and `Date`
- * (RFC 9110 §6.6.1, what a cache computes the answer's age from) is that clock's time too.
- */
-function cachingHeaders(deps: OcspHandlerDeps, answer: Answer, req?: IncomingMessage): Record<string, string> {
-  const cacheable = (req === undefined || req.method === "GET") && answer.nonceLength === 0 && answer.behaviour === undefined && answer.nextUpdate && answer.thisUpdate && answer.etag;
-  if (!cacheable) return { "Cache-Control": "no-cache, no-store" };
-  const now = deps.clock.now();
-  const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - now.getTime()) / 1000));
-  return {
-    Date: now.toUTCString(),
-    "Cache-Control": `max-age=${maxAge}, public, no-transform, must-revalidate`,
-    "Last-Modified": answer.lastModified ?? answer.thisUpdate!.toUTCString(),
-    Expires: answer.expires ?? answer.nextUpdate!.toUTCString(),
-    ETag: answer.etag!,
-  };
-}
-
-/** Full 200 headers for an answer, or undefined when the client's If-None-Match matches (304). */
-function answerHeaders(deps: OcspHandlerDeps, req: IncomingMessage, answer: Answer): Record<string, string | number> | undefined {
-  if (req.method === "GET" && answer.etag !== undefined && answer.behaviour === undefined && req.headers["if-none-match"] === answer.etag) return undefined;
-  return { ...cachingHeaders(deps, answer, req), "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength };
 }
 
 /** Wait `ms` on the responder's clock, recording the skew in `timing`; false when the responder stopped first. */
@@ -226,17 +235,17 @@ async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
     res.writeHead(http.status, headers).end(`injected fault: HTTP ${http.status}\n`);
     return http.status;
   }
-  let body = Buffer.from(answer.der.buffer, answer.der.byteOffset, answer.der.byteLength);
+  const c = httpCaching(deps, req, answer);
+  if (c.status === 304) {
+    res.writeHead(304, c.headers).end();
+    return 304;
+  }
+  let body = c.body;
+  let headers = c.headers;
   if (has("empty-body")) body = Buffer.alloc(0);
   if (has("garbage-body")) body = randomBytes(Math.max(16, body.length));
-  const headers: Record<string, string | number> = {
-    ...cachingHeaders(deps, answer, req),
-    "Content-Type": has("wrong-content-type") ? "text/html; charset=utf-8" : OCSP_RESPONSE_TYPE,
-    "Content-Length": body.length,
-  };
-  if (actions.length === 0 && answerHeaders(deps, req, answer) === undefined) {
-    res.writeHead(304, cachingHeaders(deps, answer, req)).end();
-    return 304;
+  if (has("wrong-content-type") || body !== c.body) {
+    headers = { ...headers, "Content-Type": has("wrong-content-type") ? "text/html; charset=utf-8" : OCSP_RESPONSE_TYPE, "Content-Length": body.length };
   }
   const drip = has("drip");
   if (drip?.kind === "drip") {

@@ -220,6 +220,51 @@ describe("RFC 5019 caching", () => {
     expect(OcspResponse.fromDer(new Uint8Array(await after.arrayBuffer())).responses[0]!.status).toBe("revoked");
   });
 
+  it("answers If-None-Match with 304 on the cached and the decoding path alike, and only where caches may keep the answer", async () => {
+    const own = await ca.issueServer({ ocspUrl: responder.url });
+    const request = async (nonce: boolean) =>
+      (await buildOcspRequest({ certificate: toPkiCertificate(own.certificate), issuer: toPkiCertificate(ca.root.certificate), nonce })).der;
+    const der = await request(false);
+    const b64 = encodeURIComponent(Buffer.from(der).toString("base64"));
+    const first = await fetch(`${responder.url}/${b64}`);
+    const etag = first.headers.get("etag")!;
+    const body = new Uint8Array(await first.arrayBuffer());
+    const conditional = { "if-none-match": etag };
+
+    // A doubled slash is another spelling: its first request is decoded (the byte-exact lookup
+    // does not know it yet) and answered from the pre-signed answer; its second is the byte-exact hit.
+    for (const path of [`//${b64}`, `//${b64}`, `/${b64}`]) {
+      const res = await fetch(`${responder.url}${path}`, { headers: conditional });
+      expect(res.status, path).toBe(304);
+      expect(res.headers.get("etag")).toBe(etag);
+      expect(res.headers.get("cache-control")).toMatch(/^max-age=\d+, public, no-transform, must-revalidate$/);
+      expect(res.headers.get("expires")).toBe(first.headers.get("expires"));
+      expect((await res.arrayBuffer()).byteLength).toBe(0);
+    }
+    const logged = responder.requests({ serial: own.serial }).slice(-3);
+    expect(logged.map((e) => [e.httpStatus, e.cached])).toEqual([
+      [304, true],
+      [304, true],
+      [304, true],
+    ]);
+
+    // Another entity-tag: the answer itself.
+    const stale = await fetch(`${responder.url}/${b64}`, { headers: { "if-none-match": '"0123"' } });
+    expect(stale.status).toBe(200);
+    expect(new Uint8Array(await stale.arrayBuffer())).toEqual(body);
+    // POST (both paths: decoded, then byte-exact) never 304, and never cacheable.
+    for (let i = 0; i < 2; i++) {
+      const post = await fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request", ...conditional } });
+      expect(post.status).toBe(200);
+      expect(post.headers.get("cache-control")).toBe("no-cache, no-store");
+      expect(new Uint8Array(await post.arrayBuffer())).toEqual(body);
+    }
+    // A nonce makes the answer uncacheable: no ETag, no 304.
+    const withNonce = await fetch(`${responder.url}/${encodeURIComponent(Buffer.from(await request(true)).toString("base64"))}`, { headers: conditional });
+    expect(withNonce.status).toBe(200);
+    expect(withNonce.headers.get("etag")).toBeNull();
+  });
+
   it("exposes Prometheus metrics", async () => {
     await ocsp(leaf);
     const text = await (await fetch(`${responder.url}/metrics`)).text();
