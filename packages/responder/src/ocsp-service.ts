@@ -4,6 +4,7 @@ import * as pkijs from "pkijs";
 import * as x509 from "@peculiar/x509";
 import { generateKeyPair, signingAlgorithm, type SerialStatus, type Signer } from "@ocsp-lab/ca";
 import {
+  OID,
   OCSPResponseStatus,
   OcspResponseGenerator,
   defaultCrypto,
@@ -334,22 +335,23 @@ function otherSerial(certId: pkijs.CertID): pkijs.CertID {
   });
 }
 
-/** A signer whose self-signed certificate no issuer ever authorised (`unauthorized-key`). */
+/**
+ * A signer whose self-signed certificate no issuer ever authorised (`unauthorized-key`): a fresh
+ * P-256 key, valid from a day before `clock`'s now for a year, with the OCSPSigning EKU (RFC 6960
+ * §4.2.2.2) so only the missing authorisation makes it wrong.
+ */
 async function selfSignedSigner(clock: Clock, crypto: Crypto): Promise<Signer> {
   const keys = await generateKeyPair("ecdsa-p256", crypto);
   const now = clock.now();
-  const name = "CN=ocsp-lab unauthorized signer, O=ocsp-lab";
-  const certificate = await x509.X509CertificateGenerator.create(
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned(
     {
       serialNumber: "01",
-      subject: name,
-      issuer: name,
+      name: "CN=ocsp-lab unauthorized signer, O=ocsp-lab",
       notBefore: new Date(now.getTime() - DAY_MS),
       notAfter: new Date(now.getTime() + 365 * DAY_MS),
-      publicKey: keys.publicKey,
-      signingKey: keys.privateKey,
+      keys,
       signingAlgorithm: signingAlgorithm("ecdsa-p256"),
-      extensions: [new x509.ExtendedKeyUsageExtension(["1.3.6.1.5.5.7.3.9"], false)],
+      extensions: [new x509.ExtendedKeyUsageExtension([OID.kpOcspSigning], false)],
     },
     crypto,
   );

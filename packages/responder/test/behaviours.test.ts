@@ -3,7 +3,8 @@ import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
-import { CRLReason, OCSPResponseStatus, OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
+import * as x509 from "@peculiar/x509";
+import { CRLReason, OCSPResponseStatus, OID, OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
 import { OcspResponder, responderMain, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { run, tempDir } from "../../../test-support/index.js";
 
@@ -78,6 +79,21 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
     expect(r.stdout + r.stderr).toMatch(expected);
     const log = responder.requests({ serial: leaf.serial }).at(-1);
     expect(log?.behaviour).toBe(`serial:${leaf.serial}`);
+  });
+
+  it("signs `unauthorized-key` answers with a self-signed OCSP signer no issuer authorised", async () => {
+    responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [{ kind: "content", flaw: "unauthorized-key" }] }] });
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
+    const res = await fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
+    const parsed = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer()));
+    expect(parsed.responses[0]!.status).toBe("good");
+    expect(parsed.certificates).toHaveLength(1);
+    const signer = parsed.certificates[0]!;
+    expect(signer.subject).toBe("CN=ocsp-lab unauthorized signer, O=ocsp-lab");
+    expect(signer.issuer).toBe(signer.subject);
+    expect(await signer.isSelfSigned()).toBe(true);
+    expect(signer.getExtension(x509.ExtendedKeyUsageExtension)?.usages).toEqual([OID.kpOcspSigning]);
+    expect(await signer.verify({ publicKey: ca.root.certificate.publicKey, signatureOnly: true })).toBe(false);
   });
 
   it("overrides a status, then sequences: tryLater for 2 requests, then revoked", async () => {
