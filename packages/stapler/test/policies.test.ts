@@ -1,18 +1,25 @@
+/**
+ * The stapling policies over time (on_failure, emulation modes, start-up, stop, persistence),
+ * on a ManualClock shared by the CA, the responder (thisUpdate/nextUpdate) and the stapler
+ * (refresh, retries, expiry, response_timeout): every moment is one the test chose.
+ */
 import { afterEach, describe, expect, it } from "vitest";
 import { once } from "node:events";
 import { promises as fs } from "node:fs";
 import { connect, type ConnectionOptions } from "node:tls";
 import { join } from "node:path";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import type { ManualClock } from "@ocsp-lab/ocsp";
 import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { StapleManager, StapleStore, StaplingServer, parsePolicy, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
-import { eventually, run, tempDir } from "../../../test-support/index.js";
+import { POLICIES, eventually, sClient, tempDir } from "../../../test-support/index.js";
+import { advanceFor, advanceWhenDue, labClock, nextEvent } from "./manual-time.js";
 
-/** Scaled policy: retries in a fraction of a second, so recovery cases take seconds, not minutes. */
-const FAST: PollingPolicyInput = { query_frequency: 3600, response_timeout: 1, recovery_frequency: 0.15, recovery_max_tries: 3 };
+const { QUICK_RETRIES } = POLICIES;
 
 interface Lab {
   dir: string;
+  clock: ManualClock;
   ca: CertificateAuthority;
   responder: StartedOcspResponder;
   leaf: IssuedCertificate;
@@ -23,19 +30,21 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** A CA, a responder whose answers are valid `validitySeconds`, and a leaf pointing at it. */
+/** A CA and a responder whose answers are valid `validitySeconds`, on one ManualClock, and a leaf pointing at it. */
 async function lab(validitySeconds = 3600): Promise<Lab> {
   const { dir, cleanup } = await tempDir();
   cleanups.push(cleanup);
-  const ca = await CertificateAuthority.init(join(dir, "ca"));
-  const responder = await (await OcspResponder.forCa(ca)).withValidity(validitySeconds).start();
+  const clock = labClock();
+  const ca = await CertificateAuthority.init(join(dir, "ca"), { clock });
+  const responder = await (await OcspResponder.forCa(ca)).withClock(clock).withValidity(validitySeconds).start();
   cleanups.push(() => responder.stop());
   const leaf = await ca.issueServer({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], ocspUrl: responder.url });
-  return { dir, ca, responder, leaf };
+  return { dir, clock, ca, responder, leaf };
 }
 
+/** A stapler for the lab's leaf on the lab's clock; stopped after the test. */
 async function stapler(l: Lab, policy: PollingPolicyInput, configure: (s: StaplingServer) => StaplingServer = (s) => s): Promise<StartedStaplingServer> {
-  const s = await configure((await StaplingServer.fromFiles(l.leaf)).withAdmin(false).withPolicy(policy)).start();
+  const s = await configure((await StaplingServer.fromFiles(l.leaf)).withAdmin(false).withPolicy(policy).withClock(l.clock)).start();
   cleanups.push(() => s.stop());
   return s;
 }
@@ -51,21 +60,16 @@ async function handshake(l: Lab, port: number): Promise<Buffer | undefined> {
   return staple;
 }
 
-function sClient(l: Lab, port: number) {
-  return run("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, "-servername", "localhost", "-status", "-CAfile", l.ca.rootFile], { timeoutMs: 15_000 });
-}
-
-function nextEvent<T>(s: StartedStaplingServer, event: "staple:updated" | "staple:invalidated" | "fetch:failed"): Promise<T> {
-  return once(s, event, { signal: AbortSignal.timeout(15_000) }).then(([v]) => v as T);
-}
-
 describe("on_failure", () => {
   it("invalidate: staples nothing after recovery_max_tries failures", async () => {
     const l = await lab();
-    const s = await stapler(l, { ...FAST, on_failure: "invalidate" });
+    const s = await stapler(l, { ...QUICK_RETRIES, on_failure: "invalidate" });
     l.responder.setFault({ kind: "http-500" });
     const invalidated = nextEvent<StapleSnapshot>(s, "staple:invalidated");
-    void s.queryNow();
+    await Promise.all([nextEvent(s, "fetch:failed"), s.queryNow()]);
+    // The next tries come every recovery_frequency; the staple stays until the last one fails.
+    expect((await advanceFor<{ snapshot: StapleSnapshot }>(l.clock, 150, s, "fetch:failed")).snapshot.staple).toBe("good");
+    await l.clock.advance(150);
     expect((await invalidated).consecutiveFailures).toBe(3);
     expect(await handshake(l, s.port)).toBeUndefined();
   });
@@ -73,35 +77,42 @@ describe("on_failure", () => {
   it("serve-until-expiry: keeps the last good staple through failures until nextUpdate minus expiry_margin", async () => {
     // Answers valid 4 s; the margin of 1 s ends serving at nextUpdate − 1 s.
     const l = await lab(4);
-    const s = await stapler(l, { ...FAST, on_failure: "serve-until-expiry", expiry_margin: 1 });
+    const s = await stapler(l, { ...QUICK_RETRIES, on_failure: "serve-until-expiry", expiry_margin: 1 });
     const good = s.status()[0]!;
     expect(good.staple).toBe("good");
+    const limit = good.nextUpdate!.getTime() - 1000;
     l.responder.setFault({ kind: "http-500" });
-    // Well past recovery_max_tries failures, the staple is still served.
-    await eventually(() => s.status()[0]!.consecutiveFailures, (n) => n >= 4, 10_000, "4 failures");
+    // The refresh at half the window fails, then three retries every recovery_frequency: well
+    // past recovery_max_tries failures, the staple is still served.
+    await advanceFor(l.clock, good.nextFetch!.getTime() - l.clock.now().getTime(), s, "fetch:failed");
+    for (let i = 0; i < 3; i++) await advanceFor(l.clock, 150, s, "fetch:failed");
     const during = s.status()[0]!;
-    if (Date.now() < good.nextUpdate!.getTime() - 1000) {
-      expect(during.staple).toBe("good");
-      expect(await handshake(l, s.port)).toBeDefined();
-    }
-    // Then nothing, from nextUpdate − margin on.
-    const none = await eventually(() => s.status()[0]!, (snap) => snap.staple === "none", 10_000, "staple withdrawn");
-    expect(Date.now()).toBeGreaterThanOrEqual(good.nextUpdate!.getTime() - 1000);
-    expect(none.consecutiveFailures).toBeGreaterThanOrEqual(3);
+    expect(during.consecutiveFailures).toBe(4);
+    expect(l.clock.now().getTime()).toBeLessThan(limit);
+    expect(during.staple).toBe("good");
+    expect(await handshake(l, s.port)).toBeDefined();
+    // Served until the last millisecond before nextUpdate − margin, then nothing.
+    await l.clock.set(limit - 1);
+    expect(s.status()[0]!.staple).toBe("good");
+    expect(await handshake(l, s.port)).toBeDefined();
+    await l.clock.advance(1);
+    const none = s.status()[0]!;
+    expect(none.staple).toBe("none");
+    expect(none.consecutiveFailures).toBeGreaterThanOrEqual(4);
     expect(await handshake(l, s.port)).toBeUndefined();
   });
 
   it("staple-errors: staples a tryLater as received, and a made-up tryLater when the responder is unreachable", async () => {
     const l = await lab();
     l.responder.setFault({ kind: "tryLater" });
-    const s = await stapler(l, { ...FAST, on_failure: "staple-errors", startup: "ready-after-timeout" });
+    const s = await stapler(l, { ...QUICK_RETRIES, on_failure: "staple-errors", startup: "ready-after-timeout" });
     expect(s.status()[0]).toMatchObject({ staple: "tryLater", source: "fetched" });
-    expect((await sClient(l, s.port)).stdout).toMatch(/OCSP Response Status: trylater \(0x3\)/);
+    expect((await sClient({ port: s.port, caFile: l.ca.rootFile })).stdout).toMatch(/OCSP Response Status: trylater \(0x3\)/);
 
     l.responder.setFault({ kind: "close" });
     await s.queryNow();
     expect(s.status()[0]).toMatchObject({ staple: "tryLater", source: "made-up" });
-    expect((await sClient(l, s.port)).stdout).toMatch(/OCSP Response Status: trylater \(0x3\)/);
+    expect((await sClient({ port: s.port, caFile: l.ca.rootFile })).stdout).toMatch(/OCSP Response Status: trylater \(0x3\)/);
 
     l.responder.setFault(undefined);
     await s.queryNow();
@@ -111,7 +122,7 @@ describe("on_failure", () => {
   it("staple-errors never staples a response that fails verification", async () => {
     const l = await lab();
     l.responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "content", flaw: "bad-signature" }] }] });
-    const s = await stapler(l, { ...FAST, on_failure: "staple-errors", startup: "ready-after-timeout" });
+    const s = await stapler(l, { ...QUICK_RETRIES, on_failure: "staple-errors", startup: "ready-after-timeout" });
     expect(s.status()[0]!.staple).toBe("none");
     expect(s.status()[0]!.lastFetch?.error).toMatch(/bad signature/);
     expect(await handshake(l, s.port)).toBeUndefined();
@@ -121,7 +132,7 @@ describe("on_failure", () => {
 describe("emulation modes", () => {
   it("lazy (nginx): nothing fetched at start; the first handshake gets no staple and triggers the fetch", async () => {
     const l = await lab();
-    const s = await stapler(l, { ...FAST, mode: "lazy" });
+    const s = await stapler(l, { ...QUICK_RETRIES, mode: "lazy" });
     expect(l.responder.requests()).toHaveLength(0);
     expect(s.status()[0]!.staple).toBe("none");
     const updated = nextEvent<StapleSnapshot>(s, "staple:updated");
@@ -133,10 +144,13 @@ describe("emulation modes", () => {
 
   it("expire-then-fetch (CDN): serves until nextUpdate without refreshing; the first handshake after gets none and fetches", async () => {
     const l = await lab(3);
-    const s = await stapler(l, { ...FAST, mode: "expire-then-fetch" });
+    const s = await stapler(l, { ...QUICK_RETRIES, mode: "expire-then-fetch" });
     const first = s.status()[0]!;
     expect(first.staple).toBe("good");
-    await eventually(() => s.status()[0]!.staple, (st) => st === "none", 10_000, "staple expired");
+    await l.clock.set(first.nextUpdate!.getTime() - 1);
+    expect(s.status()[0]!.staple).toBe("good");
+    await l.clock.advance(1);
+    expect(s.status()[0]!.staple).toBe("none");
     // No refresh ahead of expiry: still the one request made at start.
     expect(l.responder.requests()).toHaveLength(1);
     const updated = nextEvent<StapleSnapshot>(s, "staple:updated");
@@ -147,7 +161,7 @@ describe("emulation modes", () => {
 
   it("in-handshake (Apache): the handshake waits for the fetch, and for a hung responder up to response_timeout", async () => {
     const l = await lab();
-    const s = await stapler(l, { ...FAST, mode: "in-handshake", response_timeout: 0.5, on_failure: "invalidate" });
+    const s = await stapler(l, { ...QUICK_RETRIES, mode: "in-handshake", response_timeout: 0.5, on_failure: "invalidate" });
     expect(l.responder.requests()).toHaveLength(0);
     expect(await handshake(l, s.port)).toBeDefined();
     expect(l.responder.requests()).toHaveLength(1);
@@ -160,11 +174,18 @@ describe("emulation modes", () => {
   it("in-handshake with a hung responder: the handshake completes after response_timeout without a staple", async () => {
     const l = await lab();
     l.responder.setFault({ kind: "hang" });
-    const s = await stapler(l, { ...FAST, mode: "in-handshake", response_timeout: 0.5 });
-    const t0 = performance.now();
-    expect(await handshake(l, s.port)).toBeUndefined();
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(450);
-    expect(s.status()[0]!.lastFetch?.error).toMatch(/no answer/);
+    const s = await stapler(l, { ...QUICK_RETRIES, mode: "in-handshake", response_timeout: 0.5 });
+    let done = false;
+    const staple = handshake(l, s.port).finally(() => (done = true));
+    // The handshake's query reached the responder, which holds it; the handshake waits on it.
+    await l.responder.waitForRequests({ count: 1 });
+    await l.clock.advance(499);
+    expect(done).toBe(false);
+    expect(s.status()[0]!.lastFetch).toBeUndefined();
+    // At response_timeout the query fails and the handshake goes on without a staple.
+    await l.clock.advance(1);
+    expect(await staple).toBeUndefined();
+    expect(s.status()[0]!.lastFetch?.error).toMatch(/no answer .* within 500 ms/);
   });
 });
 
@@ -172,34 +193,48 @@ describe("start-up", () => {
   it("wait-for-staple: start() resolves once the first staple is in, retrying at recovery_frequency", async () => {
     const l = await lab();
     l.responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "http", status: 503 }], count: 2 }, { actions: [{ kind: "normal" }] }] });
-    const s = await stapler(l, { ...FAST, startup: "wait-for-staple" });
+    const t0 = l.clock.now().getTime();
+    const starting = stapler(l, { ...QUICK_RETRIES, startup: "wait-for-staple" });
+    // Each failure schedules the next try recovery_frequency later.
+    await advanceWhenDue(l.clock, 150, "the first retry");
+    await advanceWhenDue(l.clock, 150, "the second retry");
+    const s = await starting;
     expect(s.status()[0]).toMatchObject({ staple: "good", consecutiveFailures: 0 });
-    expect(l.responder.requests().map((r) => r.httpStatus)).toEqual([503, 503, 200]);
+    expect(l.responder.requests().map((r) => [r.httpStatus, r.time.getTime() - t0])).toEqual([
+      [503, 0],
+      [503, 150],
+      [200, 300],
+    ]);
   });
 
   it("wait-for-staple gives up after recovery_max_tries and is ready without a staple", async () => {
     const l = await lab();
     l.responder.setFault({ kind: "http-500" });
-    const s = await stapler(l, { ...FAST, startup: "wait-for-staple" });
+    const starting = stapler(l, { ...QUICK_RETRIES, startup: "wait-for-staple" });
+    await advanceWhenDue(l.clock, 150, "the first retry");
+    await advanceWhenDue(l.clock, 150, "the second retry");
+    const s = await starting;
     expect(s.status()[0]).toMatchObject({ staple: "none", consecutiveFailures: 3 });
+    expect(l.responder.requests()).toHaveLength(3);
   });
 });
 
 describe("stop", () => {
   it("ends a query under way at once, and it changes and announces nothing", async () => {
     const l = await lab();
-    const s = await stapler(l, { ...FAST, response_timeout: 30 });
+    const s = await stapler(l, { ...QUICK_RETRIES, response_timeout: 30 });
     l.responder.setFault({ kind: "hang" });
     const events: string[] = [];
     for (const e of ["staple:updated", "staple:invalidated", "fetch:failed"] as const) s.on(e, () => events.push(e));
     const pending = s.manager.queryNow();
     await l.responder.waitForRequests({ count: 2 });
-    const t0 = performance.now();
     await s.stop();
+    // The clock never moved, so no response_timeout ended the query: stop() did.
     expect(await pending).toBe(false);
-    expect(performance.now() - t0).toBeLessThan(5000);
     expect(events).toEqual([]);
     expect(s.manager.snapshot()).toMatchObject({ staple: "good", consecutiveFailures: 0 });
+    // Nothing left scheduled: no refresh, no timeout of the aborted query.
+    expect(l.clock.pendingTimers).toBe(0);
   });
 });
 
@@ -207,13 +242,21 @@ describe("stop during start-up", () => {
   it("start() resolves when stop() comes during its first query", async () => {
     const l = await lab();
     l.responder.setFault({ kind: "hang" });
-    const manager = new StapleManager({ certificate: l.leaf.certificate, issuer: l.ca.root.certificate, responderUrl: l.responder.url, policy: parsePolicy({ ...FAST, response_timeout: 30 }) });
+    const manager = new StapleManager({
+      certificate: l.leaf.certificate,
+      issuer: l.ca.root.certificate,
+      responderUrl: l.responder.url,
+      policy: parsePolicy({ ...QUICK_RETRIES, response_timeout: 30 }),
+      clock: l.clock,
+    });
     const started = manager.start();
     await l.responder.waitForRequests({ count: 1 });
     manager.stop();
+    // On a clock that never moved, only stop() can have ended the query.
     await started;
     expect(manager.listenerCount("fetch:failed")).toBe(0);
     expect(manager.snapshot()).toMatchObject({ staple: "none", consecutiveFailures: 0 });
+    expect(l.clock.pendingTimers).toBe(0);
   });
 });
 
@@ -221,17 +264,18 @@ describe("persistence", () => {
   it("restores a persisted staple (re-verified) at start, so a restart with the responder down still staples", async () => {
     const l = await lab();
     const stateDir = join(l.dir, "state");
-    const first = await stapler(l, FAST, (b) => b.withStateDir(stateDir));
+    const first = await stapler(l, QUICK_RETRIES, (b) => b.withStateDir(stateDir));
     expect(first.status()[0]!.staple).toBe("good");
     const file = new StapleStore(stateDir).pathOf(l.leaf.certificate.rawData);
     await eventually(() => fs.stat(file).then(() => true, () => false), Boolean, 5000, "staple persisted");
     await first.stop();
 
     l.responder.setFault({ kind: "hang" });
-    const t0 = performance.now();
-    const second = await stapler(l, FAST, (b) => b.withStateDir(stateDir));
-    // wait-for-staple is satisfied by the persisted staple: no wait on the hung responder.
-    expect(performance.now() - t0).toBeLessThan(900);
+    const asked = l.responder.requests().length;
+    const second = await stapler(l, QUICK_RETRIES, (b) => b.withStateDir(stateDir));
+    // wait-for-staple is satisfied by the persisted staple: start() asked nothing of the hung
+    // responder (whose query, on a clock that does not move, would never have ended).
+    expect(l.responder.requests()).toHaveLength(asked);
     expect(second.status()[0]).toMatchObject({ staple: "good", source: "persisted" });
     expect(await handshake(l, second.port)).toEqual(Buffer.from(await fs.readFile(file)));
   });
@@ -242,7 +286,7 @@ describe("persistence", () => {
     const store = new StapleStore(stateDir);
     await store.save(l.leaf.certificate.rawData, new Uint8Array([0x30, 0x03, 0x0a, 0x01, 0x03]));
     l.responder.setFault({ kind: "http-500" });
-    const s = await stapler(l, { ...FAST, startup: "ready-after-timeout" }, (b) => b.withStateDir(stateDir));
+    const s = await stapler(l, { ...QUICK_RETRIES, startup: "ready-after-timeout" }, (b) => b.withStateDir(stateDir));
     expect(s.status()[0]!.staple).toBe("none");
   });
 });
@@ -251,15 +295,15 @@ describe("stricter verification", () => {
   it("never staples an answer sent with a Content-Type other than application/ocsp-response", async () => {
     const l = await lab();
     l.responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "wrong-content-type" }] }] });
-    const s = await stapler(l, { ...FAST, startup: "ready-after-timeout" });
+    const s = await stapler(l, { ...QUICK_RETRIES, startup: "ready-after-timeout" });
     expect(s.status()[0]!.staple).toBe("none");
     expect(s.status()[0]!.lastFetch?.error).toMatch(/Content-Type "text\/html; charset=utf-8", not application\/ocsp-response/);
   });
 
   it("never staples a response whose nextUpdate is after the certificate's notAfter", async () => {
     const l = await lab(3600);
-    const shortLived = await l.ca.issueServer({ dnsNames: ["localhost"], ocspUrl: l.responder.url, notAfter: new Date(Date.now() + 600_000) });
-    const s = await (await StaplingServer.fromFiles(shortLived)).withAdmin(false).withPolicy({ ...FAST, startup: "ready-after-timeout" }).start();
+    const shortLived = await l.ca.issueServer({ dnsNames: ["localhost"], ocspUrl: l.responder.url, notAfter: new Date(l.clock.now().getTime() + 600_000) });
+    const s = await (await StaplingServer.fromFiles(shortLived)).withAdmin(false).withClock(l.clock).withPolicy({ ...QUICK_RETRIES, startup: "ready-after-timeout" }).start();
     cleanups.push(() => s.stop());
     expect(s.status()[0]!.staple).toBe("none");
     expect(s.status()[0]!.lastFetch?.error).toMatch(/outlives certificate/);
