@@ -9,7 +9,8 @@ const defaultIo = processIo;
 
 /**
  * Run `ocsp-responder` with `argv`: `--config file.yaml` (zod-validated; a bad file prints the
- * field and the fix), `--check` to validate and exit, `--port`/`--host` to override `listen`.
+ * field and the fix; a deprecated name is accepted with a warning on stderr), `--check` to
+ * validate and exit, `--port`/`--host` to override `listen`.
  * Serves until SIGINT/SIGTERM. Resolves with the exit code (0, 1 failure, 2 usage).
  */
 export async function responderMain(argv: string[], io: ResponderCliIo = defaultIo()): Promise<number> {
@@ -28,6 +29,7 @@ export async function responderMain(argv: string[], io: ResponderCliIo = default
     )
     .action(async (opts: { config: string; check?: boolean; port?: number; host?: string }) => {
       const config = await loadResponderConfig(opts.config);
+      for (const d of config.deprecations) io.stderr.write(`ocsp-responder: warning: config ${opts.config}: ${d}\n`);
       if (opts.port !== undefined) config.listen.port = opts.port;
       if (opts.host !== undefined) config.listen.host = opts.host;
       if (opts.check) {

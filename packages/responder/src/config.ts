@@ -20,14 +20,18 @@ const serial = z.string().refine((v) => {
 }, "give a hexadecimal serial");
 const scope = z.union([z.literal("global"), z.object({ issuer: serial }).strict(), z.object({ serial }).strict()]);
 
+const MAX_VALIDITY_S = 10 * 365 * 86_400;
+const validity = z.number().int().positive().max(MAX_VALIDITY_S);
+
 /**
- * The responder's configuration file (YAML or JSON), names in snake_case and units in the name,
- * as operators' tools write them:
+ * The responder's configuration file (YAML or JSON), names in snake_case as operators' tools
+ * write them. Durations are in seconds and named without a unit (`validity`, like the stapler's
+ * `query_frequency`); behaviour fields that are milliseconds say so (`ms`, `chunkDelayMs`).
  *
  * ```yaml
  * listen: { host: 127.0.0.1, port: 8080 }
  * cas: [.ocsp-lab]                # CA state folders; default $OCSP_LAB_HOME or ./.ocsp-lab
- * validity_seconds: 3600          # nextUpdate − thisUpdate
+ * validity: 3600                  # seconds, nextUpdate − thisUpdate (validity_seconds: deprecated alias)
  * signing: { by: delegated, responder_id: by_key, include_signer: true, rsa_pss: false }
  * unknown_issuer: unauthorized    # or: unknown
  * cache: true                     # pre-signed answers for nonce-less requests
@@ -44,7 +48,9 @@ export const responderConfigSchema = z
   .object({
     listen: z.object({ host: z.string().min(1).default("127.0.0.1"), port: port.default(0) }).strict().default({ host: "127.0.0.1", port: 0 }),
     cas: z.array(z.string().min(1)).min(1).optional(),
-    validity_seconds: z.number().int().positive().max(10 * 365 * 86_400).default(3600),
+    validity: validity.optional(),
+    /** Deprecated alias of `validity`. */
+    validity_seconds: validity.optional(),
     signing: z
       .object({
         by: z.enum(["delegated", "issuer"]).default("delegated"),
@@ -73,9 +79,27 @@ export const responderConfigSchema = z
       )
       .default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.validity !== undefined && c.validity_seconds !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["validity_seconds"],
+        message: `both validity (${c.validity}) and validity_seconds (${c.validity_seconds}) are given: keep validity (seconds); validity_seconds is its deprecated alias`,
+      });
+    }
+  })
+  .transform(({ validity_seconds: alias, validity: given, ...rest }) => ({
+    ...rest,
+    validity: given ?? alias ?? 3600,
+    /** Deprecated names the file used, each with what to write instead. */
+    deprecations: alias !== undefined ? ["validity_seconds is deprecated: write validity (the same number of seconds)"] : [],
+  }));
 
-/** A validated configuration. */
+/**
+ * A validated configuration: `validity` in seconds (from `validity` or the deprecated
+ * `validity_seconds`; default 3600), `deprecations` listing deprecated names the file used.
+ */
 export type ResponderConfig = z.output<typeof responderConfigSchema> & { file: string };
 
 /**
@@ -105,7 +129,7 @@ export async function startFromConfig(
   const builder = (await OcspResponder.forCas(cas))
     .withHost(config.listen.host)
     .withPort(config.listen.port)
-    .withValidity(config.validity_seconds)
+    .withValidity(config.validity)
     .withSigning({
       by: config.signing.by,
       responderId: config.signing.responder_id === "by_name" ? "byName" : "byKey",

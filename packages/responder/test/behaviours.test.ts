@@ -5,7 +5,7 @@ import { Writable } from "node:stream";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import * as x509 from "@peculiar/x509";
 import { CRLReason, OCSPResponseStatus, OID, OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
-import { OcspResponder, responderMain, type StartedOcspResponder } from "@ocsp-lab/responder";
+import { OcspResponder, loadResponderConfig, responderMain, startFromConfig, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
@@ -342,7 +342,39 @@ describe("ocsp-responder --config", () => {
   });
 
   it.each([
+    ["validity: 120\n", []],
+    ["validity_seconds: 120\n", ["validity_seconds is deprecated: write validity (the same number of seconds)"]],
+  ])("takes the response validity in seconds from %j", async (yaml, deprecations) => {
+    const file = join(dir, "validity.yaml");
+    await fs.writeFile(file, `cas: [ca]\n${yaml}`);
+    const config = await loadResponderConfig(file);
+    expect(config.validity).toBe(120);
+    expect(config.deprecations).toEqual(deprecations);
+    expect(config).not.toHaveProperty("validity_seconds");
+    const checked = await cli("--config", file, "--check");
+    expect(checked.code).toBe(0);
+    expect(checked.err).toBe(deprecations.map((d) => `ocsp-responder: warning: config ${file}: ${d}\n`).join(""));
+    const started = await startFromConfig(config, { env: {}, destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+    try {
+      const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
+      const res = await fetch(started.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
+      const single = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer())).responses[0]!;
+      expect(single.nextUpdate!.getTime() - single.thisUpdate.getTime()).toBe(120_000);
+    } finally {
+      await started.stop();
+    }
+  });
+
+  it("defaults the response validity to 3600 seconds", async () => {
+    const file = join(dir, "default.yaml");
+    await fs.writeFile(file, "cas: [ca]\n");
+    expect((await loadResponderConfig(file)).validity).toBe(3600);
+  });
+
+  it.each([
     ["validity_seconds: -1\n", /validity_seconds: /],
+    ["validity: -1\n", /validity: /],
+    ["validity: 3600\nvalidity_seconds: 60\n", /validity_seconds: both validity \(3600\) and validity_seconds \(60\) are given/],
     ["behaviours:\n  - scope: global\n    actions: [{ kind: delay, ms: fast }]\n", /behaviours\.0\.actions\.0\.ms: /],
     ["signing: { by: nobody }\n", /signing\.by: /],
     ["listen: { port: 1, colour: red }\n", /listen: .*colour/],
