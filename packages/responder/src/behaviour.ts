@@ -140,9 +140,9 @@ export type BehaviourInput = z.input<typeof behaviourSchema>;
 export type Scope = { kind: "global" } | { kind: "issuer"; issuer: string } | { kind: "serial"; serial: string };
 
 /**
- * A request fault as in the first slice (`setFault`), kept as a shorthand for a one-action
- * behaviour: tryLater, internalError, malformedRequest, sigRequired, unauthorized (OCSP
- * responseStatus), http-500, http-503 (Retry-After: 1), close, reset, hang.
+ * A request fault (`setFault`), a shorthand for a one-action global behaviour: tryLater,
+ * internalError, malformedRequest, sigRequired, unauthorized (OCSP responseStatus), http-500,
+ * http-503 (Retry-After: 1), close, reset, hang.
  */
 export type FaultKind =
   | "tryLater"

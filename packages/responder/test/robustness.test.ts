@@ -1,7 +1,7 @@
 /**
- * Robustness of the responder's HTTP front (issue: "10,000 random and mutated DER requests and
+ * Robustness of the responder's HTTP front: 10,000 random and mutated DER requests and
  * truncated/oversized bodies (limit 64 KiB) never crash it and always get a well-formed OCSP or
- * HTTP error; a client that connects and sends nothing does not block others").
+ * HTTP error; a client that connects and sends nothing does not block others.
  *
  * Inputs come from a seeded PRNG (mulberry32, seed in the test name) so a failure reproduces:
  * every failure message carries the request index, its kind and the hex of its first bytes.
