@@ -17,7 +17,7 @@ import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import { OcspResponder, type ActionInput, type FaultKind, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { StaplingServer, type Backend, type FetchError, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
-import { eventually, itWithPeer, run, tempDir } from "../../../test-support/index.js";
+import { POLICIES, eventually, freePort, itWithPeer, run, sClient, tempDir } from "../../../test-support/index.js";
 import { labClock, nextEvent } from "./manual-time.js";
 
 
@@ -78,12 +78,8 @@ async function startStapler(policy: PollingPolicyInput, backend: Backend = { kin
   return stapler;
 }
 
-/** Policy under which a good staple, once in, stays for the whole test whatever the responder does. */
-const STEADY: PollingPolicyInput = { query_frequency: 3600, response_timeout: 5, recovery_frequency: 60, recovery_max_tries: 5 };
-
-function sClient(port: number) {
-  return run("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, "-servername", "localhost", "-status", "-CAfile", ca.rootFile], { timeoutMs: 20_000 });
-}
+/** A good staple, once in, stays for the whole test whatever the responder does. */
+const { STEADY } = POLICIES;
 
 /** Listen on 127.0.0.1, ephemeral port; the server is closed in afterEach. */
 async function listen<S extends NetServer | HttpServer>(server: S): Promise<number> {
@@ -91,16 +87,6 @@ async function listen<S extends NetServer | HttpServer>(server: S): Promise<numb
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   return (server.address() as AddressInfo).port;
-}
-
-/** A free TCP port on 127.0.0.1 (for peers, such as redis-server, that cannot be told port 0). */
-async function freePort(): Promise<number> {
-  const probe = createNetServer();
-  probe.listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 /**
@@ -308,7 +294,7 @@ describe("responder faults", () => {
       expect(failures[1]!.snapshot.consecutiveFailures).toBe(3);
       expect(s.status()[0]!.staple).toBe("none");
 
-      const r = await sClient(s.port);
+      const r = await sClient({ port: s.port, caFile: ca.rootFile });
       expect(r.stdout).toContain("OCSP response: no response sent");
       expect(r.stdout).toContain("Verify return code: 0 (ok)");
       expect(rejections).toEqual([]);
