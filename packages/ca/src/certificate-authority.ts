@@ -1,56 +1,32 @@
 import { promises as fs } from "node:fs";
 import * as x509 from "@peculiar/x509";
 import { CRLReason, defaultCrypto, normalizeSerial, systemClock, type CertStatus, type Clock } from "@ocsp-lab/ocsp";
-import { CrlGenerator, crlToPem, type CrlEntryParams } from "./crl/crl-generator.js";
+import { CrlPublisher, DEFAULT_CRL_VALIDITY_SECONDS, type PendingFile, type PublishedCrls } from "./crl/crl-publisher.js";
+import { InvalidArgumentError, StateExistsError, UnknownSerialError } from "./errors.js";
 import {
-  InvalidArgumentError,
-  InvalidCsrError,
-  StateExistsError,
-  UnknownSerialError,
-} from "./errors.js";
-import {
-  generateKeyPair,
-  keyTypeOf,
-  parseKeyType,
-  privateKeyFromPem,
-  privateKeyToPem,
-  signingAlgorithm,
-  type KeyType,
-  type Signer,
-} from "./keys.js";
-import {
-  PROFILES,
-  SIGNER_FLAWS,
-  checkAltNames,
-  profileExtensions,
-  type AltNames,
-  type Locations,
-  type Profile,
-  type SignerFlaw,
-} from "./profiles.js";
-import { checkedSerial, newSerial } from "./serial.js";
+  DAY_MS,
+  DEFAULT_BACKDATE_SECONDS,
+  ROOT_VALIDITY_DAYS,
+  SIGNER_VALIDITY_DAYS,
+  buildCertificate,
+  certificatePem,
+  checkKeyType,
+  duplicateSerialError,
+  planIssuance,
+  readCsr,
+  recordOf,
+  selfSignedCa,
+  throwawayCa,
+  type IssuancePlan,
+  type IssueOptions,
+  type IssueServerOptions,
+  type IssuedCertificate,
+} from "./issuance.js";
+import { generateKeyPair, parseKeyType, privateKeyFromPem, privateKeyToPem, type KeyType, type Signer } from "./keys.js";
+import type { Profile } from "./profiles.js";
+import { newSerial } from "./serial.js";
 import { FileStore, type CaDatabase, type CertificateRecord } from "./store.js";
-import { subjectName, type SubjectFields } from "./subject.js";
-
-const DAY_MS = 86_400_000;
-/**
- * Certificates start one hour in the past so a client whose clock is a little behind does not
- * reject a certificate issued a moment ago.
- */
-const DEFAULT_BACKDATE_SECONDS = 3600;
-/** Root validity: 10 years, long enough that a lab never has to rotate it. */
-const ROOT_VALIDITY_DAYS = 3650;
-/** Intermediate validity: 5 years. */
-const INTERMEDIATE_VALIDITY_DAYS = 1825;
-/** Delegated OCSP signer validity: 2 years. */
-const SIGNER_VALIDITY_DAYS = 730;
-/** Server and client certificate validity: 397 days, the longest public CAs may issue. */
-const LEAF_VALIDITY_DAYS = 397;
-/**
- * CRL validity (thisUpdate → nextUpdate): one day, as public CAs publish; `refreshCrls` is
- * meant to run before half of it has passed.
- */
-export const DEFAULT_CRL_VALIDITY_SECONDS = 86_400;
+import { subjectName } from "./subject.js";
 
 /** Options of CertificateAuthority.init. */
 export interface CaInitOptions {
@@ -64,6 +40,7 @@ export interface CaInitOptions {
 
 /** Options of CertificateAuthority.open. */
 export interface CaOpenOptions {
+  /** Time source (issuance, revocation times, CRL thisUpdate) and the scheduler of scheduleCrlRefresh. Default the system clock. */
   clock?: Clock;
   crypto?: Crypto;
   /** Follow changes other processes make to the store (polls every 200 ms). Default false. */
@@ -72,66 +49,12 @@ export interface CaOpenOptions {
   crlValiditySeconds?: number;
 }
 
-/** Options of `issue` (and its shortcuts). Times are Dates; durations say their unit. */
-export interface IssueOptions extends AltNames, Locations {
-  /** Serial of the issuing CA (root or intermediate). Default the root. */
-  issuer?: string;
-  /** Subject fields; the common name defaults to the first DNS name, IP, email or URI. */
-  subject?: SubjectFields;
-  /** Shortcut for subject.commonName. */
-  commonName?: string;
-  /** Key type of the new key. Default the issuer's. */
-  keyType?: KeyType;
-  /** Explicit validity start; default now − backdateSeconds. */
-  notBefore?: Date;
-  /** Explicit validity end; default notBefore + validityDays. */
-  notAfter?: Date;
-  /** Validity in days when notAfter is not given; default by profile (397 for leaves). */
-  validityDays?: number;
-  /** How far before now notBefore starts, in seconds; default 3600. */
-  backdateSeconds?: number;
-  /** RFC 7633 TLS Feature status_request ("must-staple"). */
-  mustStaple?: boolean;
-  /** Intermediates: basicConstraints pathLenConstraint; default 0 (issues leaves only). */
-  pathLength?: number;
-  /** OCSP signers: a deliberate defect (see SignerFlaw). */
-  flaw?: SignerFlaw;
-  /**
-   * Serial number of the new certificate, hex in any form `normalizeSerial` takes (`0x`, `:`,
-   * either case; stored canonical). Default a fresh random one (`newSerial`: 16 bytes). For
-   * tests and labs that need a given serial, e.g. one whose hex begins with 0. It must be
-   * positive, at most 20 octets (RFC 5280 §4.1.2.2) and not yet used in this CA. An
-   * intermediate's own OCSP signer still gets a random serial.
-   */
-  serial?: string;
-}
-
-/** Options of issueServer (kept from the first slice). */
-export type IssueServerOptions = Omit<IssueOptions, "flaw" | "pathLength" | "emails" | "uris">;
-
-/** An issued certificate: its record, parsed form, PEM texts and absolute file paths. */
-export interface IssuedCertificate {
-  serial: string;
-  profile: Profile;
-  certificate: x509.X509Certificate;
-  certPem: string;
-  /** Absent when the certificate was signed from a CSR (the key stays with its owner). */
-  keyPem: string;
-  certFile: string;
-  keyFile: string;
-  /** Issuer chain up to and including the root, PEM. */
-  chainFile: string;
-  /** Certificate then chain, PEM: what a TLS server loads. */
-  fullchainFile: string;
-}
-
 /**
  * The status of a serial as the CA knows it: an RFC 6960 §4.2.1 CertStatus (for revoked, the
  * RevokedInfo with the recorded CRLReason) plus, when recorded, the RFC 5280 §5.3.2
  * invalidity date.
  */
 export type SerialStatus = CertStatus & { invalidityDate?: Date };
-
 
 /** Options of revoke. */
 export interface RevokeOptions {
@@ -143,27 +66,13 @@ export interface RevokeOptions {
   invalidityDate?: Date;
 }
 
-/** A published CRL pair for one issuer. */
-export interface PublishedCrls {
-  issuer: string;
-  /** CRL Number of the full CRL and of the delta CRL. */
-  fullNumber: number;
-  deltaNumber: number;
-  /** BaseCRLNumber of the delta. */
-  baseNumber: number;
-  thisUpdate: Date;
-  nextUpdate: Date;
-  /** Absolute paths: PEM and DER of the full and the delta CRL. */
-  files: { full: string; fullDer: string; delta: string; deltaDer: string };
-}
-
 /**
  * A private CA kept in a state folder: a self-signed root, any number of intermediates, a
  * delegated OCSP signer per CA (id-kp-OCSPSigning + id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2),
  * server and client certificates, certificates signed from CSRs, revocation with RFC 5280
- * reasons, holds and releases, and full and delta CRLs (RFC 5280 §5) republished on every
- * revocation change. Every write goes through the store's lock; a handle opened with
- * `watch: true` sees other processes' changes within a second.
+ * reasons, holds and releases, and full and delta CRLs (RFC 5280 §5, see CrlPublisher)
+ * republished on every revocation change. Every write goes through the store's lock; a handle
+ * opened with `watch: true` sees other processes' changes within a second.
  */
 export class CertificateAuthority {
   readonly store: FileStore;
@@ -174,7 +83,7 @@ export class CertificateAuthority {
   private db: CaDatabase;
   private readonly clock: Clock;
   private readonly crypto: Crypto;
-  private readonly crlValidityMs: number;
+  private readonly crls: CrlPublisher;
   private readonly signers = new Map<string, Signer>();
   private unwatch: (() => void) | undefined;
   private readonly listeners = new Set<() => void>();
@@ -186,7 +95,13 @@ export class CertificateAuthority {
     this.ocspSigner = ocspSigner;
     this.clock = options.clock ?? systemClock;
     this.crypto = options.crypto ?? defaultCrypto;
-    this.crlValidityMs = (options.crlValiditySeconds ?? DEFAULT_CRL_VALIDITY_SECONDS) * 1000;
+    this.crls = new CrlPublisher({
+      store,
+      clock: this.clock,
+      crypto: this.crypto,
+      validityMs: (options.crlValiditySeconds ?? DEFAULT_CRL_VALIDITY_SECONDS) * 1000,
+      signer: (serial) => this.signer(serial),
+    });
     this.signers.set(db.root, root);
     this.signers.set(db.ocspSigner, ocspSigner);
   }
@@ -212,9 +127,9 @@ export class CertificateAuthority {
   }
 
   /**
-   * Create a CA in `stateDir`: root (10 years, CA:TRUE, keyCertSign+cRLSign), its delegated OCSP
-   * signer (2 years) and a first (empty) CRL, keys 0600. Creation runs under the store lock, so
-   * two processes creating the same folder end with one CA.
+   * Create a CA in `stateDir`: root (self-signed, 10 years, CA:TRUE, keyCertSign+cRLSign), its
+   * delegated OCSP signer (2 years) and a first (empty) CRL, keys 0600. Creation runs under the
+   * store lock, so two processes creating the same folder end with one CA.
    * @throws StateExistsError when the folder already holds a CA; InvalidArgumentError for an
    * unknown key type or Ed25519 (pkijs cannot sign OCSP responses with it).
    */
@@ -231,30 +146,18 @@ export class CertificateAuthority {
     const now = clock.now();
     const rootKeys = await generateKeyPair(keyType, crypto);
     const rootSerial = newSerial();
-    const rootName = `CN=${options.commonName ?? `ocsp-lab root CA ${rootSerial.slice(0, 4)}`}, O=ocsp-lab`;
-    const rootCert = await x509.X509CertificateGenerator.create(
-      {
-        serialNumber: rootSerial,
-        subject: rootName,
-        issuer: rootName,
-        notBefore: new Date(now.getTime() - DEFAULT_BACKDATE_SECONDS * 1000),
-        notAfter: new Date(now.getTime() + ROOT_VALIDITY_DAYS * DAY_MS),
-        publicKey: rootKeys.publicKey,
-        signingKey: rootKeys.privateKey,
-        signingAlgorithm: signingAlgorithm(keyType),
-        extensions: [
-          new x509.BasicConstraintsExtension(true, undefined, true),
-          new x509.KeyUsagesExtension(
-            x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
-            true,
-          ),
-          await x509.SubjectKeyIdentifierExtension.create(rootKeys.publicKey, false, crypto),
-        ],
-      },
+    const rootCert = await selfSignedCa({
+      name: `CN=${options.commonName ?? `ocsp-lab root CA ${rootSerial.slice(0, 4)}`}, O=ocsp-lab`,
+      serial: rootSerial,
+      keys: rootKeys,
+      keyType,
+      notBefore: new Date(now.getTime() - DEFAULT_BACKDATE_SECONDS * 1000),
+      notAfter: new Date(now.getTime() + ROOT_VALIDITY_DAYS * DAY_MS),
+      withSubjectKeyId: true,
       crypto,
-    );
+    });
     const root: Signer = { certificate: rootCert, key: rootKeys.privateKey, keyType };
-    const signer = await makeCertificate({
+    const signer = await buildCertificate({
       profile: "ocsp-signer",
       issuer: root,
       keyType,
@@ -285,13 +188,13 @@ export class CertificateAuthority {
     await store.initialize(
       async () => {
         await store.writeAtomic("ca.key", await privateKeyToPem(rootKeys.privateKey, crypto), 0o600);
-        await store.writeAtomic("ca.pem", pem(rootCert), 0o644);
+        await store.writeAtomic("ca.pem", certificatePem(rootCert), 0o644);
         await store.writeAtomic("ocsp-signer.key", await privateKeyToPem(signer.key, crypto), 0o600);
-        await store.writeAtomic("ocsp-signer.pem", pem(signer.certificate), 0o644);
-        crlFiles = (await ca.prepareCrls(db, rootRecord.serial, true)).files;
+        await store.writeAtomic("ocsp-signer.pem", certificatePem(signer.certificate), 0o644);
+        crlFiles = (await ca.crls.prepare(db, rootRecord.serial, true)).files;
         return db;
       },
-      () => ca.writeFiles(crlFiles),
+      () => ca.crls.write(crlFiles),
     );
     if (options.watch) ca.watch();
     return ca;
@@ -330,18 +233,16 @@ export class CertificateAuthority {
    * Issue a certificate of `profile` under `options.issuer` (default the root) with a fresh key
    * of `options.keyType` (default the issuer's). Files go under `certs/<serial>/` (cert.pem,
    * key.pem 0600, chain.pem, fullchain.pem); an intermediate also gets its own delegated OCSP
-   * signer and an empty CRL under `issuers/<serial>/`.
-   * @throws InvalidArgumentError for a bad SAN, validity, path length, flaw or profile;
-   * UnknownSerialError when the issuer is not a CA of this store.
+   * signer and an empty CRL under `issuers/<serial>/`. The checks are planIssuance's.
+   * @throws InvalidArgumentError for a bad SAN, validity, path length, flaw, profile, serial or
+   * key type; UnknownSerialError when the issuer is not a CA of this store.
    */
   async issue(profile: Profile, options: IssueOptions = {}): Promise<IssuedCertificate> {
-    if (!PROFILES.includes(profile)) throw new InvalidArgumentError("profile", profile, `use one of ${PROFILES.join(", ")}`);
-    const keyType = parseKeyType(options.keyType ?? (await this.issuerSigner(options.issuer)).keyType);
-    if (keyType === "ed25519" && (profile === "ocsp-signer" || profile === "intermediate")) {
-      throw new InvalidArgumentError("key type", keyType, `pkijs cannot sign OCSP responses with Ed25519, so a ${profile} needs ecdsa-* or rsa-*`);
-    }
+    const plan = planIssuance(profile, options, this.db, this.clock.now());
+    const keyType = parseKeyType(options.keyType ?? (await this.signer(plan.issuerSerial)).keyType);
+    checkKeyType(profile, keyType);
     const keys = await generateKeyPair(keyType, this.crypto);
-    return this.issueForKey(profile, options, keyType, keys.publicKey, keys.privateKey);
+    return this.issueForKey(profile, options, plan, keyType, keys.publicKey, keys.privateKey);
   }
 
   /** `issue("server", …)`, defaulting the SANs to DNS:localhost when none are given. */
@@ -366,37 +267,11 @@ export class CertificateAuthority {
    * InvalidArgumentError as `issue`.
    */
   async signCsr(csrPem: string, profile: Profile = "server", options: Omit<IssueOptions, "keyType"> = {}): Promise<IssuedCertificate> {
-    let csr: x509.Pkcs10CertificateRequest;
-    try {
-      csr = new x509.Pkcs10CertificateRequest(csrPem);
-    } catch (cause) {
-      throw new InvalidCsrError("it is not a PEM or DER PKCS#10 certificate request", { cause });
-    }
-    let valid = false;
-    try {
-      valid = await csr.verify(this.crypto);
-    } catch (cause) {
-      throw new InvalidCsrError(`its signature cannot be checked (${String(cause)})`, { cause });
-    }
-    if (!valid) throw new InvalidCsrError("its signature does not verify with the public key it carries");
-    if (profile === "intermediate") {
-      throw new InvalidArgumentError("profile for a CSR", profile, "an intermediate needs its key in the store to sign; create it with createIntermediate() / `ocsp-ca issue --profile intermediate`");
-    }
-    const keyType = keyTypeOf(csr.publicKey);
-    if (keyType === "ed25519" && profile === "ocsp-signer") {
-      throw new InvalidArgumentError("key type", keyType, "pkijs cannot sign OCSP responses with Ed25519, so an ocsp-signer CSR needs an ECDSA or RSA key");
-    }
-    const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
-    const fromCsr: AltNames = {};
-    for (const name of san?.names.items ?? []) {
-      if (name.type === "dns") (fromCsr.dnsNames ??= []).push(name.value);
-      else if (name.type === "ip") (fromCsr.ipAddresses ??= []).push(name.value);
-      else if (name.type === "email") (fromCsr.emails ??= []).push(name.value);
-      else if (name.type === "url") (fromCsr.uris ??= []).push(name.value);
-    }
-    const merged: IssueOptions = { ...fromCsr, ...options };
-    const subject = options.subject || options.commonName ? undefined : csr.subjectName;
-    return this.issueForKey(profile, merged, keyType, csr.publicKey, undefined, subject);
+    const csr = await readCsr(csrPem, profile, this.crypto);
+    const merged: IssueOptions = { ...csr.altNames, ...options };
+    const plan = planIssuance(profile, merged, this.db, this.clock.now());
+    const subject = options.subject || options.commonName ? undefined : csr.subject;
+    return this.issueForKey(profile, merged, plan, csr.keyType, csr.publicKey, undefined, subject);
   }
 
   /**
@@ -524,49 +399,29 @@ export class CertificateAuthority {
 
   /** Absolute paths of the CRL files of the CA `issuerSerial` (default the root). */
   crlFiles(issuerSerial: string = this.db.root): PublishedCrls["files"] {
-    const base = crlBase(this.db, normalizeSerial(issuerSerial));
-    return {
-      full: this.store.path(`${base}.crl`),
-      fullDer: this.store.path(`${base}.crl.der`),
-      delta: this.store.path(`${base}-delta.crl`),
-      deltaDer: this.store.path(`${base}-delta.crl.der`),
-    };
+    return this.crls.files(this.db, normalizeSerial(issuerSerial));
   }
 
   /**
    * Publish fresh CRLs for every CA now: a new full CRL that becomes the base, and an empty
    * delta against it. Call before nextUpdate (see scheduleCrlRefresh); revocation changes
    * republish on their own.
+   * @throws LockTimeoutError when another process holds the store lock for more than 10 s.
    */
   async refreshCrls(): Promise<PublishedCrls[]> {
-    const out: PublishedCrls[] = [];
-    const files: PendingFile[] = [];
-    this.db = await this.store.update(
-      async (db) => {
-        for (const rec of Object.values(db.certificates)) {
-          if (rec.kind !== "root" && rec.kind !== "intermediate") continue;
-          const prepared = await this.prepareCrls(db, rec.serial, true);
-          out.push(prepared.published);
-          files.push(...prepared.files);
-        }
-      },
-      () => this.writeFiles(files),
-    );
+    const { db, published } = await this.crls.refreshAll();
+    this.db = db;
     this.emitChange();
-    return out;
+    return published;
   }
 
   /**
    * Republish every CA's CRLs at half their validity (so a relying party never holds an expired
-   * CRL). Returns a function that stops the timer; the timer does not keep the process alive.
+   * CRL), on this handle's clock. Returns a function that stops the timer; the timer does not
+   * keep the process alive. A failed refresh goes to `onError`; the next one is still scheduled.
    */
   scheduleCrlRefresh(onError: (err: unknown) => void = () => undefined): () => void {
-    const timer = setInterval(() => {
-      this.refreshCrls().catch(onError);
-      // Node timers hold at most 2^31 − 1 ms; beyond that they fire at once.
-    }, Math.min(2_147_483_647, Math.max(1000, this.crlValidityMs / 2)));
-    timer.unref();
-    return () => clearInterval(timer);
+    return this.crls.schedule(() => this.refreshCrls(), onError);
   }
 
   /** Re-read the store now (another process may have written it). */
@@ -606,13 +461,6 @@ export class CertificateAuthority {
     for (const l of this.listeners) l();
   }
 
-  private async issuerSigner(issuer: string | undefined): Promise<Signer> {
-    const serial = normalizeSerial(issuer ?? this.db.root);
-    const rec = this.db.certificates[serial];
-    if (!rec || (rec.kind !== "root" && rec.kind !== "intermediate")) throw new UnknownSerialError(serial);
-    return this.signer(serial);
-  }
-
   /** Revocation-state change of one record, then CRLs of its issuer, in one locked write. */
   private async change(serial: string, mutate: (rec: CertificateRecord) => void): Promise<void> {
     let files: PendingFile[] = [];
@@ -623,81 +471,41 @@ export class CertificateAuthority {
         if (rec.kind === "root") throw new InvalidArgumentError("serial", serial, "it is the root: nothing above it can revoke it; delete the state folder to retire the CA");
         mutate(rec);
         rec.changedGeneration = db.generation + 1;
-        if (rec.flaw !== "other-ca") files = (await this.prepareCrls(db, rec.issuer ?? db.root, false)).files;
+        if (rec.flaw !== "other-ca") files = (await this.crls.prepare(db, rec.issuer ?? db.root, false)).files;
       },
-      () => this.writeFiles(files),
+      () => this.crls.write(files),
     );
     this.emitChange();
   }
 
+  /**
+   * Build the certificate `plan` settled (with the CA's key pair `publicKey`/`privateKey`, or a
+   * CSR's public key alone), then record it: its files and the database, in one locked write.
+   */
   private async issueForKey(
     profile: Profile,
     options: IssueOptions,
+    plan: IssuancePlan,
     keyType: KeyType,
     publicKey: CryptoKey | x509.PublicKey,
     privateKey: CryptoKey | undefined,
     csrSubject?: x509.Name,
   ): Promise<IssuedCertificate> {
-    checkAltNames(profile, options);
-    if (options.flaw !== undefined && (profile !== "ocsp-signer" || !SIGNER_FLAWS.includes(options.flaw))) {
-      throw new InvalidArgumentError("flaw", options.flaw, profile === "ocsp-signer" ? `use one of ${SIGNER_FLAWS.join(", ")}` : "flaws apply to ocsp-signer certificates only");
-    }
-    const issuerSerial = normalizeSerial(options.issuer ?? this.db.root);
-    const issuerRecord = this.db.certificates[issuerSerial];
-    if (!issuerRecord || (issuerRecord.kind !== "root" && issuerRecord.kind !== "intermediate")) throw new UnknownSerialError(issuerSerial);
-    const wantedSerial = options.serial === undefined ? undefined : checkedSerial(options.serial);
-    if (wantedSerial !== undefined && this.db.certificates[wantedSerial]) throw duplicateSerial(wantedSerial);
-    if (issuerRecord.revocation) throw new InvalidArgumentError("issuer", issuerSerial, "it is revoked; issue under another CA");
-    if (options.pathLength !== undefined && profile !== "intermediate") throw new InvalidArgumentError("pathLength", options.pathLength, "it applies to intermediates only");
-    if (options.mustStaple && profile !== "server" && profile !== "client") throw new InvalidArgumentError("mustStaple", true, "it applies to server and client certificates only");
-    let pathLength: number | undefined;
-    if (profile === "intermediate") {
-      pathLength = options.pathLength ?? 0;
-      if (!Number.isInteger(pathLength) || pathLength < 0) throw new InvalidArgumentError("pathLength", pathLength, "give a whole number ≥ 0");
-      if (issuerRecord.pathLength !== undefined && pathLength >= issuerRecord.pathLength) {
-        throw new InvalidArgumentError(
-          "pathLength",
-          pathLength,
-          issuerRecord.pathLength === 0
-            ? `issuer ${issuerSerial} has pathLength 0 and cannot issue intermediates`
-            : `it must be below the issuer's pathLength ${issuerRecord.pathLength}`,
-        );
-      }
-    }
+    const { issuerSerial, pathLength, notBefore, notAfter } = plan;
     // An `other-ca` signer is issued by a throw-away CA that is not in this store.
     const issuer = options.flaw === "other-ca" ? await throwawayCa(keyType, this.clock, this.crypto) : await this.signer(issuerSerial);
-
-    const now = this.clock.now();
-    const defaultDays = profile === "intermediate" ? INTERMEDIATE_VALIDITY_DAYS : profile === "ocsp-signer" ? SIGNER_VALIDITY_DAYS : LEAF_VALIDITY_DAYS;
-    let notBefore = options.notBefore ?? new Date(now.getTime() - (options.backdateSeconds ?? DEFAULT_BACKDATE_SECONDS) * 1000);
-    const issuerNotAfter = new Date(issuerRecord.notAfter);
-    // A default validity ends with the issuer's at the latest; an explicit one may not outlive it.
-    let notAfter = options.notAfter ?? new Date(Math.min(notBefore.getTime() + (options.validityDays ?? defaultDays) * DAY_MS, issuerNotAfter.getTime()));
-    if (options.flaw === "expired") {
-      notBefore = new Date(now.getTime() - 2 * DAY_MS);
-      notAfter = new Date(now.getTime() - DAY_MS);
-    }
-    if (options.flaw !== "other-ca" && notAfter.getTime() > issuerNotAfter.getTime()) {
-      throw new InvalidArgumentError("notAfter", notAfter.toISOString(), `it must not outlive its issuer (notAfter ${issuerNotAfter.toISOString()})`);
-    }
-    if (!(notAfter.getTime() > notBefore.getTime())) {
-      throw new InvalidArgumentError("validity", { notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() }, "notAfter must be after notBefore (and validityDays positive)");
-    }
-    const fields: SubjectFields = { ...options.subject };
-    if (options.commonName) fields.commonName = options.commonName;
-    fields.commonName ??= options.dnsNames?.[0] ?? options.ipAddresses?.[0] ?? options.emails?.[0] ?? options.uris?.[0] ?? defaultCommonName(profile);
-    const made = await makeCertificate({
+    const made = await buildCertificate({
       profile,
       issuer,
       keyType,
-      subject: csrSubject ?? subjectName(fields),
+      subject: csrSubject ?? subjectName(plan.subject),
       notBefore,
       notAfter,
       options: { ...options, pathLength },
       crypto: this.crypto,
       publicKey,
       privateKey,
-      ...(wantedSerial !== undefined ? { serial: wantedSerial } : {}),
+      ...(plan.serial !== undefined ? { serial: plan.serial } : {}),
     });
     const cert = made.certificate;
     const serial = normalizeSerial(cert.serialNumber);
@@ -705,8 +513,8 @@ export class CertificateAuthority {
     const base = isCa ? `issuers/${serial}` : `certs/${serial}`;
     const certName = isCa ? "ca" : "cert";
     const chain = options.flaw === "other-ca" ? [issuer.certificate] : await this.chainOf(issuerSerial);
-    const chainPem = chain.map(pem).join("");
-    const certPem = pem(cert);
+    const chainPem = chain.map(certificatePem).join("");
+    const certPem = certificatePem(cert);
     const keyPem = privateKey ? await privateKeyToPem(privateKey, this.crypto) : "";
     const rec = recordOf(cert, profile === "intermediate" ? "intermediate" : profile, keyType, {
       certFile: `${base}/${certName}.pem`,
@@ -722,13 +530,13 @@ export class CertificateAuthority {
     let signerRec: CertificateRecord | undefined;
     let signerMade: { certificate: x509.X509Certificate; key: CryptoKey } | undefined;
     if (isCa) {
-      signerMade = await makeCertificate({
+      signerMade = await buildCertificate({
         profile: "ocsp-signer",
         issuer: { certificate: cert, key: privateKey!, keyType },
         keyType,
         subject: [{ CN: [`ocsp-lab OCSP signer ${serial.slice(0, 4)}`] }, { O: ["ocsp-lab"] }],
         notBefore,
-        notAfter: new Date(Math.min(notAfter.getTime(), now.getTime() + SIGNER_VALIDITY_DAYS * DAY_MS)),
+        notAfter: new Date(Math.min(notAfter.getTime(), this.clock.now().getTime() + SIGNER_VALIDITY_DAYS * DAY_MS)),
         options: {},
         crypto: this.crypto,
       });
@@ -739,8 +547,8 @@ export class CertificateAuthority {
       });
       rec.ocspSigner = signerRec.serial;
     }
-
     const signerKeyPem = signerMade ? await privateKeyToPem(signerMade.key, this.crypto) : "";
+
     let crlFiles: PendingFile[] = [];
     let wrote = false;
     let committed = false;
@@ -748,7 +556,7 @@ export class CertificateAuthority {
       this.db = await this.store.update(
         async (db) => {
           // Checked again under the lock: another process may have taken a chosen serial.
-          if (db.certificates[serial]) throw duplicateSerial(serial);
+          if (db.certificates[serial]) throw duplicateSerialError(serial);
           wrote = true;
           // Known before the database write: a new CA signs its first CRL inside it.
           if (privateKey) this.signers.set(serial, { certificate: cert, key: privateKey, keyType });
@@ -758,15 +566,15 @@ export class CertificateAuthority {
           await this.store.writeAtomic(rec.fullchainFile!, certPem + chainPem, 0o644);
           if (signerRec && signerMade) {
             await this.store.writeAtomic(signerRec.keyFile!, signerKeyPem, 0o600);
-            await this.store.writeAtomic(signerRec.certFile, pem(signerMade.certificate), 0o644);
+            await this.store.writeAtomic(signerRec.certFile, certificatePem(signerMade.certificate), 0o644);
           }
           db.certificates[serial] = rec;
           if (signerRec) db.certificates[signerRec.serial] = signerRec;
-          if (isCa) crlFiles = (await this.prepareCrls(db, serial, true)).files;
+          if (isCa) crlFiles = (await this.crls.prepare(db, serial, true)).files;
         },
         () => {
           committed = true;
-          return this.writeFiles(crlFiles);
+          return this.crls.write(crlFiles);
         },
       );
     } catch (err) {
@@ -803,192 +611,10 @@ export class CertificateAuthority {
     }
     return chain;
   }
-
-  /**
-   * Sign the full CRL and the delta CRL of `issuerSerial` for the store write in progress
-   * (`db`), bumping the persisted CRL Number; both carry the same number, as RFC 5280 §5.2.3
-   * asks of CRLs issued together. The delta lists what changed after the base CRL's store
-   * generation (revocations, holds, and releases as removeFromCRL); `rebase` makes this full CRL
-   * the new base (the delta is then empty). Returns the files to write once `db` is on disk.
-   */
-  private async prepareCrls(db: CaDatabase, issuerSerial: string, rebase: boolean): Promise<{ published: PublishedCrls; files: PendingFile[] }> {
-    const issuer = await this.signer(issuerSerial);
-    db.crls ??= {};
-    const state = (db.crls[issuerSerial] ??= { lastNumber: 0 });
-    const generation = db.generation + 1; // the generation this write will have
-    const thisUpdate = new Date(Math.floor(this.clock.now().getTime() / 1000) * 1000);
-    const nextUpdate = new Date(thisUpdate.getTime() + this.crlValidityMs);
-    const issued = Object.values(db.certificates).filter(
-      (r) => r.kind !== "root" && r.flaw !== "other-ca" && (r.issuer ?? db.root) === issuerSerial,
-    );
-    const entry = (r: CertificateRecord): CrlEntryParams => ({
-      serial: r.serial,
-      revocationTime: new Date(r.revocation!.time),
-      revocationReason: r.revocation!.reason,
-      ...(r.revocation!.invalidityDate ? { invalidityDate: new Date(r.revocation!.invalidityDate) } : {}),
-    });
-    const number = ++state.lastNumber;
-    const fullDer = await CrlGenerator.create({
-      issuer,
-      entries: issued.filter((r) => r.revocation).map(entry),
-      crlNumber: BigInt(number),
-      thisUpdate,
-      nextUpdate,
-      crypto: this.crypto,
-    });
-    if (rebase || !state.base) state.base = { number, thisUpdate: thisUpdate.toISOString(), generation };
-    const base = state.base;
-    const changed = (r: CertificateRecord): boolean => (r.changedGeneration ?? 0) > (base.generation ?? 0);
-    const deltaEntries: CrlEntryParams[] =
-      base.number === number
-        ? []
-        : [
-            ...issued.filter((r) => r.revocation && changed(r)).map(entry),
-            ...issued
-              .filter((r) => !r.revocation && r.releasedAt && changed(r))
-              .map((r) => ({ serial: r.serial, revocationTime: new Date(r.releasedAt!), revocationReason: CRLReason.removeFromCRL })),
-          ];
-    const deltaDer = await CrlGenerator.create({
-      issuer,
-      entries: deltaEntries,
-      crlNumber: BigInt(number),
-      deltaBaseCrlNumber: BigInt(base.number),
-      thisUpdate,
-      nextUpdate,
-      crypto: this.crypto,
-    });
-    const name = crlBase(db, issuerSerial);
-    const pemText = (der: Uint8Array): string => crlToPem(der).trimEnd() + "\n";
-    return {
-      published: { issuer: issuerSerial, fullNumber: number, deltaNumber: number, baseNumber: base.number, thisUpdate, nextUpdate, files: this.crlFiles(issuerSerial) },
-      files: [
-        [`${name}.crl`, pemText(fullDer)],
-        [`${name}.crl.der`, fullDer],
-        [`${name}-delta.crl`, pemText(deltaDer)],
-        [`${name}-delta.crl.der`, deltaDer],
-      ],
-    };
-  }
-
-  private async writeFiles(files: PendingFile[]): Promise<void> {
-    for (const [rel, data] of files) await this.store.writeAtomic(rel, data, 0o644);
-  }
-}
-
-/** A file to write once the database is on disk: path relative to the state folder, content. */
-type PendingFile = [string, string | Uint8Array];
-
-/** The error for a serial already used in this CA. */
-function duplicateSerial(serial: string): InvalidArgumentError {
-  return new InvalidArgumentError("serial", serial, "a certificate with this serial is already in this CA; serials must be unique (RFC 5280 §4.1.2.2)");
-}
-
-/** PEM text of a certificate, with a final newline. */
-function pem(cert: x509.X509Certificate): string {
-  return cert.toString("pem") + "\n";
-}
-
-/** Path stem of a CA's CRL files: `ca` for the root, `issuers/<serial>/ca` for an intermediate. */
-function crlBase(db: CaDatabase, issuerSerial: string): string {
-  return issuerSerial === db.root ? "ca" : `issuers/${issuerSerial}/ca`;
-}
-
-function defaultCommonName(profile: Profile): string {
-  return profile === "intermediate" ? "ocsp-lab intermediate CA" : profile === "ocsp-signer" ? "ocsp-lab OCSP signer" : "ocsp-lab certificate";
-}
-
-function recordOf(
-  cert: x509.X509Certificate,
-  kind: CertificateRecord["kind"],
-  keyType: KeyType,
-  extra: Partial<CertificateRecord> & { certFile: string },
-): CertificateRecord {
-  return {
-    serial: normalizeSerial(cert.serialNumber),
-    kind,
-    subject: cert.subject,
-    keyType,
-    notBefore: cert.notBefore.toISOString(),
-    notAfter: cert.notAfter.toISOString(),
-    ...extra,
-  };
 }
 
 async function loadSigner(store: FileStore, rec: CertificateRecord, crypto: Crypto): Promise<Signer> {
   if (!rec.keyFile) throw new InvalidArgumentError("signer", rec.serial, "its key is not in the store (signed from a CSR)");
   const [certPem, keyPem] = await Promise.all([fs.readFile(store.path(rec.certFile), "utf8"), fs.readFile(store.path(rec.keyFile), "utf8")]);
   return { certificate: new x509.X509Certificate(certPem), key: await privateKeyFromPem(keyPem, rec.keyType, crypto), keyType: rec.keyType };
-}
-
-/** Build one certificate of `profile` signed by `issuer`; a fresh key pair unless one is given. */
-async function makeCertificate(p: {
-  profile: Profile;
-  issuer: Signer;
-  keyType: KeyType;
-  subject: x509.JsonName | x509.Name;
-  notBefore: Date;
-  notAfter: Date;
-  options: IssueOptions;
-  crypto: Crypto;
-  publicKey?: CryptoKey | x509.PublicKey;
-  privateKey?: CryptoKey;
-  /** Canonical serial to use; default newSerial(). */
-  serial?: string;
-}): Promise<{ certificate: x509.X509Certificate; key: CryptoKey }> {
-  let publicKey = p.publicKey;
-  let privateKey = p.privateKey;
-  if (!publicKey) {
-    const keys = await generateKeyPair(p.keyType, p.crypto);
-    publicKey = keys.publicKey;
-    privateKey = keys.privateKey;
-  }
-  const extensions = await profileExtensions({
-    ...p.options,
-    profile: p.profile,
-    keyType: p.keyType,
-    subjectPublicKey: publicKey,
-    issuerCertificate: p.issuer.certificate,
-    crypto: p.crypto,
-  });
-  const certificate = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: p.serial ?? newSerial(),
-      subject: p.subject,
-      issuer: p.issuer.certificate.subjectName,
-      notBefore: p.notBefore,
-      notAfter: p.notAfter,
-      publicKey,
-      signingKey: p.issuer.key,
-      signingAlgorithm: signingAlgorithm(p.issuer.keyType),
-      extensions,
-    },
-    p.crypto,
-  );
-  return { certificate, key: privateKey! };
-}
-
-/** A self-signed CA that exists only in memory, for `other-ca` signer flaws. */
-async function throwawayCa(keyType: KeyType, clock: Clock, crypto: Crypto): Promise<Signer> {
-  const type = keyType === "ed25519" ? "ecdsa-p256" : keyType;
-  const keys = await generateKeyPair(type, crypto);
-  const now = clock.now();
-  const name = `CN=ocsp-lab unrelated CA ${newSerial().slice(0, 4)}, O=ocsp-lab`;
-  const certificate = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: newSerial(),
-      subject: name,
-      issuer: name,
-      notBefore: new Date(now.getTime() - DAY_MS),
-      notAfter: new Date(now.getTime() + ROOT_VALIDITY_DAYS * DAY_MS),
-      publicKey: keys.publicKey,
-      signingKey: keys.privateKey,
-      signingAlgorithm: signingAlgorithm(type),
-      extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      ],
-    },
-    crypto,
-  );
-  return { certificate, key: keys.privateKey, keyType: type };
 }

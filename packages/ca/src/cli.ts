@@ -3,7 +3,8 @@ import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 
 import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import { CertificateAuthority, type IssueOptions, type IssuedCertificate } from "./certificate-authority.js";
+import { CertificateAuthority } from "./certificate-authority.js";
+import type { IssueOptions, IssuedCertificate } from "./issuance.js";
 import { CRLReason, CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
 import { toOpensslIndex } from "./export/openssl-index.js";
 import { toPemBundle } from "./export/pem-bundle.js";

@@ -1,14 +1,8 @@
-export { CertificateAuthority, DEFAULT_CRL_VALIDITY_SECONDS } from "./certificate-authority.js";
-export type {
-  CaInitOptions,
-  CaOpenOptions,
-  IssueOptions,
-  IssueServerOptions,
-  IssuedCertificate,
-  PublishedCrls,
-  RevokeOptions,
-  SerialStatus,
-} from "./certificate-authority.js";
+export { CertificateAuthority } from "./certificate-authority.js";
+export type { CaInitOptions, CaOpenOptions, RevokeOptions, SerialStatus } from "./certificate-authority.js";
+export type { IssueOptions, IssueServerOptions, IssuedCertificate } from "./issuance.js";
+export { DEFAULT_CRL_VALIDITY_SECONDS } from "./crl/crl-publisher.js";
+export type { PublishedCrls } from "./crl/crl-publisher.js";
 export { CrlGenerator, crlToPem } from "./crl/crl-generator.js";
 export type { CrlEntryParams, CrlParams } from "./crl/crl-generator.js";
 export { toOpensslIndex } from "./export/openssl-index.js";

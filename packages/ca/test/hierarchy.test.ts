@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { connect, createServer } from "node:tls";
 import * as x509 from "@peculiar/x509";
 import { CertificateAuthority, InvalidArgumentError, InvalidCsrError, KEY_TYPES, type KeyType } from "@ocsp-lab/ca";
-import { CRLReason } from "@ocsp-lab/ocsp";
+import { CRLReason, ManualClock } from "@ocsp-lab/ocsp";
 import { eventually, run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
@@ -227,18 +227,33 @@ describe("revocation, holds and CRLs", () => {
   });
 
   it("republishes CRLs before their nextUpdate", async () => {
-    await CertificateAuthority.init(dir);
-    const ca = await CertificateAuthority.open(dir, { crlValiditySeconds: 2 });
-    const crlNumber = async (): Promise<number> => parseInt((await run("openssl", ["crl", "-in", ca.crlFiles().full, "-noout", "-crlnumber"])).stdout.split("=")[1]!, 16);
+    const clock = new ManualClock();
+    await CertificateAuthority.init(dir, { clock });
+    const ca = await CertificateAuthority.open(dir, { crlValiditySeconds: 2, clock });
+    const field = async (flag: "-crlnumber" | "-lastupdate" | "-nextupdate"): Promise<string> =>
+      (await run("openssl", ["crl", "-in", ca.crlFiles().full, "-noout", flag])).stdout.trim().split("=")[1]!;
+    const crlNumber = async (): Promise<number> => parseInt(await field("-crlnumber"), 16);
     const first = await crlNumber();
+    const firstNextUpdate = new Date(await field("-nextupdate"));
     const stop = ca.scheduleCrlRefresh();
     try {
-      await eventually(crlNumber, (n) => n > first, 10_000, "a republished CRL");
-      const t = (await run("openssl", ["crl", "-in", ca.crlFiles().full, "-noout", "-nextupdate"])).stdout;
-      expect(new Date(t.split("=")[1]!).getTime()).toBeGreaterThan(Date.now());
+      // Half the validity (1 s) on the CA's clock, not before.
+      await clock.advance(999);
+      expect(await crlNumber()).toBe(first);
+      await clock.advance(1);
+      const second = await eventually(crlNumber, (n) => n > first, 10_000, "a republished CRL");
+      const thisUpdate = new Date(await field("-lastupdate"));
+      expect(thisUpdate.getTime()).toBe(clock.now().getTime());
+      expect(thisUpdate.getTime()).toBeLessThan(firstNextUpdate.getTime());
+      expect(new Date(await field("-nextupdate")).getTime()).toBeGreaterThan(clock.now().getTime());
+      // And again one period later.
+      await clock.advance(1000);
+      await eventually(crlNumber, (n) => n > second, 10_000, "a second republished CRL");
     } finally {
       stop();
     }
+    // Stopped: nothing is left scheduled.
+    expect(clock.pendingTimers).toBe(0);
   });
 
   it("verifies the whole chain with CRLs of the intermediate", async () => {
