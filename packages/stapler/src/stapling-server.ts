@@ -587,8 +587,11 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   }
 
   /**
-   * Query the responder now for every certificate (or the one with this serial); resolves with
-   * whether each got a verified staple. Redis Enterprise's `POST /v1/ocsp/test`.
+   * Query the responder now for every certificate (or the one with this serial, in any form
+   * normalizeSerial accepts: `0a1b...`, `0A:1B:...`, `0x0a1b...`); resolves with whether each
+   * got a verified staple (empty when no served certificate has the serial). Redis
+   * Enterprise's `POST /v1/ocsp/test`.
+   * @throws InvalidSerialError (rejects) for a serial that is not hexadecimal.
    */
   async queryNow(serial?: string): Promise<{ serial: string; stapled: boolean }[]> {
     const managers = this.state.managers.filter((m) => serial === undefined || m.serial === normalizeSerial(serial));
@@ -735,6 +738,14 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     });
     app.post("/admin/ocsp/query", (req, res, next) => {
       const serial = typeof req.query.serial === "string" ? req.query.serial : undefined;
+      if (serial !== undefined) {
+        try {
+          normalizeSerial(serial);
+        } catch (err) {
+          res.status(400).json({ error: (err as Error).message });
+          return;
+        }
+      }
       this.queryNow(serial)
         .then((results) => {
           if (serial !== undefined && results.length === 0) {

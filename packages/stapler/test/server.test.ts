@@ -172,7 +172,36 @@ describe("admin endpoint and metrics", () => {
     expect(metrics).toMatch(/ocsp_staple_requests_total\{stapled="true"\} 1/);
     expect(metrics).toMatch(/ocsp_staple_next_update_timestamp_seconds\{serial="[0-9a-f]+"\} \d+/);
   });
+
+  it("POST /admin/ocsp/query?serial= finds a certificate whose serial begins with 0, however the serial is written", async () => {
+    await setup();
+    const leaf = await issueWithLeadingZero("localhost");
+    expect(leaf.serial).toMatch(/^0[1-9a-f]/);
+    const s = track(await (await StaplingServer.fromFiles(leaf)).withPolicy(QUICK_RETRIES).start());
+    for (const given of [leaf.serial, leaf.serial.toUpperCase(), `0x${leaf.serial}`]) {
+      const res = await fetch(`${s.adminUrl}/admin/ocsp/query?serial=${given}`, { method: "POST" });
+      expect(res.status, `serial=${given}`).toBe(200);
+      expect(((await res.json()) as { results: unknown[] }).results).toEqual([{ serial: leaf.serial, stapled: true }]);
+    }
+    // A serial that is not hexadecimal is the caller's mistake, said in JSON.
+    const bad = await fetch(`${s.adminUrl}/admin/ocsp/query?serial=xyz`, { method: "POST" });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: expect.stringMatching(/invalid serial "xyz": give it in hexadecimal/) });
+  });
 });
+
+/**
+ * A certificate whose canonical serial begins with 0. The CA picks serials at random with a first
+ * byte in 0x01..0x7f, so 15 serials in 127 begin with 0 (0x01..0x0f); issue until one does,
+ * bounded: 200 issuances all missing has a chance of about 1e-11.
+ */
+async function issueWithLeadingZero(name: string): Promise<IssuedCertificate> {
+  for (let i = 0; i < 200; i++) {
+    const cert = await issue(name);
+    if (cert.serial.startsWith("0")) return cert;
+  }
+  throw new Error("no serial beginning with 0 in 200 issuances");
+}
 
 /** Injected io for staplerMain: captured output, a stop signal and a reload signal we fire ourselves. */
 function cliIo(): { io: StaplerCliIo; out: () => string; err: () => string; stop: () => void; reload: () => void } {
