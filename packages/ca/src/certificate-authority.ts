@@ -233,7 +233,9 @@ export class CertificateAuthority {
    * Issue a certificate of `profile` under `options.issuer` (default the root) with a fresh key
    * of `options.keyType` (default the issuer's). Files go under `certs/<serial>/` (cert.pem,
    * key.pem 0600, chain.pem, fullchain.pem); an intermediate also gets its own delegated OCSP
-   * signer and an empty CRL under `issuers/<serial>/`. The checks are planIssuance's.
+   * signer and an empty CRL under `issuers/<serial>/`. The checks are planIssuance's. The files
+   * are written under the store lock just before the database that names them, and the new
+   * CA's CRLs just after it (see FileStore.update for what a crash in between leaves).
    * @throws InvalidArgumentError for a bad SAN, validity, path length, flaw, profile, serial or
    * key type; UnknownSerialError when the issuer is not a CA of this store.
    */
@@ -515,7 +517,7 @@ export class CertificateAuthority {
     const chain = options.flaw === "other-ca" ? [issuer.certificate] : await this.chainOf(issuerSerial);
     const chainPem = chain.map(certificatePem).join("");
     const certPem = certificatePem(cert);
-    const keyPem = privateKey ? await privateKeyToPem(privateKey, this.crypto) : "";
+    const keyPem = privateKey ? await privateKeyToPem(privateKey, this.crypto) : undefined;
     const rec = recordOf(cert, profile === "intermediate" ? "intermediate" : profile, keyType, {
       certFile: `${base}/${certName}.pem`,
       ...(privateKey ? { keyFile: `${base}/${isCa ? "ca.key" : "key.pem"}` } : {}),
@@ -560,7 +562,7 @@ export class CertificateAuthority {
           wrote = true;
           // Known before the database write: a new CA signs its first CRL inside it.
           if (privateKey) this.signers.set(serial, { certificate: cert, key: privateKey, keyType });
-          if (rec.keyFile) await this.store.writeAtomic(rec.keyFile, keyPem, 0o600);
+          if (rec.keyFile && keyPem !== undefined) await this.store.writeAtomic(rec.keyFile, keyPem, 0o600);
           await this.store.writeAtomic(rec.certFile, certPem, 0o644);
           await this.store.writeAtomic(rec.chainFile!, chainPem, 0o644);
           await this.store.writeAtomic(rec.fullchainFile!, certPem + chainPem, 0o644);
@@ -591,7 +593,7 @@ export class CertificateAuthority {
       profile,
       certificate: cert,
       certPem,
-      keyPem,
+      ...(keyPem !== undefined ? { keyPem } : {}),
       certFile: this.store.path(rec.certFile),
       keyFile: rec.keyFile ? this.store.path(rec.keyFile) : "",
       chainFile: this.store.path(rec.chainFile!),

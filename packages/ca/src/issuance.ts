@@ -80,10 +80,16 @@ export interface IssuedCertificate {
   serial: string;
   profile: Profile;
   certificate: x509.X509Certificate;
+  /** The certificate, PEM, ending with a newline. */
   certPem: string;
-  /** Absent when the certificate was signed from a CSR (the key stays with its owner). */
-  keyPem: string;
+  /**
+   * Its private key, PKCS#8 PEM ending with a newline; absent when the certificate was signed
+   * from a CSR (the key stays with its owner).
+   */
+  keyPem?: string;
+  /** Absolute path of the certificate PEM. */
   certFile: string;
+  /** Absolute path of the private key PEM (0600); the empty string when signed from a CSR. */
   keyFile: string;
   /** Issuer chain up to and including the root, PEM. */
   chainFile: string;

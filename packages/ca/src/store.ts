@@ -17,13 +17,20 @@ export interface RevocationRecord {
   reason: CRLReason;
   /** RFC 5280 §5.3.2 invalidity date, ISO 8601. */
   invalidityDate?: string;
-  /** When the revocation was written to the store, ISO 8601 (what delta CRLs select on). */
+  /**
+   * When `revoke()` (or `hold()`) was called, on the CA's clock, ISO 8601: differs from `time`
+   * when the revocation was backdated. For people and tools reading ca.json only: no CRL or
+   * OCSP answer uses it, and delta CRLs select on CertificateRecord.changedGeneration.
+   */
   recordedAt?: string;
 }
 
 /** The CRL numbering of one issuer (RFC 5280 §5.2.3), persisted so a number is never reused. */
 export interface CrlState {
-  /** Last CRL Number used, full or delta (they share one sequence). */
+  /**
+   * Last CRL Number used (RFC 5280 §5.2.3). Each publication uses the next number for both the
+   * full and the delta CRL it issues together; a number is never reused, even after a crash.
+   */
   lastNumber: number;
   /**
    * The full CRL that current delta CRLs are relative to (RFC 5280 §5.2.4 BaseCRLNumber), and
@@ -60,11 +67,17 @@ export interface CertificateRecord {
   flaw?: string;
   /** Present while revoked (or on hold). */
   revocation?: RevocationRecord;
-  /** When it was last released from certificateHold, ISO 8601 (delta CRLs list it as removeFromCRL). */
+  /**
+   * When it was last released from certificateHold, on the CA's clock, ISO 8601: the
+   * revocationDate of its removeFromCRL entry in delta CRLs (which delta CRLs list it is decided
+   * by `changedGeneration`, not by this time).
+   */
   releasedAt?: string;
   /**
-   * Store generation of the write that last changed its revocation state. Delta CRLs select on
-   * it (not on clocks): everything changed after the base CRL's generation.
+   * CaDatabase.generation of the write that last changed its revocation state (revoke, hold,
+   * release); absent while it never changed. A delta CRL lists the certificate (as revoked, held,
+   * or removeFromCRL once released) when this is greater than its base CRL's generation
+   * (CrlState.base.generation): generations, not clocks, so a clock step never hides a change.
    */
   changedGeneration?: number;
 }
@@ -158,8 +171,11 @@ export class FileStore {
 
   /**
    * Create the store under the lock: fails if a database exists, else runs `writeFiles` (keys,
-   * certificates), writes the database it returns, then runs `afterWrite` (see update), so two
-   * processes initialising the same folder at once never mix their keys and certificates.
+   * certificates), writes the database it returns, then runs `afterWrite` (the first CRLs; see
+   * update), so two processes initialising the same folder at once never mix their keys and
+   * certificates. A crash before the database is written leaves keys and certificates without
+   * a ca.json (the folder is still "no CA": the next init overwrites them); a crash after it
+   * leaves a CA whose first CRL files are missing until the next CRL refresh.
    * @throws StateExistsError when the folder already holds a database.
    */
   async initialize(writeFiles: () => Promise<CaDatabase>, afterWrite?: (db: CaDatabase) => Promise<void>): Promise<void> {
@@ -172,13 +188,25 @@ export class FileStore {
   }
 
   /**
-   * Read-modify-write under the lock. `change` mutates the database it is given (or throws to
-   * abort, leaving the store untouched); the generation is bumped and the result written
-   * atomically. `afterWrite`, if given, runs once the database is on disk and before the lock
-   * is released: files derived from the new state (CRLs) go there, so a crash can leave a gap
-   * (a CRL Number never published) but never a file the database does not account for.
+   * Read-modify-write under the lock, in this order:
+   * 1. `change` gets the database as on disk and mutates it. It may write files of its own
+   *    first: issuance writes the new certificate's key, certificate and chain files
+   *    (`certs/<serial>/`, `issuers/<serial>/`) here, before the database names them. If it
+   *    throws, the database is not written; files it wrote are the caller's to remove (issuance
+   *    removes them).
+   * 2. The generation is bumped and the database written atomically (temp file, fsync, rename).
+   * 3. `afterWrite`, if given, runs with the database on disk, still under the lock: files
+   *    derived from the new state (the CRLs) go there.
+   *
+   * What a crash (kill -9, power loss) leaves: during 1, the old database plus files no record
+   * names (a certificate folder missing from ca.json: never read, safe to delete); during 3,
+   * the new database with the CRL files of the previous state: a CRL Number recorded but never
+   * published (a gap in the sequence), and for a new intermediate no CRL files at all, until the
+   * next revocation change or CRL refresh publishes them. Never a half-written file, and never a
+   * record whose certificate or key file is missing.
    * Returns the database as written.
-   * @throws LockTimeoutError when another process holds the lock for more than 10 s.
+   * @throws LockTimeoutError when another process holds the lock for more than 10 s; whatever
+   * `change` or `afterWrite` throws.
    */
   async update(change: (db: CaDatabase) => void | Promise<void>, afterWrite?: (db: CaDatabase) => Promise<void>): Promise<CaDatabase> {
     return this.withLock(async () => {

@@ -44,7 +44,7 @@ describe("toPkcs12", () => {
       const ca = keyType === "ecdsa-p256" ? await CertificateAuthority.init(join(dir, "ca")) : await CertificateAuthority.init(join(dir, "ca"), { keyType });
       const leaf = await ca.issueServer({ dnsNames: ["localhost"] });
       const rootPem = await fs.readFile(ca.rootFile, "utf8");
-      const p12 = toPkcs12({ keyPem: leaf.keyPem, certPem: leaf.certPem, chainPems: [rootPem], password: "secret", friendlyName: "localhost" });
+      const p12 = toPkcs12({ keyPem: leaf.keyPem!, certPem: leaf.certPem, chainPems: [rootPem], password: "secret", friendlyName: "localhost" });
       expect(p12).toBeInstanceOf(Uint8Array);
       const file = join(dir, "f.p12");
       await fs.writeFile(file, p12);
@@ -103,7 +103,7 @@ describe("toPkcs12", () => {
     const ca = await CertificateAuthority.init(join(dir, "ca"));
     const leaf = await ca.issueServer({ dnsNames: ["localhost"] });
     const password = "pässwört-✓";
-    const p12 = toPkcs12({ keyPem: leaf.keyPem, certPem: await fs.readFile(leaf.fullchainFile, "utf8"), password });
+    const p12 = toPkcs12({ keyPem: leaf.keyPem!, certPem: await fs.readFile(leaf.fullchainFile, "utf8"), password });
     const file = join(dir, "u.p12");
     await fs.writeFile(file, p12);
     expect(() => tls.createSecureContext({ pfx: Buffer.from(p12), passphrase: password })).not.toThrow();
@@ -116,10 +116,10 @@ describe("toPkcs12", () => {
     const ca = await CertificateAuthority.init(join(dir, "ca"));
     const a = await ca.issueServer({ dnsNames: ["a.test"] });
     const b = await ca.issueServer({ dnsNames: ["b.test"] });
-    expect(codeOf(() => toPkcs12({ keyPem: a.keyPem, certPem: a.certPem, password: "" }))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
-    expect(() => toPkcs12({ keyPem: a.keyPem, certPem: a.certPem, password: "" })).toThrow(/non-empty password/);
-    expect(codeOf(() => toPkcs12({ keyPem: b.keyPem, certPem: a.certPem, password: "x" }))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
-    expect(codeOf(() => toPkcs12({ keyPem: a.keyPem, certPem: "not a certificate", password: "x" }))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
+    expect(codeOf(() => toPkcs12({ keyPem: a.keyPem!, certPem: a.certPem, password: "" }))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
+    expect(() => toPkcs12({ keyPem: a.keyPem!, certPem: a.certPem, password: "" })).toThrow(/non-empty password/);
+    expect(codeOf(() => toPkcs12({ keyPem: b.keyPem!, certPem: a.certPem, password: "x" }))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
+    expect(codeOf(() => toPkcs12({ keyPem: a.keyPem!, certPem: "not a certificate", password: "x" }))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
 
     const pkcs1 = await openssl(["pkey", "-in", join(dir, "ca", "ca.key"), "-traditional"]);
     expect(pkcs1).toMatch(/BEGIN EC PRIVATE KEY/);

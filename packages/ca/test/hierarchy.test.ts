@@ -153,6 +153,9 @@ describe("CSR signing", () => {
     await run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-subj", "/CN=own.lab.test", "-addext", "subjectAltName=DNS:own.lab.test,IP:127.0.0.2", "-out", csr]);
     const issued = await ca.signCsr(await fs.readFile(csr, "utf8"));
     expect(issued.keyFile).toBe("");
+    // No key here: keyPem is absent, not an empty string.
+    expect("keyPem" in issued).toBe(false);
+    expect(issued.keyPem).toBeUndefined();
     const t = await text(issued.certFile);
     expect(t).toMatch(/Subject: CN ?= ?own\.lab\.test/);
     expect(t).toMatch(/DNS:own\.lab\.test, IP Address:127\.0\.0\.2/);
