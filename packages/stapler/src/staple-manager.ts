@@ -113,6 +113,12 @@ type Held =
  * `current()` is a lookup of bytes in memory; `handshake()` is what a TLS server calls for each
  * handshake: the same lookup in `eager` mode, and the emulated behaviour of other servers in
  * the `lazy`, `expire-then-fetch` and `in-handshake` modes.
+ *
+ * Every timer (refresh, retries, response_timeout, the expiry report) runs on the injected
+ * Clock. Logs: a failed query at warn; a dropped staple (recovery_max_tries failures under
+ * `invalidate`, or a staple past its serving limit) at warn with the reason and the failures in
+ * a row; a change of what handshakes get (the first staple, good → revoked...) at info; a
+ * refresh that changed nothing at debug.
  */
 export class StapleManager extends EventEmitter<StapleManagerEvents> {
   private readonly opts: Required<Omit<StapleManagerOptions, "logger" | "store">> & { logger: Logger; store: StapleStore | undefined };
@@ -123,6 +129,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   private dueAt: number | undefined;
   /** The next query (eager mode, and start-up retries), on the injected clock. */
   private timer: Timer | undefined;
+  /** When the verified staple held stops being served (see armExpiry); never keeps the process alive. */
+  private expiryTimer: Timer | undefined;
   private inFlight: Promise<boolean> | undefined;
   private stopped = false;
   private startingUp = false;
@@ -217,6 +225,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     if (this.aborter.signal.aborted) this.aborter = new AbortController();
     this.generation += 1;
     await this.restore();
+    this.armExpiry();
     const { mode, startup } = this.opts.policy;
     if (mode === "lazy" || mode === "in-handshake") return;
     if (this.held) {
@@ -272,6 +281,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     this.aborter.abort();
     this.timer?.cancel();
     this.timer = undefined;
+    this.expiryTimer?.cancel();
+    this.expiryTimer = undefined;
     this.dueAt = undefined;
     for (const wake of this.stopWaiters) wake();
   }
@@ -283,7 +294,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       serial: this.serial,
       subject: this.opts.certificate.subject,
       responderUrl: this.opts.responderUrl,
-      staple: served ? (served.kind === "verified" ? served.verified.status : served.status) : "none",
+      staple: stateOf(served),
       consecutiveFailures: this.failures,
       mode: this.opts.policy.mode,
       onFailure: this.opts.policy.onFailure,
@@ -326,7 +337,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     if (!der) return;
     try {
       const verified = await this.verify(der);
-      this.held = { kind: "verified", der: Buffer.from(der), verified, source: "persisted" };
+      this.hold({ kind: "verified", der: Buffer.from(der), verified, source: "persisted" });
       this.opts.logger.info({ serial: this.serial, status: verified.status, nextUpdate: verified.nextUpdate }, "persisted staple restored");
     } catch (err) {
       this.opts.logger.info({ serial: this.serial, reason: err instanceof Error ? err.message : String(err) }, "persisted staple not used");
@@ -351,16 +362,24 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       this.last = { at: started, ok: false, error: error.message, durationMs: Math.round(performance.now() - t0) };
       let invalidated = false;
       let updated = false;
+      const before = this.servedState();
       const errorStaple = policy.onFailure === "staple-errors" ? errorAnswer(error) : undefined;
       if (errorStaple) {
-        this.held = errorStaple;
+        this.hold(errorStaple);
         updated = true;
       } else if (this.failures >= policy.recoveryMaxTries && policy.onFailure !== "serve-until-expiry" && this.held) {
-        this.held = undefined;
+        this.hold(undefined);
         invalidated = true;
       }
       this.schedule(policy.recoveryFrequencyMs);
       this.opts.logger.warn({ serial: this.serial, responderUrl, failures: this.failures, err: error.message }, "OCSP fetch failed");
+      if (updated) this.logChange(before);
+      if (invalidated) {
+        const reason = `${this.failures} failed queries in a row (recovery_max_tries ${policy.recoveryMaxTries}), the last: ${error.message}`;
+        // An expired staple was already reported dropped when it expired.
+        if (before !== "none") this.opts.logger.warn({ serial: this.serial, staple: before, reason, failures: this.failures }, "staple dropped");
+        else this.opts.logger.debug({ serial: this.serial, reason, failures: this.failures }, "expired staple discarded");
+      }
       this.safeEmit("fetch:failed", { error, snapshot: this.snapshot() });
       if (updated) this.safeEmit("staple:updated", this.snapshot());
       if (invalidated) this.safeEmit("staple:invalidated", this.snapshot());
@@ -368,11 +387,12 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     }
     if (this.stopped || generation !== this.generation) return false;
     const der = Buffer.from(verified.response.der);
-    this.held = { kind: "verified", der, verified, source: "fetched" };
+    const before = this.servedState();
+    this.hold({ kind: "verified", der, verified, source: "fetched" });
     this.failures = 0;
     this.last = { at: started, ok: true, durationMs: Math.round(performance.now() - t0) };
     this.schedule(this.refreshDelay(verified));
-    this.opts.logger.info({ serial: this.serial, status: verified.status, nextUpdate: verified.nextUpdate }, "staple updated");
+    this.logChange(before);
     if (this.opts.store) {
       await this.opts.store
         .save(this.opts.certificate.rawData, der)
@@ -380,6 +400,59 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     }
     this.safeEmit("staple:updated", this.snapshot());
     return true;
+  }
+
+  /** What a handshake would be stapled with now (the snapshot's `staple`). */
+  private servedState(): StapleState {
+    return stateOf(this.current() ? this.held : undefined);
+  }
+
+  /** Replace the staple held (undefined: none), and re-arm the expiry report for it. */
+  private hold(held: Held | undefined): void {
+    this.held = held;
+    this.armExpiry();
+  }
+
+  /**
+   * Log a new staple against what was served `before`: at info when what handshakes get
+   * changed (the first staple, good → revoked, a staple after none), at debug for a refresh
+   * that changed nothing.
+   */
+  private logChange(before: StapleState): void {
+    const after = this.servedState();
+    const h = this.held;
+    const nextUpdate = h?.kind === "verified" ? h.verified.nextUpdate : undefined;
+    if (after !== before) this.opts.logger.info({ serial: this.serial, from: before, to: after, nextUpdate }, "staple status changed");
+    else this.opts.logger.debug({ serial: this.serial, status: after, nextUpdate }, "staple refreshed");
+  }
+
+  /**
+   * A timer (on the clock, unref'd: it only reports) at the moment the verified staple held
+   * stops being served: its nextUpdate, minus expiry_margin under serve-until-expiry. If that
+   * staple is still held then, handshakes get none from now on: logged at warn with the reason
+   * and the failed queries in a row. A new staple re-arms it; stop() cancels it.
+   */
+  private armExpiry(): void {
+    this.expiryTimer?.cancel();
+    this.expiryTimer = undefined;
+    const h = this.held;
+    if (this.stopped || h?.kind !== "verified") return;
+    const { policy, clock } = this.opts;
+    const margin = policy.onFailure === "serve-until-expiry" ? policy.expiryMarginMs : 0;
+    const limit = h.verified.nextUpdate.getTime() - margin;
+    this.expiryTimer = clock.setTimeout(() => {
+      this.expiryTimer = undefined;
+      if (this.held !== h || this.stopped) return;
+      // Fired early (a limit beyond the longest timer): wait on.
+      if (this.current()) {
+        this.armExpiry();
+        return;
+      }
+      const when = h.verified.nextUpdate.toISOString();
+      const reason = margin > 0 ? `nextUpdate ${when} minus expiry_margin ${margin / 1000} s reached` : `nextUpdate ${when} passed`;
+      this.opts.logger.warn({ serial: this.serial, staple: h.verified.status, reason, failures: this.failures }, "staple dropped");
+    }, Math.min(Math.max(0, limit - clock.now().getTime()), MAX_TIMER_MS));
+    this.expiryTimer.unref();
   }
 
   /**
@@ -446,6 +519,12 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     // else may hold the event loop yet (a CLI would exit silently).
     if (!this.startingUp) this.timer.unref();
   }
+}
+
+/** The StapleState of a held staple (undefined: `none`). */
+function stateOf(held: Held | undefined): StapleState {
+  if (!held) return "none";
+  return held.kind === "verified" ? held.verified.status : held.status;
 }
 
 /**
