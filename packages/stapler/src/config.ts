@@ -4,7 +4,8 @@ import { pino, type Logger } from "pino";
 import { readConfigFile, resolveStateDir } from "@ocsp-lab/cli-support";
 import { ConfigError, InvalidPolicyError } from "./errors.js";
 import { parsePolicy, pollingPolicySchema } from "./policy.js";
-import { StaplingServer, type Backend, type StartedStaplingServer } from "./stapling-server.js";
+import type { Backend } from "./backends.js";
+import { StaplingServer, type StartedStaplingServer } from "./stapling-server.js";
 
 const port = z.number().int().min(0).max(65535);
 const tlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);

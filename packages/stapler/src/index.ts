@@ -1,5 +1,9 @@
-export { StaplingServer, StartedStaplingServer, splitPem, aiaOcspUrl } from "./stapling-server.js";
-export type { ServedCertificate, CertificateFiles, Backend, TlsVersions, AdminOptions, StaplingServerEvents } from "./stapling-server.js";
+export { StaplingServer, StartedStaplingServer } from "./stapling-server.js";
+export type { StaplingServerEvents } from "./stapling-server.js";
+export { splitPem, aiaOcspUrl } from "./certificates.js";
+export type { ServedCertificate, CertificateFiles, TlsVersions } from "./certificates.js";
+export type { Backend } from "./backends.js";
+export type { AdminOptions } from "./admin.js";
 export { StapleManager } from "./staple-manager.js";
 export type { FetchOutcome, ResponseErrorName, StapleManagerEvents, StapleManagerOptions, StapleSnapshot, StapleSource, StapleState } from "./staple-manager.js";
 export { StapleStore, STAPLES_FOLDER } from "./staple-store.js";

@@ -1,70 +1,30 @@
 import { createServer as createHttpsServer } from "node:https";
-import { request as httpRequest, createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { connect as netConnect, type AddressInfo, type Socket } from "node:net";
-import { createServer as createTlsServer, createSecureContext, type SecureContext, type SecureVersion, type Server as TlsServer, type TLSSocket } from "node:tls";
-import { promises as fs, watchFile, unwatchFile, type Stats } from "node:fs";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { createServer as createTlsServer, type SecureContext, type Server as TlsServer } from "node:tls";
+import { watchFile, unwatchFile, type Stats } from "node:fs";
 import { EventEmitter, once } from "node:events";
-import * as x509 from "@peculiar/x509";
-import express from "express";
 import { pino, type Logger } from "pino";
-import { bearerAuth } from "@ocsp-lab/cli-support";
 import { defaultCrypto, normalizeSerial, systemClock, type Clock } from "@ocsp-lab/ocsp";
+import { createAdminApp, type AdminOptions } from "./admin.js";
+import { httpBackend, tcpBackend, type Backend } from "./backends.js";
+import {
+  checkNames,
+  describeEntries,
+  loadCertificate,
+  readEntry,
+  type CertificateEntry,
+  type CertificateFiles,
+  type LoadedCertificate,
+  type LoadOptions,
+  type ServedCertificate,
+  type TlsVersions,
+} from "./certificates.js";
 import { CertificateSetupError, ReloadError, StaplerError } from "./errors.js";
 import { StaplerMetrics } from "./metrics.js";
 import { parsePolicy, type PollingPolicy, type PollingPolicyInput } from "./policy.js";
 import { StapleManager, type StapleManagerEvents, type StapleSnapshot } from "./staple-manager.js";
 import { StapleStore } from "./staple-store.js";
-
-/** PEM material of one served certificate. */
-export interface ServedCertificate {
-  /** Leaf PEM, optionally followed by its chain (a fullchain file). */
-  cert: string;
-  /** Private key PEM. */
-  key: string;
-  /** Issuer PEM; default the second certificate of `cert`. */
-  issuer?: string;
-  /** Ask this responder instead of the certificate's AIA OCSP URL. */
-  responderUrl?: string;
-}
-
-/** Files of one served certificate; watched for changes when reloading is on. */
-export interface CertificateFiles {
-  /** Leaf or fullchain PEM file. */
-  certFile: string;
-  /** Private key PEM file. */
-  keyFile: string;
-  /** Issuer (chain) PEM file; default the second certificate of certFile. */
-  chainFile?: string;
-  /** Ask this responder instead of the certificate's AIA OCSP URL. */
-  responderUrl?: string;
-}
-
-/**
- * What the server does with a connection once TLS is up:
- * - `status`: HTTPS, a plain-text status page of the staples on every path;
- * - `http`: HTTPS reverse proxy to an HTTP backend (`url`, e.g. http://127.0.0.1:8080);
- * - `tcp`: TLS-terminating TCP proxy to any TCP backend (as Redis Enterprise's proxy does in
- *   front of redis-server on 127.0.0.1:6379).
- */
-export type Backend = { kind: "status" } | { kind: "http"; url: string } | { kind: "tcp"; host: string; port: number };
-
-/** TLS protocol versions offered (default TLS 1.2 to 1.3). */
-export interface TlsVersions {
-  minVersion?: SecureVersion;
-  maxVersion?: SecureVersion;
-}
-
-/** The admin endpoint: `GET /admin/ocsp`, `POST /admin/ocsp/query`, `POST /admin/reload`, `GET /metrics`. */
-export interface AdminOptions {
-  /** Interface, default 127.0.0.1 whatever the listener binds (the endpoint can reload and query). */
-  host?: string;
-  /** TCP port, default 0 (ephemeral). */
-  port?: number;
-  /** Require `Authorization: Bearer <token>`. */
-  token?: string;
-}
-
-type Entry = { kind: "pem"; material: ServedCertificate } | { kind: "files"; files: CertificateFiles };
 
 /**
  * Builder of a TLS server that staples OCSP responses for its certificates (testcontainers
@@ -81,7 +41,7 @@ type Entry = { kind: "pem"; material: ServedCertificate } | { kind: "files"; fil
  * ```
  */
 export class StaplingServer {
-  private readonly entries: Entry[] = [];
+  private readonly entries: CertificateEntry[] = [];
   private host = "127.0.0.1";
   private port = 0;
   private policyInput: PollingPolicyInput = {};
@@ -205,10 +165,10 @@ export class StaplingServer {
    * @throws InvalidPolicyError, CertificateSetupError as start().
    */
   async check(): Promise<{ serial: string; subject: string; names: string[]; responderUrl: string }[]> {
-    const policy = parsePolicy(this.policyInput);
+    parsePolicy(this.policyInput);
     if (this.entries.length === 0) throw new CertificateSetupError("no certificate given to", "StaplingServer", "add one with withCertificate() or withCertificateFiles()");
-    const services = { tls: this.tls, responderUrl: this.responderUrl, policy, crypto: this.crypto, pending: new Set() } as unknown as Services;
-    const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), services)));
+    const options = { tls: this.tls, responderUrl: this.responderUrl, crypto: this.crypto };
+    const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), options)));
     checkNames(loaded);
     return loaded.map((l) => ({ serial: normalizeSerial(l.leaf.serialNumber), subject: l.leaf.subject, names: l.names, responderUrl: l.url }));
   }
@@ -249,97 +209,25 @@ export class StaplingServer {
   }
 }
 
-/** Everything a certificate load needs. */
-interface Services {
+/** What the certificate loads and the staple managers of one server share. */
+interface Services extends LoadOptions {
   metrics: StaplerMetrics;
   /** Managers being started (at start or by a reload), not yet serving: stop() stops them too. */
   pending: Set<StapleManager>;
   policy: PollingPolicy;
   clock: Clock;
-  crypto: Crypto;
   logger: Logger;
-  tls: TlsVersions;
-  responderUrl: string | undefined;
   store: StapleStore | undefined;
-}
-
-/** One certificate, parsed and checked, not yet served. */
-interface Loaded {
-  leaf: x509.X509Certificate;
-  issuer: x509.X509Certificate;
-  names: string[];
-  url: string;
-  /** The leaf's DER as a latin1 string: the key the OCSPRequest handler looks up. */
-  derKey: string;
-  /** The issuer's DER as a latin1 string. */
-  issuerDer: string;
-  context: SecureContext;
-  /** cert + key PEM, for the default context of the listener. */
-  pem: { cert: string; key: string };
 }
 
 /** What the listener serves right now; replaced as a whole on reload. */
 interface ServingState {
   /** With a single certificate: its manager and DER, for the handshake path. */
   only: { manager: StapleManager; der: Buffer } | undefined;
-  loaded: Loaded[];
+  loaded: LoadedCertificate[];
   managers: StapleManager[];
   byDer: Map<string, StapleManager>;
   byName: Map<string, SecureContext>;
-}
-
-async function readEntry(entry: Entry): Promise<ServedCertificate> {
-  if (entry.kind === "pem") return entry.material;
-  const read = async (f: string): Promise<string> => {
-    try {
-      return await fs.readFile(f, "utf8");
-    } catch (cause) {
-      throw new CertificateSetupError("cannot read", f, "check the path and its permissions", { cause });
-    }
-  };
-  const { certFile, keyFile, chainFile, responderUrl } = entry.files;
-  return {
-    cert: await read(certFile),
-    key: await read(keyFile),
-    ...(chainFile ? { issuer: await read(chainFile) } : {}),
-    ...(responderUrl ? { responderUrl } : {}),
-  };
-}
-
-async function loadCertificate(material: ServedCertificate, services: Services): Promise<Loaded> {
-  const certs = splitPem(material.cert);
-  if (certs.length === 0) throw new CertificateSetupError("no certificate in", material.cert.slice(0, 40), "give a PEM certificate");
-  const leaf = parseCert(certs[0]!);
-  const issuerPem = material.issuer ? splitPem(material.issuer)[0] : certs[1];
-  if (!issuerPem) throw new CertificateSetupError("no issuer for", leaf.subject, "give the issuer certificate (chain file) or a fullchain certificate");
-  const issuer = parseCert(issuerPem);
-  // A chain that is not the leaf's issuer would make every staple fail verification.
-  const issued = leaf.issuer === issuer.subject && (await leaf.verify({ publicKey: issuer.publicKey, signatureOnly: true }, services.crypto).catch(() => false));
-  if (!issued) {
-    throw new CertificateSetupError("issuer", issuer.subject, `did not issue "${leaf.subject}" (issued by "${leaf.issuer}"): give the issuing CA's certificate as chain`);
-  }
-  const url = material.responderUrl ?? services.responderUrl ?? aiaOcspUrl(leaf);
-  if (!url) throw new CertificateSetupError("no OCSP URL in", leaf.subject, "the certificate has no AIA OCSP URL; give a responder URL (withResponderUrl or responder_url)");
-  // Send the chain with the leaf: clients such as curl look for the issuer among the
-  // certificates the server sends to compute the CertID of the staple.
-  const chain = certs.some((c) => sameCert(c, issuerPem)) ? certs : [...certs, issuerPem];
-  const pem = { cert: chain.join("\n") + "\n", key: material.key };
-  let context: SecureContext;
-  try {
-    context = createSecureContext({ ...pem, ...services.tls });
-  } catch (cause) {
-    throw new CertificateSetupError("cannot serve", leaf.subject, `${(cause as Error).message} (does the key belong to the certificate?)`, { cause });
-  }
-  return {
-    leaf,
-    issuer,
-    names: dnsNames(leaf),
-    url,
-    derKey: Buffer.from(leaf.rawData).toString("latin1"),
-    issuerDer: Buffer.from(issuer.rawData).toString("latin1"),
-    context,
-    pem,
-  };
 }
 
 /**
@@ -347,7 +235,7 @@ async function loadCertificate(material: ServedCertificate, services: Services):
  * staples carry over), start new ones (their first fetch runs before they are served, as the
  * policy's startup says).
  */
-async function buildState(loaded: Loaded[], previous: ServingState | undefined, services: Services): Promise<ServingState> {
+async function buildState(loaded: LoadedCertificate[], previous: ServingState | undefined, services: Services): Promise<ServingState> {
   const byName = checkNames(loaded);
   const managers: StapleManager[] = [];
   const byDer = new Map<string, StapleManager>();
@@ -388,23 +276,6 @@ async function buildState(loaded: Loaded[], previous: ServingState | undefined, 
   return { only, loaded, managers, byDer, byName };
 }
 
-/** The context of each DNS name; refuses two certificates for one name. */
-function checkNames(loaded: Loaded[]): Map<string, SecureContext> {
-  const byName = new Map<string, SecureContext>();
-  for (const l of loaded) {
-    for (const name of l.names) {
-      const other = byName.get(name);
-      if (other && other !== l.context) {
-        // Node asks for the staple before OpenSSL picks among several certificates of one
-        // context, so two certificates for one name could get each other's staple.
-        throw new CertificateSetupError("two certificates for the name", name, "give each certificate its own names (SNI chooses by name)");
-      }
-      byName.set(name, l.context);
-    }
-  }
-  return byName;
-}
-
 /** Count a manager's queries in the metrics from its very first one (the start-up fetch included). */
 function countFetches(m: StapleManager, metrics: StaplerMetrics): void {
   m.on("fetch:failed", (e) => {
@@ -442,7 +313,7 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   private readonly server: TlsServer;
   private adminServer: HttpServer | undefined;
   private readonly hostName: string;
-  private readonly entries: Entry[];
+  private readonly entries: CertificateEntry[];
   private readonly services: Services;
   private readonly backend: Backend;
   private readonly watchMs: number;
@@ -450,10 +321,12 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   private reloading: Promise<void> = Promise.resolve();
   private readonly watched: string[] = [];
   private readonly forwarded = new WeakSet<StapleManager>();
+  /** Open connections (TCP proxy: both ends), destroyed by stop(). */
+  private readonly sockets = new Set<Socket>();
   private stopped = false;
 
   /** Made by StaplingServer.start(); not meant to be called directly. */
-  constructor(p: { entries: Entry[]; state: ServingState; services: Services; backend: Backend; host: string; watchMs: number }) {
+  constructor(p: { entries: CertificateEntry[]; state: ServingState; services: Services; backend: Backend; host: string; watchMs: number }) {
     super();
     this.entries = p.entries;
     this.state = p.state;
@@ -478,8 +351,8 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     // direction open until the backend has answered and ended.
     this.server =
       this.backend.kind === "tcp"
-        ? createTlsServer({ ...options, allowHalfOpen: true }, (socket) => this.pipeTcp(socket))
-        : createHttpsServer(options, (req, res) => this.serveHttp(req, res));
+        ? createTlsServer({ ...options, allowHalfOpen: true }, tcpBackend(this.backend, { sockets: this.sockets, stopped: () => this.stopped, logger: p.services.logger }))
+        : createHttpsServer(options, httpBackend(this.backend, () => this.status(), p.services.logger));
     // The handshake path: bytes already in memory (or, emulating Apache, a bounded fetch).
     this.server.on("OCSPRequest", (certificate: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
       // One certificate served: compare bytes (a memcmp) instead of building a lookup key. A
@@ -519,7 +392,16 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     });
     if (admin) {
       try {
-        this.adminServer = createHttpServer(this.adminApp(admin.token));
+        this.adminServer = createHttpServer(
+          createAdminApp({
+            token: admin.token,
+            status: () => this.status(),
+            policy: this.policy,
+            queryNow: (serial) => this.queryNow(serial),
+            reload: () => this.reload(),
+            metrics: this.metrics,
+          }),
+        );
         this.adminServer.listen(admin.port ?? 0, admin.host ?? "127.0.0.1");
         await once(this.adminServer, "listening");
       } catch (err) {
@@ -663,8 +545,6 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     await this.stop();
   }
 
-  private readonly sockets = new Set<Socket>();
-
   private contextFor(servername: string): SecureContext | undefined {
     const name = servername.toLowerCase();
     const exact = this.state.byName.get(name);
@@ -681,133 +561,4 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     m.on("staple:invalidated", (s) => this.emit("staple:invalidated", s));
     m.on("fetch:failed", (e) => this.emit("fetch:failed", e));
   }
-
-  private serveHttp(req: IncomingMessage, res: ServerResponse): void {
-    if (this.backend.kind !== "http") {
-      res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
-      res.end(this.status().map((s) => `ocsp-lab stapler: ${s.subject} serial ${s.serial} staple ${s.staple}\n`).join(""));
-      return;
-    }
-    const target = new URL(this.backend.url);
-    const headers = { ...req.headers, "x-forwarded-for": req.socket.remoteAddress ?? "", "x-forwarded-proto": "https" };
-    const upstream = httpRequest({ host: target.hostname, port: target.port || 80, method: req.method, path: req.url, headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
-    upstream.on("error", (err) => {
-      this.services.logger.warn({ err: err.message, backend: this.backend }, "backend unreachable");
-      if (!res.headersSent) res.writeHead(502, { "Content-Type": "text/plain; charset=utf-8" }).end(`backend ${target.host} unreachable\n`);
-      else res.destroy();
-    });
-    req.pipe(upstream);
-  }
-
-  private pipeTcp(socket: TLSSocket): void {
-    if (this.backend.kind !== "tcp" || this.stopped) {
-      socket.destroy();
-      return;
-    }
-    const upstream = netConnect({ host: this.backend.host, port: this.backend.port });
-    this.sockets.add(socket);
-    this.sockets.add(upstream);
-    const done = (): void => {
-      socket.destroy();
-      upstream.destroy();
-      this.sockets.delete(socket);
-      this.sockets.delete(upstream);
-    };
-    socket.on("error", done);
-    upstream.on("error", (err) => {
-      this.services.logger.warn({ err: err.message, backend: this.backend }, "backend unreachable");
-      done();
-    });
-    // Each direction's end is passed on by pipe (a half-close stays a half-close); once either
-    // socket is fully closed, nothing more can flow and both go.
-    socket.on("close", done);
-    upstream.on("close", done);
-    socket.pipe(upstream);
-    upstream.pipe(socket);
-  }
-
-  private adminApp(token: string | undefined): express.Express {
-    const app = express();
-    app.disable("x-powered-by");
-    app.use(bearerAuth(token));
-    app.get("/admin/ocsp", (_req, res) => {
-      res.json({ certificates: this.status(), policy: this.policy });
-    });
-    app.post("/admin/ocsp/query", (req, res, next) => {
-      const serial = typeof req.query.serial === "string" ? req.query.serial : undefined;
-      if (serial !== undefined) {
-        try {
-          normalizeSerial(serial);
-        } catch (err) {
-          res.status(400).json({ error: (err as Error).message });
-          return;
-        }
-      }
-      this.queryNow(serial)
-        .then((results) => {
-          if (serial !== undefined && results.length === 0) {
-            res.status(404).json({ error: `no served certificate has serial ${serial}: see GET /admin/ocsp` });
-            return;
-          }
-          res.json({ results, certificates: this.status() });
-        })
-        .catch(next);
-    });
-    app.post("/admin/reload", (_req, res) => {
-      this.reload().then(
-        () => res.json({ certificates: this.status() }),
-        (err: Error) => res.status(400).json({ error: err.message }),
-      );
-    });
-    app.get("/metrics", (_req, res, next) => {
-      this.metrics.registry
-        .metrics()
-        .then((text) => res.set("Content-Type", this.metrics.registry.contentType).send(text))
-        .catch(next);
-    });
-    app.use((req, res) => {
-      res.status(404).json({ error: `nothing at ${req.method} ${req.path}: try GET /admin/ocsp, POST /admin/ocsp/query, POST /admin/reload, GET /metrics` });
-    });
-    return app;
-  }
-}
-
-function describeEntries(entries: Entry[]): string {
-  return entries.map((e) => (e.kind === "files" ? e.files.certFile : "(PEM)")).join(", ");
-}
-
-/** The PEM certificate blocks of a text, in order. */
-export function splitPem(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-}
-
-function sameCert(a: string, b: string): boolean {
-  return a.replace(/\s+/g, "") === b.replace(/\s+/g, "");
-}
-
-function parseCert(pem: string): x509.X509Certificate {
-  try {
-    return new x509.X509Certificate(pem);
-  } catch (cause) {
-    throw new CertificateSetupError("unreadable certificate", pem.slice(0, 60), "give a PEM X.509 certificate", { cause });
-  }
-}
-
-/** DNS names of a certificate's SubjectAltName (RFC 5280 §4.2.1.6), lowercased; the CN when there is none. */
-function dnsNames(cert: x509.X509Certificate): string[] {
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const names = san?.names.items.filter((n) => n.type === "dns").map((n) => n.value.toLowerCase()) ?? [];
-  if (names.length > 0) return names;
-  const cn = cert.subjectName.getField("CN")[0];
-  return cn ? [cn.toLowerCase()] : [];
-}
-
-/** The first OCSP URL of a certificate's AuthorityInfoAccess (RFC 5280 §4.2.2.1), if any. */
-export function aiaOcspUrl(cert: x509.X509Certificate): string | undefined {
-  const aia = cert.getExtension(x509.AuthorityInfoAccessExtension);
-  const name = aia?.ocsp.find((g) => g.type === "url");
-  return name?.value;
 }

@@ -1,0 +1,187 @@
+import { promises as fs } from "node:fs";
+import { createSecureContext, type SecureContext, type SecureVersion } from "node:tls";
+import * as x509 from "@peculiar/x509";
+import { CertificateSetupError } from "./errors.js";
+
+/** PEM material of one served certificate. */
+export interface ServedCertificate {
+  /** Leaf PEM, optionally followed by its chain (a fullchain file). */
+  cert: string;
+  /** Private key PEM. */
+  key: string;
+  /** Issuer PEM; default the second certificate of `cert`. */
+  issuer?: string;
+  /** Ask this responder instead of the certificate's AIA OCSP URL. */
+  responderUrl?: string;
+}
+
+/** Files of one served certificate; watched for changes when reloading is on. */
+export interface CertificateFiles {
+  /** Leaf or fullchain PEM file. */
+  certFile: string;
+  /** Private key PEM file. */
+  keyFile: string;
+  /** Issuer (chain) PEM file; default the second certificate of certFile. */
+  chainFile?: string;
+  /** Ask this responder instead of the certificate's AIA OCSP URL. */
+  responderUrl?: string;
+}
+
+/** TLS protocol versions offered (default TLS 1.2 to 1.3). */
+export interface TlsVersions {
+  minVersion?: SecureVersion;
+  maxVersion?: SecureVersion;
+}
+
+/** One certificate as given to the builder: PEM in memory, or files re-read on reload. */
+export type CertificateEntry = { kind: "pem"; material: ServedCertificate } | { kind: "files"; files: CertificateFiles };
+
+/** One certificate, parsed and checked, not yet served. */
+export interface LoadedCertificate {
+  leaf: x509.X509Certificate;
+  issuer: x509.X509Certificate;
+  names: string[];
+  url: string;
+  /** The leaf's DER as a latin1 string: the key the OCSPRequest handler looks up. */
+  derKey: string;
+  /** The issuer's DER as a latin1 string. */
+  issuerDer: string;
+  context: SecureContext;
+  /** cert + key PEM, for the default context of the listener. */
+  pem: { cert: string; key: string };
+}
+
+/** What loading a certificate needs besides its PEM. */
+export interface LoadOptions {
+  /** TLS versions of its secure context. */
+  tls: TlsVersions;
+  /** Responder for every certificate without its own (overrides the AIA OCSP URL). */
+  responderUrl: string | undefined;
+  /** WebCrypto used to check that the issuer signed the leaf. */
+  crypto: Crypto;
+}
+
+/**
+ * The PEM material of an entry: as given, or read from its files (UTF-8).
+ * @throws CertificateSetupError naming a file that cannot be read.
+ */
+export async function readEntry(entry: CertificateEntry): Promise<ServedCertificate> {
+  if (entry.kind === "pem") return entry.material;
+  const read = async (f: string): Promise<string> => {
+    try {
+      return await fs.readFile(f, "utf8");
+    } catch (cause) {
+      throw new CertificateSetupError("cannot read", f, "check the path and its permissions", { cause });
+    }
+  };
+  const { certFile, keyFile, chainFile, responderUrl } = entry.files;
+  return {
+    cert: await read(certFile),
+    key: await read(keyFile),
+    ...(chainFile ? { issuer: await read(chainFile) } : {}),
+    ...(responderUrl ? { responderUrl } : {}),
+  };
+}
+
+/**
+ * Parse and check one certificate for serving: the leaf (first PEM block), its issuer (the
+ * `issuer` PEM or the second block) which must have signed it, the responder to ask
+ * (`material.responderUrl`, then `options.responderUrl`, then the AIA OCSP URL, RFC 5280
+ * §4.2.2.1), its DNS names (SAN, RFC 5280 §4.2.1.6, or the CN), and a secure context with the
+ * chain (the issuer appended when the file lacks it) and the key.
+ * @throws CertificateSetupError for no or unreadable PEM, no issuer, an issuer that did not sign
+ * the leaf, no OCSP URL, a key that does not belong to the certificate.
+ */
+export async function loadCertificate(material: ServedCertificate, options: LoadOptions): Promise<LoadedCertificate> {
+  const certs = splitPem(material.cert);
+  if (certs.length === 0) throw new CertificateSetupError("no certificate in", material.cert.slice(0, 40), "give a PEM certificate");
+  const leaf = parseCert(certs[0]!);
+  const issuerPem = material.issuer ? splitPem(material.issuer)[0] : certs[1];
+  if (!issuerPem) throw new CertificateSetupError("no issuer for", leaf.subject, "give the issuer certificate (chain file) or a fullchain certificate");
+  const issuer = parseCert(issuerPem);
+  // A chain that is not the leaf's issuer would make every staple fail verification.
+  const issued = leaf.issuer === issuer.subject && (await leaf.verify({ publicKey: issuer.publicKey, signatureOnly: true }, options.crypto).catch(() => false));
+  if (!issued) {
+    throw new CertificateSetupError("issuer", issuer.subject, `did not issue "${leaf.subject}" (issued by "${leaf.issuer}"): give the issuing CA's certificate as chain`);
+  }
+  const url = material.responderUrl ?? options.responderUrl ?? aiaOcspUrl(leaf);
+  if (!url) throw new CertificateSetupError("no OCSP URL in", leaf.subject, "the certificate has no AIA OCSP URL; give a responder URL (withResponderUrl or responder_url)");
+  // Send the chain with the leaf: clients such as curl look for the issuer among the
+  // certificates the server sends to compute the CertID of the staple.
+  const chain = certs.some((c) => sameCert(c, issuerPem)) ? certs : [...certs, issuerPem];
+  const pem = { cert: `${chain.join("\n")}\n`, key: material.key };
+  let context: SecureContext;
+  try {
+    context = createSecureContext({ ...pem, ...options.tls });
+  } catch (cause) {
+    throw new CertificateSetupError("cannot serve", leaf.subject, `${(cause as Error).message} (does the key belong to the certificate?)`, { cause });
+  }
+  return {
+    leaf,
+    issuer,
+    names: dnsNames(leaf),
+    url,
+    derKey: Buffer.from(leaf.rawData).toString("latin1"),
+    issuerDer: Buffer.from(issuer.rawData).toString("latin1"),
+    context,
+    pem,
+  };
+}
+
+/**
+ * The secure context of each DNS name (lowercase; `*.example.com` for a wildcard).
+ * @throws CertificateSetupError for two certificates for one name.
+ */
+export function checkNames(loaded: LoadedCertificate[]): Map<string, SecureContext> {
+  const byName = new Map<string, SecureContext>();
+  for (const l of loaded) {
+    for (const name of l.names) {
+      const other = byName.get(name);
+      if (other && other !== l.context) {
+        // Node asks for the staple before OpenSSL picks among several certificates of one
+        // context, so two certificates for one name could get each other's staple.
+        throw new CertificateSetupError("two certificates for the name", name, "give each certificate its own names (SNI chooses by name)");
+      }
+      byName.set(name, l.context);
+    }
+  }
+  return byName;
+}
+
+/** The entries for a message: their certificate files, `(PEM)` for one given in memory. */
+export function describeEntries(entries: CertificateEntry[]): string {
+  return entries.map((e) => (e.kind === "files" ? e.files.certFile : "(PEM)")).join(", ");
+}
+
+/** The PEM certificate blocks of a text, in order. */
+export function splitPem(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+/** The first OCSP URL of a certificate's AuthorityInfoAccess (RFC 5280 §4.2.2.1), if any. */
+export function aiaOcspUrl(cert: x509.X509Certificate): string | undefined {
+  const aia = cert.getExtension(x509.AuthorityInfoAccessExtension);
+  const name = aia?.ocsp.find((g) => g.type === "url");
+  return name?.value;
+}
+
+function sameCert(a: string, b: string): boolean {
+  return a.replace(/\s+/g, "") === b.replace(/\s+/g, "");
+}
+
+function parseCert(pem: string): x509.X509Certificate {
+  try {
+    return new x509.X509Certificate(pem);
+  } catch (cause) {
+    throw new CertificateSetupError("unreadable certificate", pem.slice(0, 60), "give a PEM X.509 certificate", { cause });
+  }
+}
+
+/** DNS names of a certificate's SubjectAltName (RFC 5280 §4.2.1.6), lowercased; the CN when there is none. */
+function dnsNames(cert: x509.X509Certificate): string[] {
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const names = san?.names.items.filter((n) => n.type === "dns").map((n) => n.value.toLowerCase()) ?? [];
+  if (names.length > 0) return names;
+  const cn = cert.subjectName.getField("CN")[0];
+  return cn ? [cn.toLowerCase()] : [];
+}
