@@ -6,6 +6,7 @@ export { runScenarios, defaultClients, selectClients, selectScenarios } from "./
 export type { ReportRow, RunOptions, RunReport } from "./run.js";
 export { formatTable, formatMismatches, summaryLine } from "./report.js";
 export { SCENARIOS, SCALED_POLICY } from "./scenarios.js";
+export { TurnClock } from "./turn-clock.js";
 export type { Scenario, ScenarioContext, StaplerCheck } from "./scenarios.js";
 export { startPersistentLab, describeEndpoints, UP_POLICY } from "./up.js";
 export type { LabEndpoints, UpOptions } from "./up.js";

@@ -9,6 +9,7 @@ import { OpensslClient } from "./clients/openssl-client.js";
 import { UsageError } from "./errors.js";
 import { startLab } from "./lab.js";
 import { SCENARIOS, type Scenario } from "./scenarios.js";
+import { TurnClock } from "./turn-clock.js";
 
 /** One row of the report: a scenario seen by one client (or by the stapler itself). */
 export interface ReportRow {
@@ -50,8 +51,9 @@ export function defaultClients(): ClientDriver[] {
 
 /**
  * The main job: for each scenario, a throw-away CA, responder and stapler on 127.0.0.1
- * ephemeral ports, driven into the scenario's state, then probed by every client. Returns one
- * row per scenario × client plus one for the stapler itself.
+ * ephemeral ports, on a TurnClock (real time, standing still within a synchronous run), driven
+ * into the scenario's state, then probed by every client. Returns one row per scenario ×
+ * client plus one for the stapler itself.
  * @throws UsageError for an unknown scenario or client name.
  */
 export async function runScenarios(options: RunOptions = {}): Promise<RunReport> {
@@ -84,7 +86,8 @@ async function runOne(
   availability: Map<string, { ok: true } | { ok: false; reason: string }>,
   add: (row: ReportRow) => void,
 ): Promise<void> {
-  const lab = await startLab({ stateDir, policy: scenario.policy });
+  // A TurnClock: the scenarios judge retry spacing from the stapler's own schedule (see retryCadence).
+  const lab = await startLab({ stateDir, policy: scenario.policy, clock: new TurnClock() });
   try {
     let check;
     try {

@@ -26,6 +26,10 @@ export interface StaplerCheck {
 
 /** Everything a scenario may act on. */
 export interface ScenarioContext {
+  /**
+   * The lab, on a TurnClock (as runScenarios starts it): the retry cadence is judged from the
+   * stapler's schedule against the instant of each failure, which only a TurnClock makes exact.
+   */
   lab: Lab;
   /** The policy in force, in milliseconds. */
   policy: PollingPolicy;
@@ -106,20 +110,21 @@ function deadline(policy: PollingPolicy): number {
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(2))} s`;
 
 /**
- * "retried every X s" from the recorded failures: the gap between a failure and the start of
- * the next query. Reported as the policy value when every gap is within tolerance, else as the
- * observed gaps. A timer cannot fire early; it may fire late on a busy machine, so up to 700 ms
- * late is accepted, which still tells a retry (0.2 s) from a regular query (1 s).
+ * "retried every X s", judged from the stapler's own schedule, not from when its timers fired
+ * (which depends on how busy the machine is). Each `fetch:failed` snapshot carries `nextFetch`,
+ * the instant the stapler set for its next query; the lab runs on a TurnClock, so the event's
+ * `at` is the very instant the stapler scheduled from. The cadence is the policy's when every
+ * failure scheduled the next query exactly recovery_frequency later and each retry began after
+ * the failure before it; otherwise the delays as scheduled are reported (`never` for a failure
+ * that scheduled nothing).
  */
 function retryCadence(failures: Recorded[], policy: PollingPolicy): string {
-  const gaps: number[] = [];
-  for (let i = 1; i < failures.length; i++) {
-    gaps.push(failures[i]!.snapshot.lastFetch!.at.getTime() - failures[i - 1]!.at);
-  }
   const want = policy.recoveryFrequencyMs;
-  const ok = gaps.every((g) => g >= want - 20 && g <= want + 700);
-  if (ok) return `retried every ${seconds(want)}`;
-  return `retried after ${gaps.map(seconds).join(", ")}`;
+  const scheduled = failures.map((f) => (f.snapshot.nextFetch ? f.snapshot.nextFetch.getTime() - f.at : undefined));
+  const inOrder = failures.every((f, i) => i === 0 || (f.snapshot.lastFetch !== undefined && f.snapshot.lastFetch.at.getTime() >= failures[i - 1]!.at));
+  if (!inOrder) return "a retry began before the failure it follows";
+  if (scheduled.every((d) => d === want)) return `retried every ${seconds(want)}`;
+  return `retries scheduled ${scheduled.map((d) => (d === undefined ? "never" : seconds(d))).join(", ")} after each failure`;
 }
 
 function staplerState(scenario: string, status: "good" | "revoked" | "unknown"): Scenario["act"] {
