@@ -18,7 +18,7 @@ import { OcspResponder, type ActionInput, type FaultKind, type StartedOcspRespon
 import { systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { StaplingServer, type Backend, type FetchError, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
 import { POLICIES, eventually, freePort, itWithPeer, run, sClient, tempDir } from "../../../test-support/index.js";
-import { labClock, nextEvent } from "./manual-time.js";
+import { labClock, nextEvent, timerDueAt } from "./manual-time.js";
 
 
 let dir: string;
@@ -215,6 +215,8 @@ describe("TLS clients other than OpenSSL", () => {
     // The query reached the responder, which now holds it open.
     const logged = await responder.waitForRequests({ count: 2 }, 10_000);
     expect(logged[1]!.outcome).toBe("fault:hang");
+    // Its response_timeout is a timer on the stapler's clock, which the test holds still.
+    await timerDueAt(clock, clock.now().getTime() + 5000, "the query's response_timeout timer");
 
     await handshakes(s, 40, held);
     expect(settled, "the query is still in flight after the handshakes").toBe(false);
@@ -239,6 +241,7 @@ describe("TLS clients other than OpenSSL", () => {
     const query = s.queryNow().finally(() => (settled = true));
     pending.push(query);
     await responder.waitForRequests({ count: 2 }, 10_000);
+    await timerDueAt(clock, clock.now().getTime() + 5000, "the query's response_timeout timer");
 
     await handshakes(s, 20, undefined);
     expect(settled, "the query is still in flight after the handshakes").toBe(false);

@@ -13,7 +13,7 @@ import type { ManualClock } from "@ocsp-lab/ocsp";
 import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { StapleManager, StapleStore, StaplingServer, parsePolicy, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
 import { POLICIES, eventually, sClient, tempDir } from "../../../test-support/index.js";
-import { advanceFor, advanceWhenDue, labClock, nextEvent } from "./manual-time.js";
+import { advanceFor, advanceWhenDue, labClock, nextEvent, timerDueAt } from "./manual-time.js";
 
 const { QUICK_RETRIES } = POLICIES;
 
@@ -177,8 +177,10 @@ describe("emulation modes", () => {
     const s = await stapler(l, { ...QUICK_RETRIES, mode: "in-handshake", response_timeout: 0.5 });
     let done = false;
     const staple = handshake(l, s.port).finally(() => (done = true));
-    // The handshake's query reached the responder, which holds it; the handshake waits on it.
+    // The handshake's query reached the responder, which holds it; the handshake waits on it,
+    // and the query's response_timeout is a timer on the stapler's clock.
     await l.responder.waitForRequests({ count: 1 });
+    await timerDueAt(l.clock, l.clock.now().getTime() + 500, "the query's response_timeout timer");
     await l.clock.advance(499);
     expect(done).toBe(false);
     expect(s.status()[0]!.lastFetch).toBeUndefined();

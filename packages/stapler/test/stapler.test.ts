@@ -143,6 +143,7 @@ describe("polling policy", () => {
     const starting = startStapler({ ...QUICK_REFRESH, startup: "ready-after-timeout" }).finally(() => (ready = true));
     // The first query hangs on the responder: start() waits for it, up to response_timeout.
     await responder.waitForRequests({ count: 1 });
+    await timerDueAt(clock, clock.now().getTime() + 1000, "the query's response_timeout timer");
     await clock.advance(999);
     expect(ready).toBe(false);
     await clock.advance(1);
