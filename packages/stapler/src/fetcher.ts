@@ -25,6 +25,10 @@ export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signa
       reject(new FetchError("network", `bad responder URL ${JSON.stringify(url)}`, { cause }));
       return;
     }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+      reject(new FetchError("network", `bad responder URL ${JSON.stringify(url)}: only http and https are supported`));
+      return;
+    }
     const send = parsed.protocol === "https:" ? httpsRequest : httpRequest;
     let settled = false;
     const finish = (err: FetchError | undefined, body?: Uint8Array): void => {
