@@ -34,7 +34,9 @@ async function synthesise(dir, count, revoked) {
         certFile: `certs/${serial}/cert.pem`,
         keyFile: `certs/${serial}/key.pem`,
         issuer: db.root,
-        ...(i < revoked ? { revocation: { time: now.toISOString(), reason: CRLReason.keyCompromise, recordedAt: now.toISOString() } } : {}),
+        ...(i < revoked
+          ? { revocation: { time: now.toISOString(), reason: CRLReason.keyCompromise, recordedAt: now.toISOString() } }
+          : {}),
       };
     }
   });
@@ -78,23 +80,39 @@ try {
   const nsBig = median([1, 2, 3].map(() => lookupNs(bigCa, bigSerials)));
   const nsSmall = median([1, 2, 3].map(() => lookupNs(smallCa, smallSerials)));
 
-  const entries = bigCa.listRevoked().map((r) => ({ serial: r.serial, revocationTime: new Date(r.revocation.time), revocationReason: r.revocation.reason }));
+  const entries = bigCa
+    .listRevoked()
+    .map((r) => ({ serial: r.serial, revocationTime: new Date(r.revocation.time), revocationReason: r.revocation.reason }));
   const crl = [];
   for (let i = 0; i < 3; i++) {
     const t = performance.now();
-    await CrlGenerator.create({ issuer: bigCa.root, entries, crlNumber: BigInt(1000 + i), thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000) });
+    await CrlGenerator.create({
+      issuer: bigCa.root,
+      entries,
+      crlNumber: BigInt(1000 + i),
+      thisUpdate: new Date(),
+      nextUpdate: new Date(Date.now() + 86_400_000),
+    });
     crl.push(performance.now() - t);
   }
-  let t = performance.now();
+  const t = performance.now();
   await bigCa.refreshCrls();
   const refresh = performance.now() - t;
 
   const loadMs = median(load);
   const crlMs = median(crl);
-  console.log(`store: ${ISSUED.toLocaleString("en")} issued, ${REVOKED.toLocaleString("en")} revoked, ca.json ${(size / 1e6).toFixed(1)} MB`);
-  console.log(`load     open() ${ms(loadMs)} vs bare JSON.parse ${ms(median(parse))}: ratio ${(loadMs / median(parse)).toFixed(2)}  (goal < 1000 ms: ${loadMs < 1000 ? "met" : "MISSED"})`);
-  console.log(`lookup   status() ${nsBig.toFixed(0)} ns at 100,000 vs ${nsSmall.toFixed(0)} ns at 1,000: ratio ${(nsBig / nsSmall).toFixed(2)}  (O(1): near 1; a scan would be 100×, cache misses in the bigger map explain the rest)`);
-  console.log(`crl      full CRL with ${entries.length.toLocaleString("en")} entries ${ms(crlMs)}  (goal < 2000 ms: ${crlMs < 2000 ? "met" : "MISSED"}); refreshCrls() with files and store write ${ms(refresh)}`);
+  console.log(
+    `store: ${ISSUED.toLocaleString("en")} issued, ${REVOKED.toLocaleString("en")} revoked, ca.json ${(size / 1e6).toFixed(1)} MB`,
+  );
+  console.log(
+    `load     open() ${ms(loadMs)} vs bare JSON.parse ${ms(median(parse))}: ratio ${(loadMs / median(parse)).toFixed(2)}  (goal < 1000 ms: ${loadMs < 1000 ? "met" : "MISSED"})`,
+  );
+  console.log(
+    `lookup   status() ${nsBig.toFixed(0)} ns at 100,000 vs ${nsSmall.toFixed(0)} ns at 1,000: ratio ${(nsBig / nsSmall).toFixed(2)}  (O(1): near 1; a scan would be 100×, cache misses in the bigger map explain the rest)`,
+  );
+  console.log(
+    `crl      full CRL with ${entries.length.toLocaleString("en")} entries ${ms(crlMs)}  (goal < 2000 ms: ${crlMs < 2000 ? "met" : "MISSED"}); refreshCrls() with files and store write ${ms(refresh)}`,
+  );
   bigCa.close();
   smallCa.close();
 } finally {

@@ -70,7 +70,10 @@ async function serve(kind) {
 
 /** Fork a server child; resolves with its port and a CPU-time probe (µs user+system). */
 async function startChild(kind, env) {
-  const child = fork(fileURLToPath(import.meta.url), ["--serve", kind], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(fileURLToPath(import.meta.url), ["--serve", kind], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const [msg] = await once(child, "message");
   const cpu = async () => {
     child.send("cpu");
@@ -93,10 +96,13 @@ async function main() {
   try {
     const ca = await CertificateAuthority.init(dir);
     const leaf = await ca.issueServer();
-    const { der } = await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) });
+    const { der } = await buildOcspRequest({
+      certificate: toPkiCertificate(leaf.certificate),
+      issuer: toPkiCertificate(ca.root.certificate),
+    });
     ca.close();
     const reqBody = Buffer.from(der);
-    const getPath = "/" + encodeURIComponent(reqBody.toString("base64"));
+    const getPath = `/${encodeURIComponent(reqBody.toString("base64"))}`;
 
     const responder = await startChild("responder", { BENCH_CA_DIR: dir });
     children.push(responder);
@@ -109,24 +115,44 @@ async function main() {
     const sizes = {};
     const headers = {};
     for (const [name, m] of Object.entries(methods)) {
-      const res = await fetch(responder.url + m.path, { method: m.method, headers: m.headers, ...(m.body ? { body: m.body } : {}) });
+      const res = await fetch(responder.url + m.path, {
+        method: m.method,
+        headers: m.headers,
+        ...(m.body ? { body: m.body } : {}),
+      });
       const body = new Uint8Array(await res.arrayBuffer());
       const decoded = OcspResponse.fromDer(body);
       const status = decoded.responses[0]?.status;
-      if (res.status !== 200 || res.headers.get("content-type") !== OCSP_RESPONSE_TYPE || decoded.responseStatus !== 0 || status !== "good") {
-        throw new Error(`${name}: HTTP ${res.status} ${res.headers.get("content-type")}, responseStatus ${decoded.responseStatus}, cert status ${status}`);
+      if (
+        res.status !== 200 ||
+        res.headers.get("content-type") !== OCSP_RESPONSE_TYPE ||
+        decoded.responseStatus !== 0 ||
+        status !== "good"
+      ) {
+        throw new Error(
+          `${name}: HTTP ${res.status} ${res.headers.get("content-type")}, responseStatus ${decoded.responseStatus}, cert status ${status}`,
+        );
       }
       sizes[name] = body;
       // What node:http adds itself (Date, Connection, Keep-Alive, Content-Length) is left to the baseline's node:http.
-      headers[name] = Object.fromEntries([...res.headers].filter(([k]) => !["date", "connection", "keep-alive", "content-length"].includes(k)));
+      headers[name] = Object.fromEntries(
+        [...res.headers].filter(([k]) => !["date", "connection", "keep-alive", "content-length"].includes(k)),
+      );
     }
-    if (Buffer.compare(Buffer.from(sizes.POST), Buffer.from(sizes.GET)) !== 0) throw new Error("POST and GET answers differ: the second was not served from the cache");
+    if (Buffer.compare(Buffer.from(sizes.POST), Buffer.from(sizes.GET)) !== 0)
+      throw new Error("POST and GET answers differ: the second was not served from the cache");
     const answer = sizes.POST;
-    const bare = await startChild("bare", { BENCH_BODY_B64: Buffer.from(answer).toString("base64"), BENCH_HEADERS: JSON.stringify(headers) });
+    const bare = await startChild("bare", {
+      BENCH_BODY_B64: Buffer.from(answer).toString("base64"),
+      BENCH_HEADERS: JSON.stringify(headers),
+    });
     children.push(bare);
 
-    for (const [name, h] of Object.entries(headers)) console.log(`${name} answer headers (both servers): ${Object.keys(h).join(", ")}`);
-    console.log(`request ${reqBody.length} B (GET path ${getPath.length} chars); answer ${answer.length} B, successful, status good, pre-signed after the first request`);
+    for (const [name, h] of Object.entries(headers))
+      console.log(`${name} answer headers (both servers): ${Object.keys(h).join(", ")}`);
+    console.log(
+      `request ${reqBody.length} B (GET path ${getPath.length} chars); answer ${answer.length} B, successful, status good, pre-signed after the first request`,
+    );
     console.log(
       `load: autocannon ${CONNECTIONS} keep-alive connections, pipelining 1, in the bench process; each server in its own child process; ` +
         `${WARMUP_S} s warm-up, then ${ROUNDS} × ${DURATION_S} s per target, baseline and responder alternated`,
@@ -181,8 +207,13 @@ async function main() {
       const ratio = s.rps / b.rps;
       const met = ratio >= GOAL && s.bad === 0 && s.errors === 0;
       const pad = name.padEnd(5);
-      console.log(`${pad} responder ${fmt(s.rps)} req/s vs bare node:http ${fmt(b.rps)} req/s: ratio ${ratio.toFixed(2)} (goal ≥ ${GOAL.toFixed(2)}: ${met ? "met" : "MISSED"})`);
-      for (const [label, x] of [["responder", s], ["bare", b]]) {
+      console.log(
+        `${pad} responder ${fmt(s.rps)} req/s vs bare node:http ${fmt(b.rps)} req/s: ratio ${ratio.toFixed(2)} (goal ≥ ${GOAL.toFixed(2)}: ${met ? "met" : "MISSED"})`,
+      );
+      for (const [label, x] of [
+        ["responder", s],
+        ["bare", b],
+      ]) {
         console.log(
           `      ${label.padEnd(9)} runs ${x.runs} req/s; ${fmt(x.total)} answers, ${x.bad} non-2xx, ${x.errors} errors/timeouts; ` +
             `CPU server ${(x.serverCpu * 100).toFixed(0)}%, generator ${(x.genCpu * 100).toFixed(0)}%`,
@@ -194,7 +225,9 @@ async function main() {
     const metrics = await (await fetch(`${responder.url}/metrics`)).text();
     const hits = Number(/^ocsp_response_cache_hits_total (\d+)/m.exec(metrics)?.[1] ?? NaN);
     const answered = [...metrics.matchAll(/^ocsp_requests_total\{[^}]*\} (\d+)/gm)].reduce((sum, x) => sum + Number(x[1]), 0);
-    console.log(`responder metrics: ${fmt(answered)} OCSP requests answered, ${fmt(hits)} from the pre-signed cache; total bench time ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    console.log(
+      `responder metrics: ${fmt(answered)} OCSP requests answered, ${fmt(hits)} from the pre-signed cache; total bench time ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    );
   } finally {
     for (const c of children) {
       c.child.send("exit");

@@ -81,9 +81,13 @@ async function serve(kind) {
   let stop;
   let stapled = () => undefined;
   if (kind === "plain" || kind === "fixed") {
-    const [cert, chain, key] = await Promise.all([readFile(files.certFile, "utf8"), readFile(files.chainFile, "utf8"), readFile(files.keyFile, "utf8")]);
+    const [cert, chain, key] = await Promise.all([
+      readFile(files.certFile, "utf8"),
+      readFile(files.chainFile, "utf8"),
+      readFile(files.keyFile, "utf8"),
+    ]);
     const body = `plain node:https server: ${new X509Certificate(cert).subject.replace(/\n/g, ", ")}\n`;
-    const server = createServer({ cert: cert.trimEnd() + "\n" + chain, key }, (req, res) => {
+    const server = createServer({ cert: `${cert.trimEnd()}\n${chain}`, key }, (_req, res) => {
       res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
       res.end(body);
     });
@@ -125,7 +129,10 @@ async function serve(kind) {
 
 /** Fork a server child; resolves with its name, port, a CPU-time probe (µs user+system) and a query. */
 async function startChild(kind, env, name = kind) {
-  const child = fork(fileURLToPath(import.meta.url), ["--serve", kind], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(fileURLToPath(import.meta.url), ["--serve", kind], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const [msg] = await Promise.race([
     once(child, "message"),
     once(child, "exit").then(([code]) => {
@@ -149,7 +156,14 @@ function handshake(port, secureContext, details = false) {
   return new Promise((resolve, reject) => {
     let staple;
     let connected = false;
-    const socket = connect({ port, host: "127.0.0.1", servername: "localhost", secureContext, requestOCSP: true, session: undefined });
+    const socket = connect({
+      port,
+      host: "127.0.0.1",
+      servername: "localhost",
+      secureContext,
+      requestOCSP: true,
+      session: undefined,
+    });
     const timer = setTimeout(() => fail(new Error(`handshake timed out after ${HANDSHAKE_TIMEOUT_MS} ms`)), HANDSHAKE_TIMEOUT_MS);
     const fail = (err) => {
       clearTimeout(timer);
@@ -162,7 +176,11 @@ function handshake(port, secureContext, details = false) {
     socket.once("session", () => {
       clearTimeout(timer);
       if (!connected) return fail(new Error("session ticket before secureConnect"));
-      const seen = { staple, reused: socket.isSessionReused(), ...(details ? { protocol: socket.getProtocol(), chain: peerChain(socket) } : {}) };
+      const seen = {
+        staple,
+        reused: socket.isSessionReused(),
+        ...(details ? { protocol: socket.getProtocol(), chain: peerChain(socket) } : {}),
+      };
       socket.destroy();
       resolve(seen);
     });
@@ -174,10 +192,10 @@ function handshake(port, secureContext, details = false) {
 /** Fingerprints of the certificates the server sent, leaf first. */
 function peerChain(socket) {
   const out = [];
-  for (let c = socket.getPeerCertificate(true); c?.fingerprint256 && !out.includes(c.fingerprint256); c = c.issuerCertificate) out.push(c.fingerprint256);
+  for (let c = socket.getPeerCertificate(true); c?.fingerprint256 && !out.includes(c.fingerprint256); c = c.issuerCertificate)
+    out.push(c.fingerprint256);
   return out;
 }
-
 
 async function main() {
   const { CertificateAuthority } = await import("../packages/ca/dist/index.js");
@@ -213,14 +231,19 @@ async function main() {
     const probe = {};
     for (const c of children) probe[c.name] = await handshake(c.port, secureContext, true);
     for (const name of ["stapling", "control", "fixed"]) {
-      if (probe[name].chain.join() !== probe.plain.chain.join()) throw new Error(`${name} and plain send different chains (${probe[name].chain.length} vs ${probe.plain.chain.length} certificates)`);
+      if (probe[name].chain.join() !== probe.plain.chain.join())
+        throw new Error(
+          `${name} and plain send different chains (${probe[name].chain.length} vs ${probe.plain.chain.length} certificates)`,
+        );
     }
     if (!probe.stapling.staple?.length) throw new Error("the stapling server sent no staple");
     for (const name of ["plain", "control"]) if (probe[name].staple?.length) throw new Error(`the ${name} server sent a staple`);
     const decoded = OcspResponse.fromDer(new Uint8Array(probe.stapling.staple));
     const single = decoded.responses[0];
     if (decoded.responseStatus !== 0 || single?.status !== "good" || single.certId.serial !== normalizeSerial(leaf.serial)) {
-      throw new Error(`unexpected staple: responseStatus ${decoded.responseStatus}, status ${single?.status}, serial ${single?.certId.serial} (served ${leaf.serial})`);
+      throw new Error(
+        `unexpected staple: responseStatus ${decoded.responseStatus}, status ${single?.status}, serial ${single?.certId.serial} (served ${leaf.serial})`,
+      );
     }
     const stapledBefore = await stapling.ask("stapled");
     console.log(
@@ -260,12 +283,17 @@ async function main() {
       const wallMs = performance.now() - t0;
       const gen = process.cpuUsage(gen0);
       const cpu1 = await Promise.all(servers.map((t) => t.cpu()));
-      const out = { hps: (servers.length * count) / (wallMs / 1000), genCpu: (gen.user + gen.system) / (wallMs * 1000), serverCpu: 0 };
+      const out = {
+        hps: (servers.length * count) / (wallMs / 1000),
+        genCpu: (gen.user + gen.system) / (wallMs * 1000),
+        serverCpu: 0,
+      };
       servers.forEach((t, i) => {
         const seen = per.get(t);
         const expected = t.kind === "stapling" || t.kind === "fixed" ? seen.n : 0;
         if (seen.n === 0) throw new Error(`${t.name}: no handshake completed`);
-        if (seen.stapled !== expected) throw new Error(`${t.name}: ${seen.stapled} of ${seen.n} handshakes stapled (expected ${expected})`);
+        if (seen.stapled !== expected)
+          throw new Error(`${t.name}: ${seen.stapled} of ${seen.n} handshakes stapled (expected ${expected})`);
         if (seen.reused !== 0) throw new Error(`${t.name}: ${seen.reused} handshakes resumed a session`);
         if (t.kind === "stapling") clientStapled += seen.stapled;
         out[t.name] = { us: (cpu1[i] - cpu0[i]) / seen.n, n: seen.n };
@@ -292,14 +320,23 @@ async function main() {
     const spread = (xs) => `${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)}`;
     const m = results.map((r) => r.ratio);
     const c = results.map((r) => r.controlRatio);
-    console.log(`per-round ratios stapling/plain ${m.map((r) => r.toFixed(3)).join(" / ")} (median ${median(m).toFixed(3)}, range ${spread(m)})`);
-    console.log(`per-round ratios control/plain  ${c.map((r) => r.toFixed(3)).join(" / ")} (median ${median(c).toFixed(3)}, range ${spread(c)})`);
+    console.log(
+      `per-round ratios stapling/plain ${m.map((r) => r.toFixed(3)).join(" / ")} (median ${median(m).toFixed(3)}, range ${spread(m)})`,
+    );
+    console.log(
+      `per-round ratios control/plain  ${c.map((r) => r.toFixed(3)).join(" / ")} (median ${median(c).toFixed(3)}, range ${spread(c)})`,
+    );
     const f = results.map((r) => r.fixedRatio);
-    console.log(`per-round ratios fixed/plain    ${f.map((r) => r.toFixed(3)).join(" / ")} (median ${median(f).toFixed(3)}, range ${spread(f)})`);
+    console.log(
+      `per-round ratios fixed/plain    ${f.map((r) => r.toFixed(3)).join(" / ")} (median ${median(f).toFixed(3)}, range ${spread(f)})`,
+    );
 
     const stapledHandshakes = (await stapling.ask("stapled")) - stapledBefore;
-    if (stapledHandshakes !== clientStapled) throw new Error(`the stapler counted ${stapledHandshakes} stapled handshakes, the client saw ${clientStapled}`);
-    console.log(`stapler metrics: ${fmt(stapledHandshakes)} stapled handshakes (all of them); total bench time ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    if (stapledHandshakes !== clientStapled)
+      throw new Error(`the stapler counted ${stapledHandshakes} stapled handshakes, the client saw ${clientStapled}`);
+    console.log(
+      `stapler metrics: ${fmt(stapledHandshakes)} stapled handshakes (all of them); total bench time ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    );
 
     // The round whose ratio is the median (ROUNDS is odd), so that the figures printed give the ratio.
     const mid = results.find((r) => r.ratio === median(m));

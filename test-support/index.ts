@@ -23,7 +23,11 @@ export interface Ran {
 }
 
 /** Run a command to completion with stdin closed; never rejects on a non-zero exit. */
-export function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<Ran> {
+export function run(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       stdio: ["ignore", "pipe", "pipe"],
@@ -46,13 +50,19 @@ export function run(command: string, args: string[], options: { env?: NodeJS.Pro
  * pause between attempts is a polling interval, not a synchronisation guess: the deadline is what
  * decides.
  */
-export async function eventually<T>(probe: () => Promise<T> | T, accept: (v: T) => boolean, timeoutMs = 10_000, what = "condition"): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T> | T,
+  accept: (v: T) => boolean,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<T> {
   const end = performance.now() + timeoutMs;
   let last: T;
   for (;;) {
     last = await probe();
     if (accept(last)) return last;
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${JSON.stringify(last)}`);
+    if (performance.now() > end)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${JSON.stringify(last)}`);
     await delay(50);
   }
 }
@@ -81,7 +91,14 @@ export async function freePort(): Promise<number> {
  * handshake): stdout carries the staple (`OCSP Response Status: ...` / `no response sent`) and
  * the certificate.
  */
-export function sClient(options: { port: number; caFile: string; servername?: string; host?: string; extra?: string[]; timeoutMs?: number }): Promise<Ran> {
+export function sClient(options: {
+  port: number;
+  caFile: string;
+  servername?: string;
+  host?: string;
+  extra?: string[];
+  timeoutMs?: number;
+}): Promise<Ran> {
   return run(
     "openssl",
     [
@@ -133,7 +150,8 @@ function missingPeerMessage(command: string, aptPackage: string): string {
 export function itWithPeer(command: string, aptPackage = command): typeof it {
   if (hasCommand(command)) return it;
   if (!PEERS_REQUIRED) {
-    return ((name: string, ...rest: unknown[]) => (it.skip as (...a: unknown[]) => void)(`${name} (skipped: ${command} is not installed)`, ...rest)) as unknown as typeof it;
+    return ((name: string, ...rest: unknown[]) =>
+      (it.skip as (...a: unknown[]) => void)(`${name} (skipped: ${command} is not installed)`, ...rest)) as unknown as typeof it;
   }
   return ((name: string) =>
     it(name, () => {
@@ -145,7 +163,11 @@ export function itWithPeer(command: string, aptPackage = command): typeof it {
 export function describeWithPeer(command: string, aptPackage = command): typeof describe {
   if (hasCommand(command)) return describe;
   if (!PEERS_REQUIRED) {
-    return ((name: string, ...rest: unknown[]) => (describe.skip as (...a: unknown[]) => void)(`${name} (skipped: ${command} is not installed)`, ...rest)) as unknown as typeof describe;
+    return ((name: string, ...rest: unknown[]) =>
+      (describe.skip as (...a: unknown[]) => void)(
+        `${name} (skipped: ${command} is not installed)`,
+        ...rest,
+      )) as unknown as typeof describe;
   }
   return ((name: string) =>
     describe(name, () => {

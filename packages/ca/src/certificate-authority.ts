@@ -138,7 +138,11 @@ export class CertificateAuthority {
     const crypto = options.crypto ?? defaultCrypto;
     const keyType = parseKeyType(options.keyType ?? "ecdsa-p256");
     if (keyType === "ed25519") {
-      throw new InvalidArgumentError("root key type", keyType, "the root's OCSP signer uses the root's key type and pkijs cannot sign OCSP with Ed25519; use ecdsa-p256, ecdsa-p384 or rsa-*, and issue Ed25519 leaves under it");
+      throw new InvalidArgumentError(
+        "root key type",
+        keyType,
+        "the root's OCSP signer uses the root's key type and pkijs cannot sign OCSP with Ed25519; use ecdsa-p256, ecdsa-p384 or rsa-*, and issue Ed25519 leaves under it",
+      );
     }
     const store = new FileStore(stateDir);
     if (await store.exists()) throw new StateExistsError(stateDir);
@@ -183,7 +187,13 @@ export class CertificateAuthority {
       certificates: { [rootRecord.serial]: rootRecord, [signerRecord.serial]: signerRecord },
       crls: {},
     };
-    const ca = new CertificateAuthority(store, db, root, { certificate: signer.certificate, key: signer.key, keyType }, { ...options, clock, crypto });
+    const ca = new CertificateAuthority(
+      store,
+      db,
+      root,
+      { certificate: signer.certificate, key: signer.key, keyType },
+      { ...options, clock, crypto },
+    );
     let crlFiles: PendingFile[] = [];
     await store.initialize(
       async () => {
@@ -268,7 +278,11 @@ export class CertificateAuthority {
    * @throws InvalidCsrError when the PEM is not a CSR or its signature does not verify;
    * InvalidArgumentError as `issue`.
    */
-  async signCsr(csrPem: string, profile: Profile = "server", options: Omit<IssueOptions, "keyType"> = {}): Promise<IssuedCertificate> {
+  async signCsr(
+    csrPem: string,
+    profile: Profile = "server",
+    options: Omit<IssueOptions, "keyType"> = {},
+  ): Promise<IssuedCertificate> {
     const csr = await readCsr(csrPem, profile, this.crypto);
     const merged: IssueOptions = { ...csr.altNames, ...options };
     const plan = planIssuance(profile, merged, this.db, this.clock.now());
@@ -288,12 +302,17 @@ export class CertificateAuthority {
     const key = normalizeSerial(serial);
     const reason = options.reason ?? CRLReason.unspecified;
     if (CRLReason[reason] === undefined) throw new InvalidArgumentError("CRLReason", reason, "use an RFC 5280 reason code");
-    if (reason === CRLReason.removeFromCRL) throw new InvalidArgumentError("CRLReason", "removeFromCRL", "release a held certificate with release() instead");
+    if (reason === CRLReason.removeFromCRL)
+      throw new InvalidArgumentError("CRLReason", "removeFromCRL", "release a held certificate with release() instead");
     const now = this.clock.now();
     const time = options.time ?? now;
     await this.change(key, (rec) => {
       if (rec.revocation && rec.revocation.reason !== CRLReason.certificateHold && reason === CRLReason.certificateHold) {
-        throw new InvalidArgumentError("hold of serial", key, `it is revoked for ${CRLReason[rec.revocation.reason]}, which is final (only a hold can be released)`);
+        throw new InvalidArgumentError(
+          "hold of serial",
+          key,
+          `it is revoked for ${CRLReason[rec.revocation.reason]}, which is final (only a hold can be released)`,
+        );
       }
       rec.revocation = {
         time: time.toISOString(),
@@ -322,7 +341,9 @@ export class CertificateAuthority {
         throw new InvalidArgumentError(
           "release of serial",
           key,
-          rec.revocation ? `it is revoked for ${CRLReason[rec.revocation.reason]}, which is final; only certificateHold can be released` : "it is not on hold",
+          rec.revocation
+            ? `it is revoked for ${CRLReason[rec.revocation.reason]}, which is final; only certificateHold can be released`
+            : "it is not on hold",
         );
       }
       delete rec.revocation;
@@ -470,7 +491,12 @@ export class CertificateAuthority {
       async (db) => {
         const rec = db.certificates[serial];
         if (!rec) throw new UnknownSerialError(serial);
-        if (rec.kind === "root") throw new InvalidArgumentError("serial", serial, "it is the root: nothing above it can revoke it; delete the state folder to retire the CA");
+        if (rec.kind === "root")
+          throw new InvalidArgumentError(
+            "serial",
+            serial,
+            "it is the root: nothing above it can revoke it; delete the state folder to retire the CA",
+          );
         mutate(rec);
         rec.changedGeneration = db.generation + 1;
         if (rec.flaw !== "other-ca") files = (await this.crls.prepare(db, rec.issuer ?? db.root, false)).files;
@@ -495,7 +521,8 @@ export class CertificateAuthority {
   ): Promise<IssuedCertificate> {
     const { issuerSerial, pathLength, notBefore, notAfter } = plan;
     // An `other-ca` signer is issued by a throw-away CA that is not in this store.
-    const issuer = options.flaw === "other-ca" ? await throwawayCa(keyType, this.clock, this.crypto) : await this.signer(issuerSerial);
+    const issuer =
+      options.flaw === "other-ca" ? await throwawayCa(keyType, this.clock, this.crypto) : await this.signer(issuerSerial);
     const made = await buildCertificate({
       profile,
       issuer,
@@ -617,6 +644,13 @@ export class CertificateAuthority {
 
 async function loadSigner(store: FileStore, rec: CertificateRecord, crypto: Crypto): Promise<Signer> {
   if (!rec.keyFile) throw new InvalidArgumentError("signer", rec.serial, "its key is not in the store (signed from a CSR)");
-  const [certPem, keyPem] = await Promise.all([fs.readFile(store.path(rec.certFile), "utf8"), fs.readFile(store.path(rec.keyFile), "utf8")]);
-  return { certificate: new x509.X509Certificate(certPem), key: await privateKeyFromPem(keyPem, rec.keyType, crypto), keyType: rec.keyType };
+  const [certPem, keyPem] = await Promise.all([
+    fs.readFile(store.path(rec.certFile), "utf8"),
+    fs.readFile(store.path(rec.keyFile), "utf8"),
+  ]);
+  return {
+    certificate: new x509.X509Certificate(certPem),
+    key: await privateKeyFromPem(keyPem, rec.keyType, crypto),
+    keyType: rec.keyType,
+  };
 }

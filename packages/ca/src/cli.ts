@@ -16,20 +16,29 @@ import type { CertificateRecord } from "./store.js";
 import { serialOfTarget } from "./target.js";
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
-const date = (flag: string) => (v: string): Date => {
-  const d = new Date(v);
-  if (Number.isNaN(d.getTime())) throw new CommanderArgumentError(`${flag} must be an ISO 8601 date such as 2026-01-31T12:00:00Z, got "${v}"`);
-  return d;
-};
-const number = (flag: string, integer = false) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new CommanderArgumentError(`${flag} must be a ${integer ? "whole " : ""}number ≥ 0, got "${v}"`);
-  return n;
-};
-const choice = <T extends string>(flag: string, allowed: readonly T[]) => (v: string): T => {
-  if (!(allowed as readonly string[]).includes(v)) throw new CommanderArgumentError(`${flag} must be one of ${allowed.join(", ")}, got "${v}"`);
-  return v as T;
-};
+const date =
+  (flag: string) =>
+  (v: string): Date => {
+    const d = new Date(v);
+    if (Number.isNaN(d.getTime()))
+      throw new CommanderArgumentError(`${flag} must be an ISO 8601 date such as 2026-01-31T12:00:00Z, got "${v}"`);
+    return d;
+  };
+const number =
+  (flag: string, integer = false) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n)))
+      throw new CommanderArgumentError(`${flag} must be a ${integer ? "whole " : ""}number ≥ 0, got "${v}"`);
+    return n;
+  };
+const choice =
+  <T extends string>(flag: string, allowed: readonly T[]) =>
+  (v: string): T => {
+    if (!(allowed as readonly string[]).includes(v))
+      throw new CommanderArgumentError(`${flag} must be one of ${allowed.join(", ")}, got "${v}"`);
+    return v as T;
+  };
 
 /** What `ocsp-ca export --format` writes. */
 const EXPORT_FORMATS = ["pkcs12", "fullchain", "chain", "pem-bundle", "index"] as const;
@@ -80,11 +89,22 @@ function issueOptions(cmd: Command, withKey: boolean): Command {
     .option("--ca-issuers-url <url>", "AuthorityInfoAccess caIssuers URL")
     .option("--crl-url <url>", "CRL distribution point URL")
     .option("--must-staple", "RFC 7633 TLS Feature status_request")
-    .addOption(new Option("--path-length <n>", "intermediates: pathLenConstraint (default 0)").argParser(number("--path-length", true)))
-    .addOption(new Option("--flaw <flaw>", `ocsp-signer: a deliberate defect (${SIGNER_FLAWS.join(", ")})`).argParser(choice("--flaw", SIGNER_FLAWS)))
+    .addOption(
+      new Option("--path-length <n>", "intermediates: pathLenConstraint (default 0)").argParser(number("--path-length", true)),
+    )
+    .addOption(
+      new Option("--flaw <flaw>", `ocsp-signer: a deliberate defect (${SIGNER_FLAWS.join(", ")})`).argParser(
+        choice("--flaw", SIGNER_FLAWS),
+      ),
+    )
     .option("--serial <hex>", "serial number of the new certificate (default 16 random bytes)")
     .option("--json", "print the result as JSON");
-  if (withKey) cmd.addOption(new Option("--key-type <type>", `key type (${KEY_TYPES.join(", ")}; default the issuer's)`).argParser(choice("--key-type", KEY_TYPES)));
+  if (withKey)
+    cmd.addOption(
+      new Option("--key-type <type>", `key type (${KEY_TYPES.join(", ")}; default the issuer's)`).argParser(
+        choice("--key-type", KEY_TYPES),
+      ),
+    );
   return cmd;
 }
 
@@ -152,8 +172,11 @@ function statusWord(r: CertificateRecord): string {
  * 0 success, 1 failure, 2 usage error. Errors are printed as one line without a stack trace and
  * leave the store untouched (every change is one locked, atomic write that happens last).
  */
-export async function caMain(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
-  const out = (s: string): void => void io.stdout.write(s.endsWith("\n") ? s : s + "\n");
+export async function caMain(
+  argv: string[],
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env },
+): Promise<number> {
+  const out = (s: string): void => void io.stdout.write(s.endsWith("\n") ? s : `${s}\n`);
   const program = configureProgram(new Command("ocsp-ca"), "ocsp-ca", io)
     .description("The ocsp-lab private CA: issue, revoke, hold, CRLs and exports in one state folder.")
     .option("--state-dir <dir>", "state folder (default $OCSP_LAB_HOME or ./.ocsp-lab)")
@@ -182,7 +205,9 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
   program
     .command("init")
     .description("create the CA (root and OCSP signer) in the state folder")
-    .addOption(new Option("--key-type <type>", "key type of the root (default ecdsa-p256)").argParser(choice("--key-type", KEY_TYPES)))
+    .addOption(
+      new Option("--key-type <type>", "key type of the root (default ecdsa-p256)").argParser(choice("--key-type", KEY_TYPES)),
+    )
     .option("--cn <name>", "root common name")
     .option("--json", "print the result as JSON")
     .action(async (f: { keyType?: string; cn?: string; json?: boolean }) => {
@@ -190,7 +215,16 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
         ...(f.keyType ? { keyType: parseKeyType(f.keyType) } : {}),
         ...(f.cn ? { commonName: f.cn } : {}),
       });
-      if (f.json) out(JSON.stringify({ stateDir: ca.stateDir, caFile: ca.rootFile, rootSerial: ca.rootSerial, ocspSignerFile: ca.ocspSignerFile, crlFile: ca.crlFiles().full }));
+      if (f.json)
+        out(
+          JSON.stringify({
+            stateDir: ca.stateDir,
+            caFile: ca.rootFile,
+            rootSerial: ca.rootSerial,
+            ocspSignerFile: ca.ocspSignerFile,
+            crlFile: ca.crlFiles().full,
+          }),
+        );
       else
         out(
           [
@@ -204,15 +238,25 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
     });
 
   issueOptions(program.command("issue").description(`issue a certificate (profiles: ${PROFILES.join(", ")})`), true)
-    .addOption(new Option("--profile <profile>", "what the certificate is for (default server)").argParser(choice("--profile", PROFILES)))
+    .addOption(
+      new Option("--profile <profile>", "what the certificate is for (default server)").argParser(choice("--profile", PROFILES)),
+    )
     .action(async (f: IssueFlags) => {
       const ca = await open();
       const issued = await ca.issue(f.profile ?? "server", toIssueOptions(f));
       out(f.json ? JSON.stringify(issuedJson(issued)) : describeIssued(issued));
     });
 
-  issueOptions(program.command("sign-csr").description("sign a PKCS#10 CSR (its signature must verify); subject and SANs from the CSR unless given").argument("<csrFile>"), false)
-    .addOption(new Option("--profile <profile>", "what the certificate is for (default server)").argParser(choice("--profile", PROFILES)))
+  issueOptions(
+    program
+      .command("sign-csr")
+      .description("sign a PKCS#10 CSR (its signature must verify); subject and SANs from the CSR unless given")
+      .argument("<csrFile>"),
+    false,
+  )
+    .addOption(
+      new Option("--profile <profile>", "what the certificate is for (default server)").argParser(choice("--profile", PROFILES)),
+    )
     .action(async (file: string, f: IssueFlags) => {
       const text = await fs.readFile(file, "utf8").catch(() => {
         throw new CommanderArgumentError(`cannot read CSR file "${file}"`);
@@ -234,8 +278,16 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
       const reason = parseCrlReason(f.reason);
       const serial = await serialOfTarget(target);
       const ca = await open();
-      const rec = await ca.revoke(serial, { reason, ...(f.time ? { time: f.time } : {}), ...(f.invalidityDate ? { invalidityDate: f.invalidityDate } : {}) });
-      out(f.json ? JSON.stringify(rec) : `revoked serial ${rec.serial} (${rec.subject}) reason ${crlReasonName(rec.revocation!.reason)} at ${rec.revocation!.time}; CRLs republished`);
+      const rec = await ca.revoke(serial, {
+        reason,
+        ...(f.time ? { time: f.time } : {}),
+        ...(f.invalidityDate ? { invalidityDate: f.invalidityDate } : {}),
+      });
+      out(
+        f.json
+          ? JSON.stringify(rec)
+          : `revoked serial ${rec.serial} (${rec.subject}) reason ${crlReasonName(rec.revocation!.reason)} at ${rec.revocation!.time}; CRLs republished`,
+      );
     });
 
   program
@@ -246,7 +298,11 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
     .action(async (target: string, f: { json?: boolean }) => {
       const serial = await serialOfTarget(target);
       const rec = await (await open()).hold(serial);
-      out(f.json ? JSON.stringify(rec) : `serial ${rec.serial} is on hold (certificateHold); release it with: ocsp-ca release ${rec.serial}`);
+      out(
+        f.json
+          ? JSON.stringify(rec)
+          : `serial ${rec.serial} is on hold (certificateHold); release it with: ocsp-ca release ${rec.serial}`,
+      );
     });
 
   program
@@ -285,7 +341,8 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
       const serial = await serialOfTarget(target);
       const ca = await open();
       const rec = ca.get(serial);
-      if (!rec) throw new CommanderArgumentError(`no certificate with serial ${serial} in ${ca.stateDir}; list them with: ocsp-ca list`);
+      if (!rec)
+        throw new CommanderArgumentError(`no certificate with serial ${serial} in ${ca.stateDir}; list them with: ocsp-ca list`);
       if (f.json) {
         out(JSON.stringify({ ...rec, status: ca.status(serial).status }));
         return;
@@ -317,7 +374,8 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
       if (f.refresh) await ca.refreshCrls();
       const issuer = f.issuer ? await serialOfTarget(f.issuer) : ca.rootSerial;
       const issuerRec = ca.get(issuer);
-      if (!issuerRec || (issuerRec.kind !== "root" && issuerRec.kind !== "intermediate")) throw new CommanderArgumentError(`--issuer ${issuer} is not a CA of ${ca.stateDir}; list them with: ocsp-ca list`);
+      if (!issuerRec || (issuerRec.kind !== "root" && issuerRec.kind !== "intermediate"))
+        throw new CommanderArgumentError(`--issuer ${issuer} is not a CA of ${ca.stateDir}; list them with: ocsp-ca list`);
       const files = ca.crlFiles(issuer);
       // pkijs over asn1js with a node limit sized for big CRLs (x509.X509Crl stops near 10,000 ASN.1 nodes).
       const der = new Uint8Array(await fs.readFile(files.fullDer));
@@ -331,7 +389,10 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
         files,
       };
       if (f.json) out(JSON.stringify(info));
-      else out(`CRL of ${ca.get(issuer)?.subject ?? issuer}: ${info.entries} entr${info.entries === 1 ? "y" : "ies"}, thisUpdate ${info.thisUpdate}, nextUpdate ${info.nextUpdate}\n  full   ${files.full} (DER ${files.fullDer})\n  delta  ${files.delta} (DER ${files.deltaDer})\ncheck: openssl crl -in ${files.full} -CAfile ${ca.rootFile} -noout`);
+      else
+        out(
+          `CRL of ${ca.get(issuer)?.subject ?? issuer}: ${info.entries} entr${info.entries === 1 ? "y" : "ies"}, thisUpdate ${info.thisUpdate}, nextUpdate ${info.nextUpdate}\n  full   ${files.full} (DER ${files.fullDer})\n  delta  ${files.delta} (DER ${files.deltaDer})\ncheck: openssl crl -in ${files.full} -CAfile ${ca.rootFile} -noout`,
+        );
     });
 
   program
@@ -354,7 +415,8 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
         // intermediates included. Reasons OpenSSL has no name for are written as unspecified.
         const issuer = f.issuer ? await serialOfTarget(f.issuer) : ca.rootSerial;
         const issuerRec = ca.get(issuer);
-        if (!issuerRec || (issuerRec.kind !== "root" && issuerRec.kind !== "intermediate")) throw new CommanderArgumentError(`--issuer ${issuer} is not a CA of ${ca.stateDir}; list them with: ocsp-ca list`);
+        if (!issuerRec || (issuerRec.kind !== "root" && issuerRec.kind !== "intermediate"))
+          throw new CommanderArgumentError(`--issuer ${issuer} is not a CA of ${ca.stateDir}; list them with: ocsp-ca list`);
         const nameable = new Set<CRLReason>([0, 1, 2, 3, 4, 5, 6, 8]);
         const entries = await Promise.all(
           ca
@@ -362,7 +424,10 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
             .filter((r) => r.kind !== "root" && r.flaw !== "other-ca" && ca.issuerOf(r.serial) === issuer)
             .map(async (r) => {
               const reason = r.revocation && (nameable.has(r.revocation.reason) ? r.revocation.reason : CRLReason.unspecified);
-              if (r.revocation && reason !== r.revocation.reason) io.stderr.write(`note: serial ${r.serial} is revoked for ${crlReasonName(r.revocation.reason)}, which index.txt cannot name; written as unspecified\n`);
+              if (r.revocation && reason !== r.revocation.reason)
+                io.stderr.write(
+                  `note: serial ${r.serial} is revoked for ${crlReasonName(r.revocation.reason)}, which index.txt cannot name; written as unspecified\n`,
+                );
               return {
                 serial: r.serial,
                 notAfter: new Date(r.notAfter),
@@ -376,12 +441,20 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
         if (!target) throw new CommanderArgumentError(`--format ${f.format} needs a serial or certificate file`);
         const serial = await serialOfTarget(target);
         const rec = ca.get(serial);
-        if (!rec) throw new CommanderArgumentError(`no certificate with serial ${serial} in ${ca.stateDir}; list them with: ocsp-ca list`);
-        const read = (rel: string | undefined): Promise<string> => (rel ? fs.readFile(ca.store.path(rel), "utf8") : Promise.resolve(""));
+        if (!rec)
+          throw new CommanderArgumentError(
+            `no certificate with serial ${serial} in ${ca.stateDir}; list them with: ocsp-ca list`,
+          );
+        const read = (rel: string | undefined): Promise<string> =>
+          rel ? fs.readFile(ca.store.path(rel), "utf8") : Promise.resolve("");
         if (f.format === "pkcs12") {
-          if (!f.password) throw new CommanderArgumentError("--format pkcs12 needs --password (Java keystores refuse an empty one)");
+          if (!f.password)
+            throw new CommanderArgumentError("--format pkcs12 needs --password (Java keystores refuse an empty one)");
           if (!f.out) throw new CommanderArgumentError("--format pkcs12 needs --out <file> (it is binary)");
-          if (!rec.keyFile) throw new CommanderArgumentError(`serial ${serial} was signed from a CSR; its key is not here, so there is no PKCS#12 to make`);
+          if (!rec.keyFile)
+            throw new CommanderArgumentError(
+              `serial ${serial} was signed from a CSR; its key is not here, so there is no PKCS#12 to make`,
+            );
           const chain = await read(rec.chainFile);
           data = toPkcs12({
             keyPem: await read(rec.keyFile),
@@ -391,8 +464,15 @@ export async function caMain(argv: string[], io: CliIo = { stdout: process.stdou
             friendlyName: rec.subject,
           });
         } else if (f.format === "pem-bundle") {
-          if (!rec.keyFile) throw new CommanderArgumentError(`serial ${serial} was signed from a CSR; its key is not in the CA, so there is no bundle with its key to make (export --format fullchain instead)`);
-          data = toPemBundle({ certPem: await read(rec.certFile), keyPem: await read(rec.keyFile), chainPem: await read(rec.chainFile) });
+          if (!rec.keyFile)
+            throw new CommanderArgumentError(
+              `serial ${serial} was signed from a CSR; its key is not in the CA, so there is no bundle with its key to make (export --format fullchain instead)`,
+            );
+          data = toPemBundle({
+            certPem: await read(rec.certFile),
+            keyPem: await read(rec.keyFile),
+            chainPem: await read(rec.chainFile),
+          });
         } else {
           data = await read(f.format === "fullchain" ? rec.fullchainFile : rec.chainFile);
         }

@@ -56,7 +56,11 @@ export class InvalidArgumentError extends CaError {
 /** A PKCS#10 certificate request that cannot be parsed or whose signature does not verify. */
 export class InvalidCsrError extends CaError {
   constructor(detail: string, options?: { cause?: unknown }) {
-    super("OCSP_LAB_CA_INVALID_CSR", `invalid certificate request: ${detail}; create one with \`openssl req -new -key key.pem -subj /CN=name -out req.csr\``, options);
+    super(
+      "OCSP_LAB_CA_INVALID_CSR",
+      `invalid certificate request: ${detail}; create one with \`openssl req -new -key key.pem -subj /CN=name -out req.csr\``,
+      options,
+    );
   }
 }
 

@@ -120,7 +120,11 @@ export interface IssuancePlan {
  */
 export function checkKeyType(profile: Profile, keyType: KeyType): void {
   if (keyType === "ed25519" && (profile === "ocsp-signer" || profile === "intermediate")) {
-    throw new InvalidArgumentError("key type", keyType, `pkijs cannot sign OCSP responses with Ed25519, so a ${profile} needs ecdsa-* or rsa-*`);
+    throw new InvalidArgumentError(
+      "key type",
+      keyType,
+      `pkijs cannot sign OCSP responses with Ed25519, so a ${profile} needs ecdsa-* or rsa-*`,
+    );
   }
 }
 
@@ -145,20 +149,28 @@ export function planIssuance(profile: Profile, options: IssueOptions, db: CaData
   if (!PROFILES.includes(profile)) throw new InvalidArgumentError("profile", profile, `use one of ${PROFILES.join(", ")}`);
   checkAltNames(profile, options);
   if (options.flaw !== undefined && (profile !== "ocsp-signer" || !SIGNER_FLAWS.includes(options.flaw))) {
-    throw new InvalidArgumentError("flaw", options.flaw, profile === "ocsp-signer" ? `use one of ${SIGNER_FLAWS.join(", ")}` : "flaws apply to ocsp-signer certificates only");
+    throw new InvalidArgumentError(
+      "flaw",
+      options.flaw,
+      profile === "ocsp-signer" ? `use one of ${SIGNER_FLAWS.join(", ")}` : "flaws apply to ocsp-signer certificates only",
+    );
   }
   const issuerSerial = normalizeSerial(options.issuer ?? db.root);
   const issuerRecord = db.certificates[issuerSerial];
-  if (!issuerRecord || (issuerRecord.kind !== "root" && issuerRecord.kind !== "intermediate")) throw new UnknownSerialError(issuerSerial);
+  if (!issuerRecord || (issuerRecord.kind !== "root" && issuerRecord.kind !== "intermediate"))
+    throw new UnknownSerialError(issuerSerial);
   const serial = options.serial === undefined ? undefined : checkedSerial(options.serial);
   if (serial !== undefined && db.certificates[serial]) throw duplicateSerialError(serial);
   if (issuerRecord.revocation) throw new InvalidArgumentError("issuer", issuerSerial, "it is revoked; issue under another CA");
-  if (options.pathLength !== undefined && profile !== "intermediate") throw new InvalidArgumentError("pathLength", options.pathLength, "it applies to intermediates only");
-  if (options.mustStaple && profile !== "server" && profile !== "client") throw new InvalidArgumentError("mustStaple", true, "it applies to server and client certificates only");
+  if (options.pathLength !== undefined && profile !== "intermediate")
+    throw new InvalidArgumentError("pathLength", options.pathLength, "it applies to intermediates only");
+  if (options.mustStaple && profile !== "server" && profile !== "client")
+    throw new InvalidArgumentError("mustStaple", true, "it applies to server and client certificates only");
   let pathLength: number | undefined;
   if (profile === "intermediate") {
     pathLength = options.pathLength ?? 0;
-    if (!Number.isInteger(pathLength) || pathLength < 0) throw new InvalidArgumentError("pathLength", pathLength, "give a whole number ≥ 0");
+    if (!Number.isInteger(pathLength) || pathLength < 0)
+      throw new InvalidArgumentError("pathLength", pathLength, "give a whole number ≥ 0");
     if (issuerRecord.pathLength !== undefined && pathLength >= issuerRecord.pathLength) {
       throw new InvalidArgumentError(
         "pathLength",
@@ -170,24 +182,40 @@ export function planIssuance(profile: Profile, options: IssueOptions, db: CaData
     }
   }
 
-  const defaultDays = profile === "intermediate" ? INTERMEDIATE_VALIDITY_DAYS : profile === "ocsp-signer" ? SIGNER_VALIDITY_DAYS : LEAF_VALIDITY_DAYS;
+  const defaultDays =
+    profile === "intermediate"
+      ? INTERMEDIATE_VALIDITY_DAYS
+      : profile === "ocsp-signer"
+        ? SIGNER_VALIDITY_DAYS
+        : LEAF_VALIDITY_DAYS;
   let notBefore = options.notBefore ?? new Date(now.getTime() - (options.backdateSeconds ?? DEFAULT_BACKDATE_SECONDS) * 1000);
   const issuerNotAfter = new Date(issuerRecord.notAfter);
   // A default validity ends with the issuer's at the latest; an explicit one may not outlive it.
-  let notAfter = options.notAfter ?? new Date(Math.min(notBefore.getTime() + (options.validityDays ?? defaultDays) * DAY_MS, issuerNotAfter.getTime()));
+  let notAfter =
+    options.notAfter ??
+    new Date(Math.min(notBefore.getTime() + (options.validityDays ?? defaultDays) * DAY_MS, issuerNotAfter.getTime()));
   if (options.flaw === "expired") {
     notBefore = new Date(now.getTime() - 2 * DAY_MS);
     notAfter = new Date(now.getTime() - DAY_MS);
   }
   if (options.flaw !== "other-ca" && notAfter.getTime() > issuerNotAfter.getTime()) {
-    throw new InvalidArgumentError("notAfter", notAfter.toISOString(), `it must not outlive its issuer (notAfter ${issuerNotAfter.toISOString()})`);
+    throw new InvalidArgumentError(
+      "notAfter",
+      notAfter.toISOString(),
+      `it must not outlive its issuer (notAfter ${issuerNotAfter.toISOString()})`,
+    );
   }
   if (!(notAfter.getTime() > notBefore.getTime())) {
-    throw new InvalidArgumentError("validity", { notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() }, "notAfter must be after notBefore (and validityDays positive)");
+    throw new InvalidArgumentError(
+      "validity",
+      { notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() },
+      "notAfter must be after notBefore (and validityDays positive)",
+    );
   }
   const subject: SubjectFields = { ...options.subject };
   if (options.commonName) subject.commonName = options.commonName;
-  subject.commonName ??= options.dnsNames?.[0] ?? options.ipAddresses?.[0] ?? options.emails?.[0] ?? options.uris?.[0] ?? defaultCommonName(profile);
+  subject.commonName ??=
+    options.dnsNames?.[0] ?? options.ipAddresses?.[0] ?? options.emails?.[0] ?? options.uris?.[0] ?? defaultCommonName(profile);
   return {
     issuerSerial,
     issuerRecord,
@@ -201,7 +229,11 @@ export function planIssuance(profile: Profile, options: IssueOptions, db: CaData
 
 /** The error for a serial already used in this CA. */
 export function duplicateSerialError(serial: string): InvalidArgumentError {
-  return new InvalidArgumentError("serial", serial, "a certificate with this serial is already in this CA; serials must be unique (RFC 5280 §4.1.2.2)");
+  return new InvalidArgumentError(
+    "serial",
+    serial,
+    "a certificate with this serial is already in this CA; serials must be unique (RFC 5280 §4.1.2.2)",
+  );
 }
 
 /** What a verified CSR brings to issuance. */
@@ -235,13 +267,23 @@ export async function readCsr(csrPem: string, profile: Profile, crypto: Crypto):
   }
   if (!valid) throw new InvalidCsrError("its signature does not verify with the public key it carries");
   if (profile === "intermediate") {
-    throw new InvalidArgumentError("profile for a CSR", profile, "an intermediate needs its key in the store to sign; create it with createIntermediate() / `ocsp-ca issue --profile intermediate`");
+    throw new InvalidArgumentError(
+      "profile for a CSR",
+      profile,
+      "an intermediate needs its key in the store to sign; create it with createIntermediate() / `ocsp-ca issue --profile intermediate`",
+    );
   }
   const keyType = keyTypeOf(csr.publicKey);
   if (keyType === "ed25519" && profile === "ocsp-signer") {
-    throw new InvalidArgumentError("key type", keyType, "pkijs cannot sign OCSP responses with Ed25519, so an ocsp-signer CSR needs an ECDSA or RSA key");
+    throw new InvalidArgumentError(
+      "key type",
+      keyType,
+      "pkijs cannot sign OCSP responses with Ed25519, so an ocsp-signer CSR needs an ECDSA or RSA key",
+    );
   }
-  const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
+  const san = csr.extensions.find(
+    (e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension,
+  );
   const altNames: AltNames = {};
   for (const name of san?.names.items ?? []) {
     if (name.type === "dns") (altNames.dnsNames ??= []).push(name.value);
@@ -324,7 +366,10 @@ export async function selfSignedCa(p: {
 }): Promise<x509.X509Certificate> {
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(true, undefined, true),
-    new x509.KeyUsagesExtension(p.keyUsages ?? (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature), true),
+    new x509.KeyUsagesExtension(
+      p.keyUsages ?? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+      true,
+    ),
   ];
   if (p.withSubjectKeyId) extensions.push(await x509.SubjectKeyIdentifierExtension.create(p.keys.publicKey, false, p.crypto));
   return x509.X509CertificateGenerator.createSelfSigned(
@@ -382,9 +427,13 @@ export function recordOf(
 
 /** PEM text of a certificate, with a final newline. */
 export function certificatePem(cert: x509.X509Certificate): string {
-  return cert.toString("pem") + "\n";
+  return `${cert.toString("pem")}\n`;
 }
 
 function defaultCommonName(profile: Profile): string {
-  return profile === "intermediate" ? "ocsp-lab intermediate CA" : profile === "ocsp-signer" ? "ocsp-lab OCSP signer" : "ocsp-lab certificate";
+  return profile === "intermediate"
+    ? "ocsp-lab intermediate CA"
+    : profile === "ocsp-signer"
+      ? "ocsp-lab OCSP signer"
+      : "ocsp-lab certificate";
 }

@@ -20,7 +20,6 @@ export interface Signer extends OcspSigner {
 /** Every supported key type, for validation and usage messages. */
 export const KEY_TYPES: readonly KeyType[] = ["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"];
 
-
 /**
  * Validate a key type name.
  * @throws InvalidArgumentError naming the supported types.
@@ -98,7 +97,11 @@ export function keyTypeOf(publicKey: x509.PublicKey): KeyType {
     const type = `rsa-${alg.modulusLength}`;
     if ((KEY_TYPES as readonly string[]).includes(type)) return type as KeyType;
   }
-  throw new InvalidArgumentError("public key", `${alg.name} ${alg.namedCurve ?? alg.modulusLength ?? ""}`.trim(), `use a key of type ${KEY_TYPES.join(", ")}`);
+  throw new InvalidArgumentError(
+    "public key",
+    `${alg.name} ${alg.namedCurve ?? alg.modulusLength ?? ""}`.trim(),
+    `use a key of type ${KEY_TYPES.join(", ")}`,
+  );
 }
 
 /** Generate an extractable key pair of `type`. */
@@ -113,7 +116,7 @@ export async function generateKeyPair(type: KeyType, crypto: Crypto = defaultCry
  */
 export async function privateKeyToPem(key: CryptoKey, crypto: Crypto = defaultCrypto): Promise<string> {
   const der = await crypto.subtle.exportKey("pkcs8", key);
-  return x509.PemConverter.encode(der, "PRIVATE KEY") + "\n";
+  return `${x509.PemConverter.encode(der, "PRIVATE KEY")}\n`;
 }
 
 /**

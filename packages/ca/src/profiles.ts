@@ -70,12 +70,22 @@ export interface ProfileParams extends AltNames, Locations {
 export function checkAltNames(profile: Profile, names: AltNames & Locations): void {
   // RFC 1035 labels, a leading "*." wildcard allowed (RFC 6125).
   const dns = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-  for (const name of names.dnsNames ?? []) if (!dns.test(name) || name.length > 253) throw new InvalidArgumentError("DNS name", name, "give a host name like app.lab.test or *.lab.test");
-  for (const [what, url] of [["OCSP URL", names.ocspUrl], ["caIssuers URL", names.caIssuersUrl], ["CRL URL", names.crlUrl]] as const) {
-    if (url !== undefined && !/^https?:\/\/[^\s/]+/.test(url)) throw new InvalidArgumentError(what, url, "give an http:// URL like http://127.0.0.1:8080");
+  for (const name of names.dnsNames ?? [])
+    if (!dns.test(name) || name.length > 253)
+      throw new InvalidArgumentError("DNS name", name, "give a host name like app.lab.test or *.lab.test");
+  for (const [what, url] of [
+    ["OCSP URL", names.ocspUrl],
+    ["caIssuers URL", names.caIssuersUrl],
+    ["CRL URL", names.crlUrl],
+  ] as const) {
+    if (url !== undefined && !/^https?:\/\/[^\s/]+/.test(url))
+      throw new InvalidArgumentError(what, url, "give an http:// URL like http://127.0.0.1:8080");
   }
-  for (const ip of names.ipAddresses ?? []) if (isIP(ip) === 0) throw new InvalidArgumentError("IP address", ip, "give a literal IPv4 or IPv6 address");
-  for (const email of names.emails ?? []) if (!/^[^@\s]+@[^@\s]+$/.test(email)) throw new InvalidArgumentError("email", email, "give an address like user@example.test");
+  for (const ip of names.ipAddresses ?? [])
+    if (isIP(ip) === 0) throw new InvalidArgumentError("IP address", ip, "give a literal IPv4 or IPv6 address");
+  for (const email of names.emails ?? [])
+    if (!/^[^@\s]+@[^@\s]+$/.test(email))
+      throw new InvalidArgumentError("email", email, "give an address like user@example.test");
   for (const uri of names.uris ?? []) {
     try {
       new URL(uri);
@@ -84,7 +94,11 @@ export function checkAltNames(profile: Profile, names: AltNames & Locations): vo
     }
   }
   if (profile === "server" && ((names.emails?.length ?? 0) > 0 || (names.uris?.length ?? 0) > 0)) {
-    throw new InvalidArgumentError("SAN for a server certificate", [...(names.emails ?? []), ...(names.uris ?? [])], "email and URI SANs go on client certificates");
+    throw new InvalidArgumentError(
+      "SAN for a server certificate",
+      [...(names.emails ?? []), ...(names.uris ?? [])],
+      "email and URI SANs go on client certificates",
+    );
   }
 }
 
@@ -116,7 +130,12 @@ export async function profileExtensions(p: ProfileParams): Promise<x509.Extensio
     case "server":
     case "client":
       ext.push(new x509.BasicConstraintsExtension(false, undefined, true));
-      ext.push(new x509.KeyUsagesExtension(isRsa(p.keyType) ? flags.digitalSignature | flags.keyEncipherment : flags.digitalSignature, true));
+      ext.push(
+        new x509.KeyUsagesExtension(
+          isRsa(p.keyType) ? flags.digitalSignature | flags.keyEncipherment : flags.digitalSignature,
+          true,
+        ),
+      );
       ext.push(new x509.ExtendedKeyUsageExtension([p.profile === "server" ? OID.kpServerAuth : OID.kpClientAuth], false));
       break;
   }

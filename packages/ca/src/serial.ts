@@ -24,8 +24,14 @@ export function newSerial(random: (n: number) => Uint8Array = randomBytes): stri
  */
 export function checkedSerial(serial: string): string {
   const canonical = normalizeSerial(serial);
-  if (/^0+$/.test(canonical)) throw new InvalidArgumentError("serial", serial, "RFC 5280 §4.1.2.2 wants a positive integer; give a non-zero serial");
+  if (/^0+$/.test(canonical))
+    throw new InvalidArgumentError("serial", serial, "RFC 5280 §4.1.2.2 wants a positive integer; give a non-zero serial");
   const octets = canonical.length / 2 + (parseInt(canonical.slice(0, 2), 16) >= 0x80 ? 1 : 0);
-  if (octets > 20) throw new InvalidArgumentError("serial", serial, `it takes ${octets} octets as a DER INTEGER; RFC 5280 §4.1.2.2 allows at most 20`);
+  if (octets > 20)
+    throw new InvalidArgumentError(
+      "serial",
+      serial,
+      `it takes ${octets} octets as a DER INTEGER; RFC 5280 §4.1.2.2 allows at most 20`,
+    );
   return canonical;
 }

@@ -208,7 +208,10 @@ export class FileStore {
    * @throws LockTimeoutError when another process holds the lock for more than 10 s; whatever
    * `change` or `afterWrite` throws.
    */
-  async update(change: (db: CaDatabase) => void | Promise<void>, afterWrite?: (db: CaDatabase) => Promise<void>): Promise<CaDatabase> {
+  async update(
+    change: (db: CaDatabase) => void | Promise<void>,
+    afterWrite?: (db: CaDatabase) => Promise<void>,
+  ): Promise<CaDatabase> {
     return this.withLock(async () => {
       const db = await this.read();
       await change(db);
@@ -276,7 +279,12 @@ export class FileStore {
         realpath: false,
         lockfilePath: this.path(LOCK_FILE),
         stale: LOCK_STALE_MS,
-        retries: { retries: Math.ceil(LOCK_WAIT_MS / LOCK_RETRY_MS), minTimeout: LOCK_RETRY_MS, maxTimeout: LOCK_RETRY_MS, factor: 1 },
+        retries: {
+          retries: Math.ceil(LOCK_WAIT_MS / LOCK_RETRY_MS),
+          minTimeout: LOCK_RETRY_MS,
+          maxTimeout: LOCK_RETRY_MS,
+          factor: 1,
+        },
         onCompromised: (err) => {
           compromised = err;
         },
@@ -300,5 +308,5 @@ export class FileStore {
  * to write than indented), one trailing newline. `ocsp-ca list --json` is the readable view.
  */
 function serialise(db: CaDatabase): string {
-  return JSON.stringify(db) + "\n";
+  return `${JSON.stringify(db)}\n`;
 }

@@ -27,6 +27,10 @@ export async function serialOfTarget(target: string): Promise<string> {
   try {
     return normalizeSerial(target);
   } catch {
-    throw new InvalidArgumentError("serial or certificate file", target, "give a hexadecimal serial or the path of a certificate file");
+    throw new InvalidArgumentError(
+      "serial or certificate file",
+      target,
+      "give a hexadecimal serial or the path of a certificate file",
+    );
   }
 }

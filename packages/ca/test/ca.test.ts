@@ -30,7 +30,9 @@ describe("CertificateAuthority", () => {
     const signer = (await run("openssl", ["x509", "-in", ca.ocspSignerFile, "-noout", "-text"])).stdout;
     expect(signer).toContain("OCSP Signing");
     expect(signer).toContain("OCSP No Check");
-    expect((await run("openssl", ["verify", "-CAfile", ca.rootFile, "-purpose", "ocsphelper", ca.ocspSignerFile])).stdout).toContain(": OK");
+    expect(
+      (await run("openssl", ["verify", "-CAfile", ca.rootFile, "-purpose", "ocsphelper", ca.ocspSignerFile])).stdout,
+    ).toContain(": OK");
 
     const fullchain = await fs.readFile(leaf.fullchainFile, "utf8");
     expect(fullchain.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
@@ -63,7 +65,11 @@ describe("CertificateAuthority", () => {
     const time = new Date("2026-01-02T03:04:05Z");
     await ca.revoke(leaf.serial, { reason: CRLReason.keyCompromise, time });
     const again = await CertificateAuthority.open(dir);
-    expect(again.status(leaf.serial)).toEqual({ status: "revoked", revocationTime: time, revocationReason: CRLReason.keyCompromise });
+    expect(again.status(leaf.serial)).toEqual({
+      status: "revoked",
+      revocationTime: time,
+      revocationReason: CRLReason.keyCompromise,
+    });
     expect(again.status("7f00")).toEqual({ status: "unknown" });
     expect(again.status(ca.ocspSigner.certificate.serialNumber)).toEqual({ status: "good" });
   });
@@ -73,9 +79,22 @@ describe("CertificateAuthority", () => {
     const leaf = await ca.issueServer();
     const watcher = await CertificateAuthority.open(dir, { watch: true });
     try {
-      const revoked = await run(process.execPath, [OCSP_LAB_BIN, "revoke", leaf.certFile, "--reason", "superseded", "--state-dir", dir]);
+      const revoked = await run(process.execPath, [
+        OCSP_LAB_BIN,
+        "revoke",
+        leaf.certFile,
+        "--reason",
+        "superseded",
+        "--state-dir",
+        dir,
+      ]);
       expect(revoked.code, revoked.stderr).toBe(0);
-      const status = await eventually(() => watcher.status(leaf.serial), (s) => s.status === "revoked", 1000, "the watcher to see the revocation");
+      const status = await eventually(
+        () => watcher.status(leaf.serial),
+        (s) => s.status === "revoked",
+        1000,
+        "the watcher to see the revocation",
+      );
       expect(status).toMatchObject({ revocationReason: CRLReason.superseded });
     } finally {
       watcher.close();
@@ -86,7 +105,9 @@ describe("CertificateAuthority", () => {
     const ca = await CertificateAuthority.init(dir);
     const leaves = await Promise.all([1, 2, 3, 4, 5, 6].map(() => ca.issueServer()));
     const results = await Promise.all(
-      leaves.map((l) => run(process.execPath, [OCSP_LAB_BIN, "revoke", l.serial, "--reason", "keyCompromise", "--state-dir", dir])),
+      leaves.map((l) =>
+        run(process.execPath, [OCSP_LAB_BIN, "revoke", l.serial, "--reason", "keyCompromise", "--state-dir", dir]),
+      ),
     );
     for (const r of results) expect(r.code, r.stderr).toBe(0);
     const after = await CertificateAuthority.open(dir);
@@ -119,16 +140,26 @@ describe("CertificateAuthority", () => {
       const ca = await CertificateAuthority.open(process.argv[1]);
       const serials = process.argv.slice(2);
       for (let i = 0; ; i++) { await ca.hold(serials[i % serials.length]); process.stdout.write("w"); }`;
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script, dir, ...leaves.map((l) => l.serial)], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, dir, ...leaves.map((l) => l.serial)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let writes = 0;
-    await new Promise<void>((resolve) => child.stdout.on("data", (d: Buffer) => ((writes += d.length), writes >= 5 && resolve())));
+    await new Promise<void>((resolve) =>
+      child.stdout.on("data", (d: Buffer) => {
+        writes += d.length;
+        if (writes >= 5) resolve();
+      }),
+    );
     child.kill("SIGKILL");
     await once(child, "exit");
     const after = await CertificateAuthority.open(dir);
     for (const l of leaves) expect(["good", "revoked"]).toContain(after.status(l.serial).status);
     // A lock left by the killed writer is taken over once stale; the next write succeeds.
     await after.revoke(leaves[0]!.serial, { reason: CRLReason.superseded });
-    expect((await CertificateAuthority.open(dir)).status(leaves[0]!.serial)).toMatchObject({ status: "revoked", revocationReason: CRLReason.superseded });
+    expect((await CertificateAuthority.open(dir)).status(leaves[0]!.serial)).toMatchObject({
+      status: "revoked",
+      revocationReason: CRLReason.superseded,
+    });
   });
 
   it("refuses bad input without touching the store", async () => {

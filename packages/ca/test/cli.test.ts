@@ -17,8 +17,18 @@ afterEach(async () => cleanup());
 async function ca(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(String(c)), cb()) });
-  const code = await caMain(argv, { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { OCSP_LAB_HOME: dir } });
+  const sink = (f: (s: string) => void) =>
+    new Writable({
+      write: (c, _e, cb) => {
+        f(String(c));
+        cb();
+      },
+    });
+  const code = await caMain(argv, {
+    stdout: sink((s) => (out += s)),
+    stderr: sink((s) => (err += s)),
+    env: { OCSP_LAB_HOME: dir },
+  });
   return { code, out, err };
 }
 const db = () => fs.readFile(join(dir, "ca.json"), "utf8");
@@ -33,9 +43,15 @@ describe("ocsp-ca", () => {
 
   it("runs a whole session: init, issue, revoke, hold, release, list, show, crl, export", async () => {
     expect((await ca("init")).out).toMatch(/created CA "CN=ocsp-lab root CA .*" \(serial [0-9a-f]+\) in /);
-    const issued = JSON.parse((await ca("issue", "--dns", "app.lab.test", "--ip", "127.0.0.1", "--json")).out) as { serial: string; certFile: string; keyFile: string };
+    const issued = JSON.parse((await ca("issue", "--dns", "app.lab.test", "--ip", "127.0.0.1", "--json")).out) as {
+      serial: string;
+      certFile: string;
+      keyFile: string;
+    };
     expect((await run("openssl", ["verify", "-CAfile", join(dir, "ca.pem"), issued.certFile])).stdout).toContain(": OK");
-    const client = JSON.parse((await ca("issue", "--profile", "client", "--email", "dev@lab.test", "--json")).out) as { serial: string };
+    const client = JSON.parse((await ca("issue", "--profile", "client", "--email", "dev@lab.test", "--json")).out) as {
+      serial: string;
+    };
 
     const revoked = await ca("revoke", issued.certFile, "--reason", "keyCompromise", "--invalidity-date", "2026-01-01T00:00:00Z");
     expect(revoked.code, revoked.err).toBe(0);
@@ -44,7 +60,11 @@ describe("ocsp-ca", () => {
     const listed = JSON.parse((await ca("list", "--revoked", "--json")).out) as Array<{ serial: string }>;
     expect(listed.map((r) => r.serial).sort()).toEqual([issued.serial, client.serial].sort());
     expect((await ca("release", client.serial)).out).toContain("released from hold");
-    expect(JSON.parse((await ca("show", client.serial, "--json")).out)).toMatchObject({ serial: client.serial, kind: "client", status: "good" });
+    expect(JSON.parse((await ca("show", client.serial, "--json")).out)).toMatchObject({
+      serial: client.serial,
+      kind: "client",
+      status: "good",
+    });
     expect((await ca("show", issued.serial)).out).toMatch(/status\s+revoked \(keyCompromise/);
 
     const crl = JSON.parse((await ca("crl", "--refresh", "--json")).out) as { entries: number; files: { full: string } };
@@ -54,9 +74,13 @@ describe("ocsp-ca", () => {
 
     const p12 = join(dir, "client.p12");
     expect((await ca("export", client.serial, "--format", "pkcs12", "--password", "changeit", "--out", p12)).code).toBe(0);
-    expect((await run("openssl", ["pkcs12", "-in", p12, "-passin", "pass:changeit", "-nokeys"])).stdout).toContain("BEGIN CERTIFICATE");
+    expect((await run("openssl", ["pkcs12", "-in", p12, "-passin", "pass:changeit", "-nokeys"])).stdout).toContain(
+      "BEGIN CERTIFICATE",
+    );
     const index = await ca("export", "--format", "index");
-    expect(index.out).toMatch(new RegExp(`^R\\t\\d{12}Z\\t\\d{12}Z,keyCompromise\\t${issued.serial.toUpperCase()}\\tunknown\\t/CN=app.lab.test$`, "m"));
+    expect(index.out).toMatch(
+      new RegExp(`^R\\t\\d{12}Z\\t\\d{12}Z,keyCompromise\\t${issued.serial.toUpperCase()}\\tunknown\\t/CN=app.lab.test$`, "m"),
+    );
   });
 
   it.each([

@@ -41,10 +41,19 @@ describe("toPkcs12", () => {
 
   for (const { label, keyType } of cases) {
     it(`exports a ${label} key, leaf and chain that OpenSSL 3 (no -legacy) and node:tls open`, async () => {
-      const ca = keyType === "ecdsa-p256" ? await CertificateAuthority.init(join(dir, "ca")) : await CertificateAuthority.init(join(dir, "ca"), { keyType });
+      const ca =
+        keyType === "ecdsa-p256"
+          ? await CertificateAuthority.init(join(dir, "ca"))
+          : await CertificateAuthority.init(join(dir, "ca"), { keyType });
       const leaf = await ca.issueServer({ dnsNames: ["localhost"] });
       const rootPem = await fs.readFile(ca.rootFile, "utf8");
-      const p12 = toPkcs12({ keyPem: leaf.keyPem!, certPem: leaf.certPem, chainPems: [rootPem], password: "secret", friendlyName: "localhost" });
+      const p12 = toPkcs12({
+        keyPem: leaf.keyPem!,
+        certPem: leaf.certPem,
+        chainPems: [rootPem],
+        password: "secret",
+        friendlyName: "localhost",
+      });
       expect(p12).toBeInstanceOf(Uint8Array);
       const file = join(dir, "f.p12");
       await fs.writeFile(file, p12);
@@ -53,7 +62,9 @@ describe("toPkcs12", () => {
       const certs = await openssl(["pkcs12", "-in", file, "-passin", "pass:secret", "-nokeys"]);
       expect(certs.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
       expect(certs).toMatch(/subject=CN ?= ?localhost/);
-      expect(certs).toContain(`subject=${(await openssl(["x509", "-in", ca.rootFile, "-noout", "-subject"])).replace(/^subject=/, "").trim()}`);
+      expect(certs).toContain(
+        `subject=${(await openssl(["x509", "-in", ca.rootFile, "-noout", "-subject"])).replace(/^subject=/, "").trim()}`,
+      );
       expect(certs).toMatch(/friendlyName: localhost/);
       expect(certs).toMatch(/localKeyID: [0-9A-F ]+/);
 
@@ -88,7 +99,12 @@ describe("toPkcs12", () => {
       server.listen(0, "127.0.0.1");
       await once(server, "listening");
       try {
-        const socket = tls.connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername: "localhost", ca: rootPem });
+        const socket = tls.connect({
+          host: "127.0.0.1",
+          port: (server.address() as AddressInfo).port,
+          servername: "localhost",
+          ca: rootPem,
+        });
         await once(socket, "secureConnect");
         expect(socket.authorized).toBe(true);
         expect(socket.getPeerCertificate(true).subject.CN).toBe("localhost");
@@ -119,7 +135,9 @@ describe("toPkcs12", () => {
     expect(codeOf(() => toPkcs12({ keyPem: a.keyPem!, certPem: a.certPem, password: "" }))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
     expect(() => toPkcs12({ keyPem: a.keyPem!, certPem: a.certPem, password: "" })).toThrow(/non-empty password/);
     expect(codeOf(() => toPkcs12({ keyPem: b.keyPem!, certPem: a.certPem, password: "x" }))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
-    expect(codeOf(() => toPkcs12({ keyPem: a.keyPem!, certPem: "not a certificate", password: "x" }))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
+    expect(codeOf(() => toPkcs12({ keyPem: a.keyPem!, certPem: "not a certificate", password: "x" }))).toBe(
+      "OCSP_LAB_CA_INVALID_ARGUMENT",
+    );
 
     const pkcs1 = await openssl(["pkey", "-in", join(dir, "ca", "ca.key"), "-traditional"]);
     expect(pkcs1).toMatch(/BEGIN EC PRIVATE KEY/);
@@ -163,10 +181,14 @@ describe("toOpensslIndex", () => {
   it("rejects what OpenSSL's index cannot hold", () => {
     const base = { serial: "01", notAfter: new Date("2030-01-01T00:00:00Z"), subject: "CN=x" };
     const revokedAt = new Date("2026-01-01T00:00:00Z");
-    expect(codeOf(() => toOpensslIndex([{ ...base, revocation: { time: revokedAt, reason: CRLReason.privilegeWithdrawn } }]))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
-    expect(codeOf(() => toOpensslIndex([{ ...base, revocation: { time: new Date("2050-01-01T00:00:00Z"), reason: CRLReason.superseded } }]))).toBe(
-      "OCSP_LAB_CA_INVALID_ARGUMENT",
-    );
+    expect(
+      codeOf(() => toOpensslIndex([{ ...base, revocation: { time: revokedAt, reason: CRLReason.privilegeWithdrawn } }])),
+    ).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
+    expect(
+      codeOf(() =>
+        toOpensslIndex([{ ...base, revocation: { time: new Date("2050-01-01T00:00:00Z"), reason: CRLReason.superseded } }]),
+      ),
+    ).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
     expect(codeOf(() => toOpensslIndex([base, { ...base, serial: "0001" }]))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
     expect(codeOf(() => toOpensslIndex([{ ...base, serial: "xyz" }]))).toBe("OCSP_LAB_CA_INVALID_SERIAL");
     expect(codeOf(() => toOpensslIndex([{ ...base, notAfter: new Date(Number.NaN) }]))).toBe("OCSP_LAB_CA_INVALID_ARGUMENT");
@@ -178,12 +200,31 @@ describe("toOpensslIndex", () => {
     const odd1 = join(dir, "odd1.pem");
     const odd2 = join(dir, "odd2.pem");
     const req = (subj: string, out: string, extra: string[] = []): Promise<string> =>
-      openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${out}.key`, "-out", out, "-days", "1", "-subj", subj, ...extra]);
+      openssl([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        `${out}.key`,
+        "-out",
+        out,
+        "-days",
+        "1",
+        "-subj",
+        subj,
+        ...extra,
+      ]);
     await req("/C=DE/O=a\\/b/OU=x+CN=c, d/emailAddress=me@x.y/DC=com/serialNumber=123", odd1, ["-multivalue-rdn"]);
     await req("/O=a\\+b=c\\\\d/CN=Jürgen é", odd2, ["-utf8"]);
     for (const file of [ca.rootFile, leaf.certFile, odd1, odd2]) {
       const cert = new x509.X509Certificate(await fs.readFile(file, "utf8"));
-      const expected = (await openssl(["x509", "-in", file, "-noout", "-subject", "-nameopt", "compat"])).replace(/^subject=/, "").trim();
+      const expected = (await openssl(["x509", "-in", file, "-noout", "-subject", "-nameopt", "compat"]))
+        .replace(/^subject=/, "")
+        .trim();
       const line = toOpensslIndex([{ serial: cert.serialNumber, notAfter: cert.notAfter, subject: cert.subject }]);
       expect(line.split("\t")[5]).toBe(`${expected}\n`);
     }
@@ -228,7 +269,12 @@ describe("toOpensslIndex", () => {
     for (const reason of reasons) {
       const leaf = await ca.issueServer({ dnsNames: [`r${reason}.test`] });
       leaves.push({ leaf, reason });
-      entries.push({ serial: leaf.serial, notAfter: leaf.certificate.notAfter, subject: leaf.certificate.subject, revocation: { time, reason } });
+      entries.push({
+        serial: leaf.serial,
+        notAfter: leaf.certificate.notAfter,
+        subject: leaf.certificate.subject,
+        revocation: { time, reason },
+      });
     }
     const index = join(dir, "index.txt");
     await fs.writeFile(index, toOpensslIndex(entries));
@@ -241,7 +287,12 @@ describe("toOpensslIndex", () => {
   });
 });
 
-function recordToEntry(r: { serial: string; notAfter: string; subject: string; revocation?: { time: string; reason: CRLReason } }): IndexEntry {
+function recordToEntry(r: {
+  serial: string;
+  notAfter: string;
+  subject: string;
+  revocation?: { time: string; reason: CRLReason };
+}): IndexEntry {
   return {
     serial: r.serial,
     notAfter: new Date(r.notAfter),

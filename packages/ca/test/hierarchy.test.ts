@@ -71,9 +71,13 @@ describe("hierarchy and profiles", () => {
     expect(t).toMatch(/TLS Feature:\s+status_request/);
     expect(t).toContain("Not Before: Jan  1 00:00:00 2026 GMT");
     expect(t).toContain("Not After : Feb  1 00:00:00 2026 GMT");
-    expect((await run("openssl", ["x509", "-in", client.certFile, "-noout", "-subject", "-nameopt", "RFC2253"])).stdout).toContain("subject=CN=dev,O=Lab\\, Inc.,C=NL");
+    expect(
+      (await run("openssl", ["x509", "-in", client.certFile, "-noout", "-subject", "-nameopt", "RFC2253"])).stdout,
+    ).toContain("subject=CN=dev,O=Lab\\, Inc.,C=NL");
     await expect(ca.issue("server", { emails: ["x@lab.test"] })).rejects.toThrow(/email and URI SANs go on client certificates/);
-    await expect(ca.issue("server", { notBefore: notAfter, notAfter: notBefore })).rejects.toThrow(/notAfter must be after notBefore/);
+    await expect(ca.issue("server", { notBefore: notAfter, notAfter: notBefore })).rejects.toThrow(
+      /notAfter must be after notBefore/,
+    );
   });
 
   it("issues deliberately broken OCSP signers", async () => {
@@ -111,7 +115,21 @@ describe("what the CA refuses", () => {
     await expect(ca.issue("intermediate", { mustStaple: true })).rejects.toThrow(/server and client certificates only/);
     const key = join(dir, "k.pem");
     const csr = join(dir, "r.csr");
-    await run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-subj", "/CN=x", "-out", csr]);
+    await run("openssl", [
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      key,
+      "-subj",
+      "/CN=x",
+      "-out",
+      csr,
+    ]);
     await expect(ca.signCsr(await fs.readFile(csr, "utf8"), "intermediate")).rejects.toThrow(/needs its key in the store/);
     await expect(ca.revoke(ca.rootSerial)).rejects.toThrow(/it is the root/);
     const leaf = await ca.issueServer();
@@ -125,24 +143,32 @@ describe("what the CA refuses", () => {
 });
 
 describe("Node's TLS", () => {
-  it.each(["ecdsa-p384", "rsa-2048", "ed25519"] as const)("accepts a %s leaf under an intermediate, trusting only the root", async (keyType) => {
-    const ca = await CertificateAuthority.init(dir);
-    const mid = await ca.createIntermediate();
-    const leaf = await ca.issue("server", { issuer: mid.serial, keyType, dnsNames: ["localhost"] });
-    const fullchain = await fs.readFile(leaf.fullchainFile, "utf8");
-    const server = createServer({ cert: fullchain, key: leaf.keyPem }, (s) => s.end("hello\n"));
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    try {
-      const socket = connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername: "localhost", ca: await fs.readFile(ca.rootFile, "utf8") });
-      const [data] = (await once(socket, "data")) as [Buffer];
-      expect(socket.authorized).toBe(true);
-      expect(data.toString()).toBe("hello\n");
-      socket.destroy();
-    } finally {
-      server.close();
-    }
-  });
+  it.each(["ecdsa-p384", "rsa-2048", "ed25519"] as const)(
+    "accepts a %s leaf under an intermediate, trusting only the root",
+    async (keyType) => {
+      const ca = await CertificateAuthority.init(dir);
+      const mid = await ca.createIntermediate();
+      const leaf = await ca.issue("server", { issuer: mid.serial, keyType, dnsNames: ["localhost"] });
+      const fullchain = await fs.readFile(leaf.fullchainFile, "utf8");
+      const server = createServer({ cert: fullchain, key: leaf.keyPem }, (s) => s.end("hello\n"));
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      try {
+        const socket = connect({
+          host: "127.0.0.1",
+          port: (server.address() as AddressInfo).port,
+          servername: "localhost",
+          ca: await fs.readFile(ca.rootFile, "utf8"),
+        });
+        const [data] = (await once(socket, "data")) as [Buffer];
+        expect(socket.authorized).toBe(true);
+        expect(data.toString()).toBe("hello\n");
+        socket.destroy();
+      } finally {
+        server.close();
+      }
+    },
+  );
 });
 
 describe("CSR signing", () => {
@@ -150,7 +176,23 @@ describe("CSR signing", () => {
     const ca = await CertificateAuthority.init(dir);
     const key = join(dir, "own.key");
     const csr = join(dir, "own.csr");
-    await run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-subj", "/CN=own.lab.test", "-addext", "subjectAltName=DNS:own.lab.test,IP:127.0.0.2", "-out", csr]);
+    await run("openssl", [
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      key,
+      "-subj",
+      "/CN=own.lab.test",
+      "-addext",
+      "subjectAltName=DNS:own.lab.test,IP:127.0.0.2",
+      "-out",
+      csr,
+    ]);
     const issued = await ca.signCsr(await fs.readFile(csr, "utf8"));
     expect(issued.keyFile).toBe("");
     // No key here: keyPem is absent, not an empty string.
@@ -186,7 +228,8 @@ describe("revocation, holds and CRLs", () => {
 
     await ca.revoke(bad.serial, { reason: CRLReason.keyCompromise, invalidityDate: new Date("2026-01-02T00:00:00Z") });
     await ca.hold(held.serial);
-    const verify = (c: string) => run("openssl", ["verify", "-crl_check", "-CAfile", ca.rootFile, "-CRLfile", ca.crlFiles().full, c]);
+    const verify = (c: string) =>
+      run("openssl", ["verify", "-crl_check", "-CAfile", ca.rootFile, "-CRLfile", ca.crlFiles().full, c]);
     expect((await verify(bad.certFile)).stdout + (await verify(bad.certFile)).stderr).toContain("certificate revoked");
     expect((await verify(held.certFile)).stdout + (await verify(held.certFile)).stderr).toContain("certificate revoked");
     expect((await verify(good.certFile)).stdout).toContain(": OK");
@@ -194,7 +237,12 @@ describe("revocation, holds and CRLs", () => {
     expect(full).toContain("Key Compromise");
     expect(full).toContain("Certificate Hold");
     expect(full).toContain("Invalidity Date");
-    expect(ca.listRevoked().map((r) => r.serial).sort()).toEqual([bad.serial, held.serial].sort());
+    expect(
+      ca
+        .listRevoked()
+        .map((r) => r.serial)
+        .sort(),
+    ).toEqual([bad.serial, held.serial].sort());
 
     await ca.release(held.serial);
     expect(ca.status(held.serial).status).toBe("good");
@@ -265,8 +313,21 @@ describe("revocation, holds and CRLs", () => {
     const leaf = await ca.issue("server", { issuer: mid.serial });
     await ca.revoke(leaf.serial, { reason: CRLReason.superseded });
     const crls = join(dir, "all.crl");
-    await fs.writeFile(crls, (await fs.readFile(ca.crlFiles().full, "utf8")) + (await fs.readFile(ca.crlFiles(mid.serial).full, "utf8")));
-    const r = await run("openssl", ["verify", "-crl_check_all", "-CAfile", ca.rootFile, "-untrusted", mid.certFile, "-CRLfile", crls, leaf.certFile]);
+    await fs.writeFile(
+      crls,
+      (await fs.readFile(ca.crlFiles().full, "utf8")) + (await fs.readFile(ca.crlFiles(mid.serial).full, "utf8")),
+    );
+    const r = await run("openssl", [
+      "verify",
+      "-crl_check_all",
+      "-CAfile",
+      ca.rootFile,
+      "-untrusted",
+      mid.certFile,
+      "-CRLfile",
+      crls,
+      leaf.certFile,
+    ]);
     expect(r.stdout + r.stderr).toContain("certificate revoked");
   });
 });

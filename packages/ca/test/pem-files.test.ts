@@ -28,8 +28,18 @@ afterEach(async () => {
 async function ocspCa(state: string, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(String(c)), cb()) });
-  const code = await caMain(argv, { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { OCSP_LAB_HOME: state } });
+  const sink = (f: (s: string) => void) =>
+    new Writable({
+      write: (c, _e, cb) => {
+        f(String(c));
+        cb();
+      },
+    });
+  const code = await caMain(argv, {
+    stdout: sink((s) => (out += s)),
+    stderr: sink((s) => (err += s)),
+    env: { OCSP_LAB_HOME: state },
+  });
   return { code, out, err };
 }
 
@@ -76,7 +86,9 @@ async function expectKeyMatchesCertificate(file: string): Promise<void> {
  */
 async function serveFromOneFile(file: string): Promise<number> {
   const port = await freePort();
-  const child = spawn("openssl", ["s_server", "-accept", `127.0.0.1:${port}`, "-cert", file, "-key", file, "-naccept", "1"], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn("openssl", ["s_server", "-accept", `127.0.0.1:${port}`, "-cert", file, "-key", file, "-naccept", "1"], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   server = child;
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += String(d)));
@@ -102,7 +114,21 @@ describe("PEM files", () => {
     await ca.issue("ocsp-signer", { issuer: mid.serial });
     const csrKey = join(dir, "own.key");
     const csr = join(dir, "own.csr");
-    await openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", csrKey, "-subj", "/CN=own.lab.test", "-out", csr]);
+    await openssl([
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      csrKey,
+      "-subj",
+      "/CN=own.lab.test",
+      "-out",
+      csr,
+    ]);
     await ca.signCsr(await fs.readFile(csr, "utf8"));
     await ca.revoke(deep.serial, { reason: CRLReason.keyCompromise });
     await ca.hold(leaf.serial);
@@ -132,7 +158,18 @@ describe("PEM files", () => {
     const names = pemFiles.map(([name]) => name);
     // The walk saw every kind of file the CA writes: keys of the root, of signers, of leaves
     // and of an intermediate, certificates, chains, CRLs, and the exports.
-    for (const want of ["state/ca.key", "state/ocsp-signer.key", "state/ca.pem", "state/ca.crl", "state/ca-delta.crl", `state/certs/${leaf.serial}/key.pem`, `state/issuers/${mid.serial}/ca.key`, `state/issuers/${mid.serial}/ocsp-signer.key`, `state/issuers/${mid.serial}/ca.crl`, `exports/${leaf.serial}.pem-bundle.pem`]) {
+    for (const want of [
+      "state/ca.key",
+      "state/ocsp-signer.key",
+      "state/ca.pem",
+      "state/ca.crl",
+      "state/ca-delta.crl",
+      `state/certs/${leaf.serial}/key.pem`,
+      `state/issuers/${mid.serial}/ca.key`,
+      `state/issuers/${mid.serial}/ocsp-signer.key`,
+      `state/issuers/${mid.serial}/ca.crl`,
+      `exports/${leaf.serial}.pem-bundle.pem`,
+    ]) {
       expect(names).toContain(want);
     }
     for (const [name, text] of [...pemFiles, ...stdoutExports]) {
@@ -186,7 +223,9 @@ describe("ocsp-ca export --format pem-bundle", () => {
     const blocks = [...text.matchAll(/-----BEGIN ([A-Z ]+)-----/g)].map((m) => m[1]);
     expect(blocks).toEqual(["CERTIFICATE", "PRIVATE KEY", "CERTIFICATE", "CERTIFICATE"]);
     expect(text).toBe(
-      (await fs.readFile(leaf.certFile, "utf8")) + (await fs.readFile(leaf.keyFile, "utf8")) + (await fs.readFile(leaf.chainFile, "utf8")),
+      (await fs.readFile(leaf.certFile, "utf8")) +
+        (await fs.readFile(leaf.keyFile, "utf8")) +
+        (await fs.readFile(leaf.chainFile, "utf8")),
     );
     expect(await storeEntries(bundle)).toEqual(["Certificate", "Pkey", "Certificate", "Certificate"]);
     await expectKeyMatchesCertificate(bundle);
@@ -200,11 +239,30 @@ describe("ocsp-ca export --format pem-bundle", () => {
 
     // One file for certificate and key, chain sent from it as well.
     const port = await freePort();
-    const child = spawn("openssl", ["s_server", "-accept", `127.0.0.1:${port}`, "-cert", bundle, "-key", bundle, "-cert_chain", leaf.chainFile, "-naccept", "1"], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(
+      "openssl",
+      [
+        "s_server",
+        "-accept",
+        `127.0.0.1:${port}`,
+        "-cert",
+        bundle,
+        "-key",
+        bundle,
+        "-cert_chain",
+        leaf.chainFile,
+        "-naccept",
+        "1",
+      ],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
     server = child;
     await new Promise<void>((resolve, reject) => {
       let out = "";
-      child.stdout!.on("data", (d: Buffer) => ((out += String(d)), out.includes("ACCEPT") && resolve()));
+      child.stdout!.on("data", (d: Buffer) => {
+        out += String(d);
+        if (out.includes("ACCEPT")) resolve();
+      });
       child.once("exit", (code) => reject(new Error(`openssl s_server exited ${code}`)));
     });
     const hello = await sClient({ port, caFile: ca.rootFile });
@@ -215,7 +273,21 @@ describe("ocsp-ca export --format pem-bundle", () => {
     expect((await ocspCa(dir, "init")).code).toBe(0);
     const key = join(dir, "own.key");
     const csr = join(dir, "own.csr");
-    await openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-subj", "/CN=own.lab.test", "-out", csr]);
+    await openssl([
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      key,
+      "-subj",
+      "/CN=own.lab.test",
+      "-out",
+      csr,
+    ]);
     const signed = JSON.parse((await ocspCa(dir, "sign-csr", csr, "--json")).out) as { serial: string };
     const out = join(dir, "bundle.pem");
     const r = await ocspCa(dir, "export", signed.serial, "--format", "pem-bundle", "--out", out);

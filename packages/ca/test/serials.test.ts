@@ -29,8 +29,18 @@ const FORMS: Array<[string, string]> = [
 async function ocspCa(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(String(c)), cb()) });
-  const code = await caMain(argv, { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: { OCSP_LAB_HOME: dir } });
+  const sink = (f: (s: string) => void) =>
+    new Writable({
+      write: (c, _e, cb) => {
+        f(String(c));
+        cb();
+      },
+    });
+  const code = await caMain(argv, {
+    stdout: sink((s) => (out += s)),
+    stderr: sink((s) => (err += s)),
+    env: { OCSP_LAB_HOME: dir },
+  });
   return { code, out, err };
 }
 
@@ -79,7 +89,12 @@ describe("a serial whose hex begins with 0", () => {
     expect(revoked.out).toContain(`revoked serial ${SERIAL} `);
     const ca = await CertificateAuthority.open(dir);
     expect(ca.status(SERIAL)).toMatchObject({ status: "revoked", revocationReason: CRLReason.keyCompromise });
-    expect(ca.list().filter((r) => r.kind === "server").map((r) => r.serial)).toEqual([SERIAL]);
+    expect(
+      ca
+        .list()
+        .filter((r) => r.kind === "server")
+        .map((r) => r.serial),
+    ).toEqual([SERIAL]);
   });
 
   it("is written to index.txt as 0A1B…, and `openssl ocsp -index` answers for it", async () => {
@@ -132,7 +147,7 @@ describe("IssueOptions.serial", () => {
     expect(await openssl(["verify", "-CAfile", ca.rootFile, join(dir, "certs", taken, "cert.pem")])).toContain(": OK");
 
     // The largest: 20 octets with a first byte below 0x80.
-    const max = await ca.issueServer({ serial: "7f" + "ff".repeat(19) });
+    const max = await ca.issueServer({ serial: `7f${"ff".repeat(19)}` });
     expect(await openssl(["x509", "-in", max.certFile, "-noout", "-serial"])).toBe(`serial=7F${"FF".repeat(19)}\n`);
   });
 });
@@ -142,7 +157,21 @@ async function askOpenssl(ca: CertificateAuthority, index: string, certFile: str
   const req = join(dir, `${tag}.req.der`);
   const resp = join(dir, `${tag}.resp.der`);
   await openssl(["ocsp", "-issuer", ca.rootFile, "-cert", certFile, "-reqout", req, "-no_nonce"]);
-  await openssl(["ocsp", "-index", index, "-CA", ca.rootFile, "-rsigner", ca.ocspSignerFile, "-rkey", join(ca.stateDir, "ocsp-signer.key"), "-reqin", req, "-respout", resp]);
+  await openssl([
+    "ocsp",
+    "-index",
+    index,
+    "-CA",
+    ca.rootFile,
+    "-rsigner",
+    ca.ocspSignerFile,
+    "-rkey",
+    join(ca.stateDir, "ocsp-signer.key"),
+    "-reqin",
+    req,
+    "-respout",
+    resp,
+  ]);
   const r = await run("openssl", ["ocsp", "-respin", resp, "-issuer", ca.rootFile, "-cert", certFile, "-CAfile", ca.rootFile]);
   expect(r.code, r.stderr).toBe(0);
   expect(r.stderr).toContain("Response verify OK");

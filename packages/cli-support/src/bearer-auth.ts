@@ -19,7 +19,11 @@ export function bearerAuth(token: string | undefined): (req: IncomingMessage, re
       return;
     }
     const body = JSON.stringify({ error: "missing or wrong bearer token: send Authorization: Bearer <token>" });
-    res.writeHead(401, { "WWW-Authenticate": "Bearer", "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(body) });
+    res.writeHead(401, {
+      "WWW-Authenticate": "Bearer",
+      "Content-Type": "application/json; charset=utf-8",
+      "Content-Length": Buffer.byteLength(body),
+    });
     res.end(body);
   };
 }

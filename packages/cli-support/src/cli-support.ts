@@ -1,7 +1,7 @@
 import { realpathSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { type Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 
@@ -50,7 +50,13 @@ export function configureProgram(program: Command, name: string, io: CliIo): Com
  * adds it); errors of ours (code `OCSP_LAB_*`) print their message, others are marked
  * unexpected. `usageCodes` lists error codes that count as usage errors (exit 2).
  */
-export async function runProgram(program: Command, name: string, argv: string[], io: CliIo, usageCodes: readonly string[] = []): Promise<number> {
+export async function runProgram(
+  program: Command,
+  name: string,
+  argv: string[],
+  io: CliIo,
+  usageCodes: readonly string[] = [],
+): Promise<number> {
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;
@@ -58,14 +64,15 @@ export async function runProgram(program: Command, name: string, argv: string[],
     if (err instanceof CommanderError) {
       if (err.exitCode === 0 || err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
       // An InvalidArgumentError thrown from an action has not been printed by commander.
-      if (err.code === "commander.invalidArgument" && !err.message.startsWith("error:")) io.stderr.write(`${name}: ${err.message}\n`);
+      if (err.code === "commander.invalidArgument" && !err.message.startsWith("error:"))
+        io.stderr.write(`${name}: ${err.message}\n`);
       return 2;
     }
     const message = err instanceof Error ? err.message : String(err);
     const code = (err as { code?: unknown }).code;
     const known = typeof code === "string" && code.startsWith("OCSP_LAB_");
     io.stderr.write(`${name}: ${known ? message : `unexpected error: ${message}`}\n`);
-    if (io.env.OCSP_LAB_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + "\n");
+    if (io.env.OCSP_LAB_DEBUG && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
     return known && usageCodes.includes(code as string) ? 2 : 1;
   }
 }
@@ -88,7 +95,8 @@ export function isMainModule(moduleUrl: string): boolean {
 export function portOption(description = "override listen.port"): Option {
   return new Option("--port <port>", description).argParser((v) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be a whole number 0..65535, got "${v}"`);
+    if (!Number.isInteger(n) || n < 0 || n > 65535)
+      throw new InvalidArgumentError(`--port must be a whole number 0..65535, got "${v}"`);
     return n;
   });
 }

@@ -10,10 +10,6 @@ export const DEFAULT_STATE_DIR = ".ocsp-lab";
  * Where the lab keeps its CA: `explicit` if given, else $OCSP_LAB_HOME, else `.ocsp-lab/` in
  * `cwd`. Returned absolute.
  */
-export function resolveStateDir(
-  explicit?: string,
-  env: NodeJS.ProcessEnv = process.env,
-  cwd: string = process.cwd(),
-): string {
+export function resolveStateDir(explicit?: string, env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): string {
   return resolve(cwd, explicit || env[STATE_DIR_ENV] || DEFAULT_STATE_DIR);
 }

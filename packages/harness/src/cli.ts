@@ -12,11 +12,14 @@ export type CliIo = ServiceIo;
 
 const defaultIo = processIo;
 
-const positiveSeconds = (name: string) => (v: string): number => {
-  const n = Number(v);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number of seconds, got "${v}"`);
-  return n;
-};
+const positiveSeconds =
+  (name: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!(n > 0) || !Number.isFinite(n))
+      throw new InvalidArgumentError(`${name} must be a positive number of seconds, got "${v}"`);
+    return n;
+  };
 const port = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`a port is a whole number 0..65535, got "${v}"`);
@@ -63,11 +66,11 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       selectClients(opts.client);
       if (!opts.json) io.stderr.write("ocsp-lab run: starting a throw-away CA, responder and stapler per scenario...\n");
       const report = await runScenarios({ scenarios: opts.scenario, clients: opts.client });
-      if (opts.json) io.stdout.write(JSON.stringify(report, null, 2) + "\n");
+      if (opts.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else {
         io.stdout.write(formatTable(report));
         const mismatches = formatMismatches(report);
-        if (mismatches) io.stdout.write(mismatches + "\n");
+        if (mismatches) io.stdout.write(`${mismatches}\n`);
       }
       code = report.ok ? 0 : 1;
     });
@@ -78,33 +81,63 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .option("--json", "print one JSON line with the endpoints once ready (for scripts)")
     .addOption(new Option("--responder-port <port>", "responder port (default: last one used, else ephemeral)").argParser(port))
     .addOption(new Option("--port <port>", "stapler port (default ephemeral)").argParser(port))
-    .addOption(new Option("--query-frequency <seconds>", `seconds between OCSP queries (default ${UP_POLICY.query_frequency})`).argParser(positiveSeconds("query-frequency")))
-    .addOption(new Option("--response-timeout <seconds>", `seconds before a query fails (default ${UP_POLICY.response_timeout})`).argParser(positiveSeconds("response-timeout")))
-    .addOption(new Option("--recovery-frequency <seconds>", `seconds between retries after a failure (default ${UP_POLICY.recovery_frequency})`).argParser(positiveSeconds("recovery-frequency")))
-    .addOption(new Option("--recovery-max-tries <n>", `failures in a row before the staple is dropped (default ${UP_POLICY.recovery_max_tries})`).argParser((v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`recovery-max-tries must be a whole number ≥ 1, got "${v}"`);
-      return n;
-    }))
-    .action(async (opts: { json?: boolean; responderPort?: number; port?: number; queryFrequency?: number; responseTimeout?: number; recoveryFrequency?: number; recoveryMaxTries?: number }) => {
-      const policy = {
-        ...(opts.queryFrequency !== undefined ? { query_frequency: opts.queryFrequency } : {}),
-        ...(opts.responseTimeout !== undefined ? { response_timeout: opts.responseTimeout } : {}),
-        ...(opts.recoveryFrequency !== undefined ? { recovery_frequency: opts.recoveryFrequency } : {}),
-        ...(opts.recoveryMaxTries !== undefined ? { recovery_max_tries: opts.recoveryMaxTries } : {}),
-      };
-      const stopping = io.stopSignal();
-      const { lab, endpoints } = await startPersistentLab({
-        stateDir: stateDir(),
-        policy,
-        ...(opts.responderPort !== undefined ? { responderPort: opts.responderPort } : {}),
-        ...(opts.port !== undefined ? { staplerPort: opts.port } : {}),
-      });
-      io.stdout.write(opts.json ? JSON.stringify(endpoints) + "\n" : describeEndpoints(endpoints) + "\n");
-      const signal = await stopping;
-      await lab.stop();
-      if (!opts.json) io.stdout.write(`ocsp-lab: ${signal} received, lab stopped; the CA is kept in ${endpoints.stateDir}\n`);
-    });
+    .addOption(
+      new Option("--query-frequency <seconds>", `seconds between OCSP queries (default ${UP_POLICY.query_frequency})`).argParser(
+        positiveSeconds("query-frequency"),
+      ),
+    )
+    .addOption(
+      new Option(
+        "--response-timeout <seconds>",
+        `seconds before a query fails (default ${UP_POLICY.response_timeout})`,
+      ).argParser(positiveSeconds("response-timeout")),
+    )
+    .addOption(
+      new Option(
+        "--recovery-frequency <seconds>",
+        `seconds between retries after a failure (default ${UP_POLICY.recovery_frequency})`,
+      ).argParser(positiveSeconds("recovery-frequency")),
+    )
+    .addOption(
+      new Option(
+        "--recovery-max-tries <n>",
+        `failures in a row before the staple is dropped (default ${UP_POLICY.recovery_max_tries})`,
+      ).argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1)
+          throw new InvalidArgumentError(`recovery-max-tries must be a whole number ≥ 1, got "${v}"`);
+        return n;
+      }),
+    )
+    .action(
+      async (opts: {
+        json?: boolean;
+        responderPort?: number;
+        port?: number;
+        queryFrequency?: number;
+        responseTimeout?: number;
+        recoveryFrequency?: number;
+        recoveryMaxTries?: number;
+      }) => {
+        const policy = {
+          ...(opts.queryFrequency !== undefined ? { query_frequency: opts.queryFrequency } : {}),
+          ...(opts.responseTimeout !== undefined ? { response_timeout: opts.responseTimeout } : {}),
+          ...(opts.recoveryFrequency !== undefined ? { recovery_frequency: opts.recoveryFrequency } : {}),
+          ...(opts.recoveryMaxTries !== undefined ? { recovery_max_tries: opts.recoveryMaxTries } : {}),
+        };
+        const stopping = io.stopSignal();
+        const { lab, endpoints } = await startPersistentLab({
+          stateDir: stateDir(),
+          policy,
+          ...(opts.responderPort !== undefined ? { responderPort: opts.responderPort } : {}),
+          ...(opts.port !== undefined ? { staplerPort: opts.port } : {}),
+        });
+        io.stdout.write(opts.json ? `${JSON.stringify(endpoints)}\n` : `${describeEndpoints(endpoints)}\n`);
+        const signal = await stopping;
+        await lab.stop();
+        if (!opts.json) io.stdout.write(`ocsp-lab: ${signal} received, lab stopped; the CA is kept in ${endpoints.stateDir}\n`);
+      },
+    );
 
   program
     .command("revoke")
@@ -114,7 +147,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .addOption(
       new Option("--time <iso8601>", "revocation time (default now)").argParser((v) => {
         const t = new Date(v);
-        if (Number.isNaN(t.getTime())) throw new InvalidArgumentError(`--time must be an ISO 8601 date such as 2026-01-31T12:00:00Z, got "${v}"`);
+        if (Number.isNaN(t.getTime()))
+          throw new InvalidArgumentError(`--time must be an ISO 8601 date such as 2026-01-31T12:00:00Z, got "${v}"`);
         return t;
       }),
     )

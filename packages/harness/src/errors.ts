@@ -24,6 +24,10 @@ export class ScenarioTimeoutError extends HarnessError {
 /** A port asked for is taken by another process. */
 export class PortInUseError extends HarnessError {
   constructor(what: string, port: number, flag: string, options?: { cause?: unknown }) {
-    super("OCSP_LAB_PORT_IN_USE", `${what} port ${port} is in use: choose another with ${flag}, or leave it out for a free one`, options);
+    super(
+      "OCSP_LAB_PORT_IN_USE",
+      `${what} port ${port} is in use: choose another with ${flag}, or leave it out for a free one`,
+      options,
+    );
   }
 }

@@ -85,14 +85,22 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       responder = await builder.withPort(0).start();
     }
 
-    const leaf = (options.reuseCertificate && (await reusableLeaf(ca, responder.url, clock))) || (await ca.issueServer({
-      dnsNames: [LAB_SERVER_NAME],
-      ipAddresses: ["127.0.0.1"],
-      ocspUrl: responder.url,
-    }));
-    await ca.store.writeAtomic(LAB_FILE, JSON.stringify({ serial: leaf.serial, responderPort: responder.port }, null, 2) + "\n", 0o644);
+    const leaf =
+      (options.reuseCertificate && (await reusableLeaf(ca, responder.url, clock))) ||
+      (await ca.issueServer({
+        dnsNames: [LAB_SERVER_NAME],
+        ipAddresses: ["127.0.0.1"],
+        ocspUrl: responder.url,
+      }));
+    await ca.store.writeAtomic(
+      LAB_FILE,
+      `${JSON.stringify({ serial: leaf.serial, responderPort: responder.port }, null, 2)}\n`,
+      0o644,
+    );
 
-    const stapler = await (await StaplingServer.fromFiles({ certFile: leaf.certFile, keyFile: leaf.keyFile, chainFile: leaf.chainFile }))
+    const stapler = await (
+      await StaplingServer.fromFiles({ certFile: leaf.certFile, keyFile: leaf.keyFile, chainFile: leaf.chainFile })
+    )
       .withHost(host)
       .withPort(options.staplerPort ?? 0)
       .withPolicy(options.policy ?? {})
@@ -145,7 +153,7 @@ async function reusableLeaf(ca: CertificateAuthority, url: string, clock: Clock)
     return undefined;
   }
   const rec = saved.serial ? ca.get(saved.serial) : undefined;
-  if (!rec || rec.kind !== "server" || !rec.keyFile || !rec.chainFile || !rec.fullchainFile) return undefined;
+  if (rec?.kind !== "server" || !rec.keyFile || !rec.chainFile || !rec.fullchainFile) return undefined;
   const certFile = ca.store.path(rec.certFile);
   const certificate = new x509.X509Certificate(await fs.readFile(certFile, "utf8"));
   if (aiaOcspUrl(certificate) !== url || certificate.notAfter.getTime() < clock.now().getTime()) return undefined;

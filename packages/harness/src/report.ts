@@ -14,7 +14,11 @@ const COLUMNS: Array<[keyof ReportRow, string]> = [
  */
 export function formatTable(report: RunReport): string {
   const widths = COLUMNS.map(([key, title]) => Math.max(title.length, ...report.rows.map((r) => String(r[key]).length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   const out = [line(COLUMNS.map(([, t]) => t)), line(widths.map((w) => "-".repeat(w)))];
   let previous = "";
   for (const r of report.rows) {
@@ -23,7 +27,7 @@ export function formatTable(report: RunReport): string {
   }
   out.push("");
   out.push(summaryLine(report));
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }
 
 /** `18 rows: 18 as expected, 0 mismatched, 0 skipped (4.2 s)`. */

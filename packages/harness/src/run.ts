@@ -8,7 +8,7 @@ import { NodeStrictClient } from "./clients/node-client.js";
 import { OpensslClient } from "./clients/openssl-client.js";
 import { UsageError } from "./errors.js";
 import { startLab } from "./lab.js";
-import { SCENARIOS, type Scenario } from "./scenarios.js";
+import { SCENARIOS, type Scenario, type StaplerCheck } from "./scenarios.js";
 import { TurnClock } from "./turn-clock.js";
 
 /** One row of the report: a scenario seen by one client (or by the stapler itself). */
@@ -89,7 +89,7 @@ async function runOne(
   // A TurnClock: the scenarios judge retry spacing from the stapler's own schedule (see retryCadence).
   const lab = await startLab({ stateDir, policy: scenario.policy, clock: new TurnClock() });
   try {
-    let check;
+    let check: StaplerCheck;
     try {
       check = await scenario.act({ lab, policy: parsePolicy(scenario.policy), nodeClient: node });
     } catch (err) {
@@ -145,7 +145,12 @@ function pick<T extends { name: string }>(all: readonly T[], names: string[] | u
   if (!names || names.length === 0) return [...all];
   return names.map((n) => {
     const found = all.find((x) => x.name === n);
-    if (!found) throw new UsageError(what, n, all.map((x) => x.name));
+    if (!found)
+      throw new UsageError(
+        what,
+        n,
+        all.map((x) => x.name),
+      );
     return found;
   });
 }

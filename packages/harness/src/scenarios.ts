@@ -121,7 +121,9 @@ const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(2))} s`;
 function retryCadence(failures: Recorded[], policy: PollingPolicy): string {
   const want = policy.recoveryFrequencyMs;
   const scheduled = failures.map((f) => (f.snapshot.nextFetch ? f.snapshot.nextFetch.getTime() - f.at : undefined));
-  const inOrder = failures.every((f, i) => i === 0 || (f.snapshot.lastFetch !== undefined && f.snapshot.lastFetch.at.getTime() >= failures[i - 1]!.at));
+  const inOrder = failures.every(
+    (f, i) => i === 0 || (f.snapshot.lastFetch !== undefined && f.snapshot.lastFetch.at.getTime() >= failures[i - 1]!.at),
+  );
   if (!inOrder) return "a retry began before the failure it follows";
   if (scheduled.every((d) => d === want)) return `retried every ${seconds(want)}`;
   return `retries scheduled ${scheduled.map((d) => (d === undefined ? "never" : seconds(d))).join(", ")} after each failure`;
@@ -131,7 +133,13 @@ function staplerState(scenario: string, status: "good" | "revoked" | "unknown"):
   return async ({ lab, policy }) => {
     const current = lab.stapler.status()[0]!.staple;
     if (current !== status) {
-      await watchUntil(lab, scenario, `staple with status ${status}`, (r) => r.event === "staple:updated" && r.snapshot.staple === status, deadline(policy));
+      await watchUntil(
+        lab,
+        scenario,
+        `staple with status ${status}`,
+        (r) => r.event === "staple:updated" && r.snapshot.staple === status,
+        deadline(policy),
+      );
     }
     return { expected: `staple ${status}`, observed: `staple ${lab.stapler.status()[0]!.staple}` };
   };
@@ -168,11 +176,18 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "responder-down",
-    summary: "the responder drops every connection: retries every recovery_frequency, invalidated after recovery_max_tries, strict clients refused",
+    summary:
+      "the responder drops every connection: retries every recovery_frequency, invalidated after recovery_max_tries, strict clients refused",
     policy: SCALED_POLICY,
     expect: { node: "refused: no staple", curl: "refused: no staple", openssl: "no staple" },
     async act({ lab, policy }) {
-      const waiting = watchUntil(lab, "responder-down", "invalidation", (r) => r.event === "staple:invalidated", deadline(policy));
+      const waiting = watchUntil(
+        lab,
+        "responder-down",
+        "invalidation",
+        (r) => r.event === "staple:invalidated",
+        deadline(policy),
+      );
       lab.responder.setFault({ kind: "close" });
       const events = await waiting;
       const failures = events.filter((e) => e.event === "fetch:failed");
@@ -184,7 +199,8 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "recovers-within-max-tries",
-    summary: "the responder fails recovery_max_tries − 1 times, then answers: the staple is kept throughout and no client is refused",
+    summary:
+      "the responder fails recovery_max_tries − 1 times, then answers: the staple is kept throughout and no client is refused",
     policy: SCALED_POLICY,
     expect: { node: "connected", curl: "connected", openssl: "staple: good" },
     async act({ lab, policy, nodeClient }) {
@@ -211,18 +227,29 @@ export const SCENARIOS: readonly Scenario[] = [
         expected: `${tries} failed queries, staple kept, restored`,
         observed:
           `${failures} failed queries, ` +
-          (invalidated ? "staple invalidated" : refused.length > 0 ? `client refused during outage (${refused[0]!.outcome})` : "staple kept") +
+          (invalidated
+            ? "staple invalidated"
+            : refused.length > 0
+              ? `client refused during outage (${refused[0]!.outcome})`
+              : "staple kept") +
           `, ${lab.stapler.status()[0]!.staple === "good" ? "restored" : "not restored"}`,
       };
     },
   },
   {
     name: "slow-responder",
-    summary: "the responder answers after 2 × response_timeout: every query times out, the staple is invalidated, strict clients refused",
+    summary:
+      "the responder answers after 2 × response_timeout: every query times out, the staple is invalidated, strict clients refused",
     policy: SCALED_POLICY,
     expect: { node: "refused: no staple", curl: "refused: no staple", openssl: "no staple" },
     async act({ lab, policy }) {
-      const waiting = watchUntil(lab, "slow-responder", "invalidation", (r) => r.event === "staple:invalidated", deadline(policy));
+      const waiting = watchUntil(
+        lab,
+        "slow-responder",
+        "invalidation",
+        (r) => r.event === "staple:invalidated",
+        deadline(policy),
+      );
       lab.responder.setDelay(policy.responseTimeoutMs * 2);
       const events = await waiting;
       const failures = events.filter((e) => e.event === "fetch:failed");
@@ -235,12 +262,19 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "nginx-lazy",
-    summary: "stapler mode lazy (nginx): nothing fetched at start; the first handshake gets no staple and triggers the fetch; later clients get the staple",
+    summary:
+      "stapler mode lazy (nginx): nothing fetched at start; the first handshake gets no staple and triggers the fetch; later clients get the staple",
     policy: { ...SCALED_POLICY, mode: "lazy" },
     expect: { node: "connected", curl: "connected", openssl: "staple: good" },
     async act({ lab, policy, nodeClient }) {
       const before = lab.stapler.status()[0]!.staple;
-      const waiting = watchUntil(lab, "nginx-lazy", "the fetch the first handshake triggered", (r) => r.event === "staple:updated", deadline(policy));
+      const waiting = watchUntil(
+        lab,
+        "nginx-lazy",
+        "the fetch the first handshake triggered",
+        (r) => r.event === "staple:updated",
+        deadline(policy),
+      );
       const first = await nodeClient.probe(lab.target);
       await waiting;
       return {
@@ -259,7 +293,10 @@ export const SCENARIOS: readonly Scenario[] = [
       lab.responder.setFault({ kind: "close" });
       await nodeClient.probe(lab.target);
       const snap = lab.stapler.status()[0]!;
-      return { expected: "staple tryLater (made-up)", observed: `staple ${snap.staple}${snap.source ? ` (${snap.source})` : ""}` };
+      return {
+        expected: "staple tryLater (made-up)",
+        observed: `staple ${snap.staple}${snap.source ? ` (${snap.source})` : ""}`,
+      };
     },
   },
 ];

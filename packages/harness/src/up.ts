@@ -47,7 +47,6 @@ export interface LabEndpoints {
   policy: PollingPolicyInput;
 }
 
-
 /**
  * Start a persistent lab in `stateDir` (the CA is created on first use and kept). The responder
  * tries the port it had last time so the server certificate's AIA URL stays valid; when that
@@ -56,7 +55,8 @@ export interface LabEndpoints {
 export async function startPersistentLab(options: UpOptions): Promise<{ lab: Lab; endpoints: LabEndpoints }> {
   let preferred: number | undefined;
   try {
-    preferred = (JSON.parse(await fs.readFile(join(options.stateDir, LAB_FILE), "utf8")) as { responderPort?: number }).responderPort;
+    preferred = (JSON.parse(await fs.readFile(join(options.stateDir, LAB_FILE), "utf8")) as { responderPort?: number })
+      .responderPort;
   } catch {
     preferred = undefined;
   }

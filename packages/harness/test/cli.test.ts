@@ -21,7 +21,13 @@ const ocspLab = (args: string[], env: NodeJS.ProcessEnv = {}) =>
 async function mainCaptured(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(String(c)), cb()) });
+  const sink = (f: (s: string) => void) =>
+    new Writable({
+      write: (c, _e, cb) => {
+        f(String(c));
+        cb();
+      },
+    });
   const code = await main(argv, {
     stdout: sink((s) => (out += s)),
     stderr: sink((s) => (err += s)),
@@ -35,7 +41,16 @@ describe("ocsp-lab run", () => {
   it("prints every scenario × client as expected and exits 0", async () => {
     const r = await ocspLab(["run"]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    for (const scenario of ["good", "revoked", "unknown", "responder-down", "recovers-within-max-tries", "slow-responder", "nginx-lazy", "apache-fake-trylater"]) {
+    for (const scenario of [
+      "good",
+      "revoked",
+      "unknown",
+      "responder-down",
+      "recovers-within-max-tries",
+      "slow-responder",
+      "nginx-lazy",
+      "apache-fake-trylater",
+    ]) {
       expect(r.stdout).toMatch(new RegExp(`^${scenario} +stapler`, "m"));
     }
     expect(r.stdout).toMatch(/^ +node +refused: revoked +refused: revoked +ok$/m);
@@ -56,7 +71,9 @@ describe("ocsp-lab run", () => {
   it("names the bad scenario in one line and exits 2", async () => {
     const r = await mainCaptured(["run", "--scenario", "nope"]);
     expect(r.code).toBe(2);
-    expect(r.err).toBe('ocsp-lab: unknown scenario "nope": use one of good, revoked, unknown, responder-down, recovers-within-max-tries, slow-responder, nginx-lazy, apache-fake-trylater\n');
+    expect(r.err).toBe(
+      'ocsp-lab: unknown scenario "nope": use one of good, revoked, unknown, responder-down, recovers-within-max-tries, slow-responder, nginx-lazy, apache-fake-trylater\n',
+    );
   });
 });
 
@@ -99,14 +116,34 @@ describe("ocsp-lab up", () => {
 
   it("prints its endpoints as JSON, serves a staple, picks up a revocation, and stops on SIGTERM", async () => {
     const e = await up();
-    for (const key of ["caFile", "certFile", "keyFile", "responderUrl", "staplerHost", "staplerPort", "stateDir"]) expect(e).toHaveProperty(key);
+    for (const key of ["caFile", "certFile", "keyFile", "responderUrl", "staplerHost", "staplerPort", "stateDir"])
+      expect(e).toHaveProperty(key);
     expect(e.stateDir).toBe(dir);
     expect(e.staplerHost).toBe("127.0.0.1");
 
-    const curl = () => run("curl", ["-sS", "--cert-status", "--cacert", e.caFile, "--resolve", `localhost:${e.staplerPort}:127.0.0.1`, `https://localhost:${e.staplerPort}/`]);
+    const curl = () =>
+      run("curl", [
+        "-sS",
+        "--cert-status",
+        "--cacert",
+        e.caFile,
+        "--resolve",
+        `localhost:${e.staplerPort}:127.0.0.1`,
+        `https://localhost:${e.staplerPort}/`,
+      ]);
     const ok = await curl();
     expect(ok.code, ok.stderr).toBe(0);
-    const ocsp = await run("openssl", ["ocsp", "-issuer", e.caFile, "-cert", e.certFile, "-url", e.responderUrl, "-CAfile", e.caFile]);
+    const ocsp = await run("openssl", [
+      "ocsp",
+      "-issuer",
+      e.caFile,
+      "-cert",
+      e.certFile,
+      "-url",
+      e.responderUrl,
+      "-CAfile",
+      e.caFile,
+    ]);
     expect(ocsp.stdout).toContain(": good");
 
     const revoked = await ocspLab(["revoke", e.certFile, "--reason", "keyCompromise"]);

@@ -26,7 +26,14 @@ beforeAll(async () => {
 afterAll(async () => cleanup());
 
 /** A response about `about` signed by `signer`, valid from `from` for `validMs`. */
-async function response(opts: { about?: IssuedCertificate; signer?: Signer; status?: CertStatus; from?: number; validMs?: number; includeSigner?: boolean }): Promise<Uint8Array> {
+async function response(opts: {
+  about?: IssuedCertificate;
+  signer?: Signer;
+  status?: CertStatus;
+  from?: number;
+  validMs?: number;
+  includeSigner?: boolean;
+}): Promise<Uint8Array> {
   const about = opts.about ?? leaf;
   const from = new Date(opts.from ?? Date.now() - 60_000);
   return OcspResponseGenerator.create({
@@ -47,12 +54,19 @@ async function response(opts: { about?: IssuedCertificate; signer?: Signer; stat
 /** A bare node:tls server that staples exactly `staple` (or nothing). */
 async function withServer<T>(staple: Uint8Array | undefined, fn: (target: TlsTarget) => Promise<T>): Promise<T> {
   const server: Server = createServer({ cert: leaf.certPem + ca.root.certificate.toString("pem"), key: leaf.keyPem });
-  server.on("OCSPRequest", (_c: Buffer, _i: Buffer, cb: (e: Error | null, r?: Buffer) => void) => cb(null, staple ? Buffer.from(staple) : undefined));
+  server.on("OCSPRequest", (_c: Buffer, _i: Buffer, cb: (e: Error | null, r?: Buffer) => void) =>
+    cb(null, staple ? Buffer.from(staple) : undefined),
+  );
   server.on("secureConnection", (s) => s.end());
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   try {
-    return await fn({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername: "localhost", caFile: ca.rootFile });
+    return await fn({
+      host: "127.0.0.1",
+      port: (server.address() as AddressInfo).port,
+      servername: "localhost",
+      caFile: ca.rootFile,
+    });
   } finally {
     server.close();
   }
@@ -62,10 +76,18 @@ describe("NodeStrictClient", () => {
   const node = new NodeStrictClient();
   const cases: Array<[string, () => Promise<Uint8Array | undefined>, string]> = [
     ["a good staple", () => response({}), "connected"],
-    ["a revoked staple", () => response({ status: { status: "revoked", revocationTime: new Date(Date.now() - HOUR) } }), "refused: revoked"],
+    [
+      "a revoked staple",
+      () => response({ status: { status: "revoked", revocationTime: new Date(Date.now() - HOUR) } }),
+      "refused: revoked",
+    ],
     ["an unknown staple", () => response({ status: { status: "unknown" } }), "refused: unknown"],
     ["no staple", async () => undefined, "refused: no staple"],
-    ["a staple signed with a key that is not the issuer's", () => response({ signer: { ...ca.root, key: other.root.key } }), "refused: bad signature"],
+    [
+      "a staple signed with a key that is not the issuer's",
+      () => response({ signer: { ...ca.root, key: other.root.key } }),
+      "refused: bad signature",
+    ],
     ["a staple signed by another CA's OCSP signer", () => response({ signer: other.ocspSigner }), "refused: unauthorized signer"],
     ["a delegated signer left out of certs", () => response({ includeSigner: false }), "refused: unauthorized signer"],
     ["a staple past its nextUpdate", () => response({ from: Date.now() - 2 * HOUR, validMs: HOUR }), "refused: stale"],
@@ -82,7 +104,9 @@ describe("NodeStrictClient", () => {
 
 describe("command-line client drivers", () => {
   it("curl refuses a revoked staple and says why", async () => {
-    const staple = await response({ status: { status: "revoked", revocationTime: new Date(Date.now() - HOUR), revocationReason: 1 } });
+    const staple = await response({
+      status: { status: "revoked", revocationTime: new Date(Date.now() - HOUR), revocationReason: 1 },
+    });
     const obs = await withServer(staple, (t) => new CurlClient().probe(t));
     expect(obs.outcome).toBe("refused: revoked");
     expect(obs.detail).toMatch(/curl: \(91\)/);

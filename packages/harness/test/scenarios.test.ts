@@ -23,7 +23,12 @@ describe("TurnClock", () => {
     // ...but not for the clock.
     expect(clock.now().getTime()).toBe(first.getTime());
     // In a later turn it reads real time again.
-    const later = await eventually(() => clock.now().getTime(), (t) => t > first.getTime(), 5_000, "the clock to move");
+    const later = await eventually(
+      () => clock.now().getTime(),
+      (t) => t > first.getTime(),
+      5_000,
+      "the clock to move",
+    );
     expect(later).toBeGreaterThan(first.getTime());
   });
 

@@ -28,7 +28,13 @@ export enum OCSPResponseStatus {
 export type UnsuccessfulStatusName = Exclude<keyof typeof OCSPResponseStatus, "successful">;
 
 /** Every unsuccessful OCSPResponseStatus name, in numeric order. */
-export const UNSUCCESSFUL_STATUS_NAMES: readonly UnsuccessfulStatusName[] = ["malformedRequest", "internalError", "tryLater", "sigRequired", "unauthorized"];
+export const UNSUCCESSFUL_STATUS_NAMES: readonly UnsuccessfulStatusName[] = [
+  "malformedRequest",
+  "internalError",
+  "tryLater",
+  "sigRequired",
+  "unauthorized",
+];
 
 /**
  * RFC 6960 §4.2.1 RevokedInfo: when the certificate was revoked and, optionally, why.

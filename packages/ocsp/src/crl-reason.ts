@@ -45,7 +45,9 @@ export function parseCrlReason(input: string | number): CRLReason {
     if (CRLReason[n] !== undefined) return n as CRLReason;
     throw new InvalidReasonError(String(input), CRL_REASON_NAMES);
   }
-  const wanted = String(input).replace(/[-_\s]/g, "").toLowerCase();
+  const wanted = String(input)
+    .replace(/[-_\s]/g, "")
+    .toLowerCase();
   for (const name of CRL_REASON_NAMES) {
     if (name.toLowerCase() === wanted) return CRLReason[name as keyof typeof CRLReason];
   }

@@ -96,5 +96,11 @@ export function parseOcspRequest(der: Uint8Array): ParsedOcspRequest {
   const certIds = list.map((r) => readCertId(r.reqCert));
   const nonceExtension = request.tbsRequest.requestExtensions?.find((e) => e.extnID === OID.ocspNonce);
   const nonce = nonceExtension ? nonceBytes(nonceExtension) : undefined;
-  return { certIds, rawCertIds: list.map((r) => r.reqCert), nonceExtension, nonce, signed: request.optionalSignature !== undefined };
+  return {
+    certIds,
+    rawCertIds: list.map((r) => r.reqCert),
+    nonceExtension,
+    nonce,
+    signed: request.optionalSignature !== undefined,
+  };
 }

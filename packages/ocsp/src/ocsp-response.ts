@@ -80,7 +80,8 @@ export class OcspResponse {
     const der = input instanceof Uint8Array ? input : new Uint8Array(input);
     const asn1 = asn1js.fromBER(der);
     if (asn1.offset === -1) throw new OcspDecodeError("OCSPResponse", asn1.result.error || "bad DER");
-    if (asn1.offset !== der.byteLength) throw new OcspDecodeError("OCSPResponse", `${der.byteLength - asn1.offset} trailing bytes`);
+    if (asn1.offset !== der.byteLength)
+      throw new OcspDecodeError("OCSPResponse", `${der.byteLength - asn1.offset} trailing bytes`);
     let outer: pkijs.OCSPResponse;
     try {
       outer = new pkijs.OCSPResponse({ schema: asn1.result });
@@ -108,7 +109,11 @@ export class OcspResponse {
  */
 function readSingleResponse(single: pkijs.SingleResponse): SingleResponseView {
   const cs = single.certStatus as asn1js.BaseBlock;
-  const common = { certId: readCertId(single.certID), thisUpdate: single.thisUpdate, ...(single.nextUpdate ? { nextUpdate: single.nextUpdate } : {}) };
+  const common = {
+    certId: readCertId(single.certID),
+    thisUpdate: single.thisUpdate,
+    ...(single.nextUpdate ? { nextUpdate: single.nextUpdate } : {}),
+  };
   const status = certStatusName(cs.idBlock.tagNumber);
   if (status !== "revoked") return { ...common, status };
   const [time, reason] = cs instanceof asn1js.Constructed ? cs.valueBlock.value : [];

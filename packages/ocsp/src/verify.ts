@@ -100,16 +100,24 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
       throw new OcspVerifyError("unauthorized signer", "responderID names neither the issuer nor a certificate in the response");
     }
     const view = toX509Certificate(candidate);
-    const issuedByIssuer = view.issuer === options.issuer.subject && (await view.verify({ publicKey: options.issuer.publicKey, signatureOnly: true }, crypto));
+    const issuedByIssuer =
+      view.issuer === options.issuer.subject &&
+      (await view.verify({ publicKey: options.issuer.publicKey, signatureOnly: true }, crypto));
     if (!issuedByIssuer) {
-      throw new OcspVerifyError("unauthorized signer", `delegated signer "${view.subject}" was not issued by "${options.issuer.subject}"`);
+      throw new OcspVerifyError(
+        "unauthorized signer",
+        `delegated signer "${view.subject}" was not issued by "${options.issuer.subject}"`,
+      );
     }
     const eku = view.getExtension(x509.ExtendedKeyUsageExtension);
-    if (!eku || !eku.usages.map(String).includes(OID.kpOcspSigning)) {
+    if (!eku?.usages.map(String).includes(OID.kpOcspSigning)) {
       throw new OcspVerifyError("unauthorized signer", `delegated signer "${view.subject}" lacks id-kp-OCSPSigning`);
     }
     if (options.now < view.notBefore || options.now > view.notAfter) {
-      throw new OcspVerifyError("unauthorized signer", `delegated signer "${view.subject}" is not valid at ${options.now.toISOString()}`);
+      throw new OcspVerifyError(
+        "unauthorized signer",
+        `delegated signer "${view.subject}" is not valid at ${options.now.toISOString()}`,
+      );
     }
     signer = candidate;
     signerKind = "delegated";
@@ -142,7 +150,10 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
   }
   if (!single) {
     const serials = response.responses.map((r) => r.certId.serial).join(", ") || "none";
-    throw new OcspVerifyError("wrong certificate", `no SingleResponse for serial ${options.certificate.serialNumber.toLowerCase()} (response has ${serials})`);
+    throw new OcspVerifyError(
+      "wrong certificate",
+      `no SingleResponse for serial ${options.certificate.serialNumber.toLowerCase()} (response has ${serials})`,
+    );
   }
 
   // 5. Time window.
@@ -150,7 +161,8 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
   if (single.thisUpdate.getTime() > options.now.getTime() + skew) {
     throw new OcspVerifyError("not yet valid", `thisUpdate ${single.thisUpdate.toISOString()} is in the future`);
   }
-  if (!single.nextUpdate) throw new OcspVerifyError("no nextUpdate", "the response has no nextUpdate, so its freshness is unknown");
+  if (!single.nextUpdate)
+    throw new OcspVerifyError("no nextUpdate", "the response has no nextUpdate, so its freshness is unknown");
   if (single.nextUpdate.getTime() < options.now.getTime()) {
     throw new OcspVerifyError("stale", `nextUpdate ${single.nextUpdate.toISOString()} has passed`);
   }
@@ -158,7 +170,10 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
   // 7. A stapler's stricter checks: one answer, about this certificate, not outliving it.
   if (options.strict) {
     if (response.responses.length !== 1) {
-      throw new OcspVerifyError("unexpected responses", `${response.responses.length} SingleResponses where exactly 1 was asked for`);
+      throw new OcspVerifyError(
+        "unexpected responses",
+        `${response.responses.length} SingleResponses where exactly 1 was asked for`,
+      );
     }
     if (single.nextUpdate.getTime() > options.certificate.notAfter.getTime()) {
       throw new OcspVerifyError(
@@ -172,7 +187,10 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
   if (options.nonce) {
     const got = response.nonce;
     if (!got || Buffer.compare(Buffer.from(got), Buffer.from(options.nonce)) !== 0) {
-      throw new OcspVerifyError("nonce mismatch", got ? "the response nonce differs from the request's" : "the response carries no nonce");
+      throw new OcspVerifyError(
+        "nonce mismatch",
+        got ? "the response nonce differs from the request's" : "the response carries no nonce",
+      );
     }
   }
 
@@ -180,7 +198,14 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
     response,
     single,
     status: single.status,
-    certStatus: single.status === "revoked" ? { status: "revoked", revocationTime: single.revocationTime, ...(single.revocationReason !== undefined ? { revocationReason: single.revocationReason } : {}) } : { status: single.status },
+    certStatus:
+      single.status === "revoked"
+        ? {
+            status: "revoked",
+            revocationTime: single.revocationTime,
+            ...(single.revocationReason !== undefined ? { revocationReason: single.revocationReason } : {}),
+          }
+        : { status: single.status },
     thisUpdate: single.thisUpdate,
     nextUpdate: single.nextUpdate,
     producedAt: response.producedAt!,
@@ -189,7 +214,11 @@ export async function verifyOcspResponse(der: Uint8Array, options: VerifyOcspOpt
 }
 
 /** A predicate telling whether the response's responderID names a given certificate. */
-async function responderNames(response: OcspResponse, _issuer: pkijs.Certificate, crypto: Crypto): Promise<(c: pkijs.Certificate) => boolean> {
+async function responderNames(
+  response: OcspResponse,
+  _issuer: pkijs.Certificate,
+  crypto: Crypto,
+): Promise<(c: pkijs.Certificate) => boolean> {
   const rid = response.responderId;
   if (!rid) return () => false;
   if ("byName" in rid) {
@@ -198,7 +227,10 @@ async function responderNames(response: OcspResponse, _issuer: pkijs.Certificate
   const keyHashes = new Map<pkijs.Certificate, string>();
   const candidates = [_issuer, ...(response.basic?.certs ?? [])];
   for (const c of candidates) {
-    keyHashes.set(c, hex(await crypto.subtle.digest("SHA-1", plainBytes(c.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView))));
+    keyHashes.set(
+      c,
+      hex(await crypto.subtle.digest("SHA-1", plainBytes(c.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView))),
+    );
   }
   return (c) => keyHashes.get(c) === rid.byKey;
 }

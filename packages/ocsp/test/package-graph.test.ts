@@ -36,13 +36,19 @@ function imported(pkg: string): Set<string> {
 
 describe("package graph", () => {
   it("lists every package", () => {
-    expect(readdirSync(root).filter((d) => statSync(join(root, d)).isDirectory()).sort()).toEqual(Object.keys(ALLOWED).sort());
+    expect(
+      readdirSync(root)
+        .filter((d) => statSync(join(root, d)).isDirectory())
+        .sort(),
+    ).toEqual(Object.keys(ALLOWED).sort());
   });
 
   it.each(Object.keys(ALLOWED))("%s imports only the packages below it, each declared as a run-time dependency", (pkg) => {
     const uses = [...imported(pkg)].filter((p) => p !== pkg).sort();
     expect(uses.filter((p) => !ALLOWED[pkg]!.includes(p))).toEqual([]);
-    const manifest = JSON.parse(readFileSync(join(root, pkg, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(root, pkg, "package.json"), "utf8")) as {
+      dependencies?: Record<string, string>;
+    };
     const declared = Object.keys(manifest.dependencies ?? {})
       .filter((d) => d.startsWith("@ocsp-lab/"))
       .map((d) => d.slice("@ocsp-lab/".length))

@@ -42,18 +42,34 @@ export function createAdminRouter(deps: AdminDeps): Router {
     const canonical = normalizeSerial(serial);
     return kind === "issuers" ? { kind: "issuer", issuer: canonical } : { kind: "serial", serial: canonical };
   };
-  const put = (kind: "issuers" | "serials" | undefined) => (req: Request, res: Response): void => {
-    const body = req.body as Record<string, unknown> | undefined;
-    if (!body || typeof body !== "object") throw new InvalidBehaviourError("body", body, "send a JSON behaviour {steps:[{actions:[...], count?}], repeat?} or {actions:[...], count?}");
-    const input = (Array.isArray(body.actions) ? { steps: [{ actions: body.actions, ...(body.count !== undefined ? { count: body.count } : {}) }] } : body) as BehaviourInput;
-    const scope = scopeOf(req, kind);
-    deps.behaviour.set(scope, input);
-    res.json({ ok: true, scope: scope.kind === "global" ? "global" : scope.kind === "issuer" ? `issuer:${scope.issuer}` : `serial:${scope.serial}` });
-  };
-  const del = (kind: "issuers" | "serials" | undefined) => (req: Request, res: Response): void => {
-    deps.behaviour.clear(scopeOf(req, kind));
-    res.json({ ok: true });
-  };
+  const put =
+    (kind: "issuers" | "serials" | undefined) =>
+    (req: Request, res: Response): void => {
+      const body = req.body as Record<string, unknown> | undefined;
+      if (!body || typeof body !== "object")
+        throw new InvalidBehaviourError(
+          "body",
+          body,
+          "send a JSON behaviour {steps:[{actions:[...], count?}], repeat?} or {actions:[...], count?}",
+        );
+      const input = (
+        Array.isArray(body.actions)
+          ? { steps: [{ actions: body.actions, ...(body.count !== undefined ? { count: body.count } : {}) }] }
+          : body
+      ) as BehaviourInput;
+      const scope = scopeOf(req, kind);
+      deps.behaviour.set(scope, input);
+      res.json({
+        ok: true,
+        scope: scope.kind === "global" ? "global" : scope.kind === "issuer" ? `issuer:${scope.issuer}` : `serial:${scope.serial}`,
+      });
+    };
+  const del =
+    (kind: "issuers" | "serials" | undefined) =>
+    (req: Request, res: Response): void => {
+      deps.behaviour.clear(scopeOf(req, kind));
+      res.json({ ok: true });
+    };
   router.put("/behaviours/global", put(undefined));
   router.delete("/behaviours/global", del(undefined));
   for (const kind of ["issuers", "serials"] as const) {
@@ -76,7 +92,8 @@ export function createAdminRouter(deps: AdminDeps): Router {
     const since = q.since !== undefined ? new Date(q.since as string) : undefined;
     if (since && Number.isNaN(since.getTime())) throw new InvalidBehaviourError("since", q.since, "give an ISO 8601 time");
     const limit = q.limit !== undefined ? Number(q.limit) : undefined;
-    if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new InvalidBehaviourError("limit", q.limit, "give a positive whole number");
+    if (limit !== undefined && !(Number.isInteger(limit) && limit > 0))
+      throw new InvalidBehaviourError("limit", q.limit, "give a positive whole number");
     res.json(
       deps.log.list({
         ...(q.serial !== undefined ? { serial: normalizeSerial(q.serial as string) } : {}),

@@ -1,5 +1,12 @@
 import { z } from "zod";
-import { CERT_STATUS_NAMES, CRLReason, UNSUCCESSFUL_STATUS_NAMES, normalizeSerial, type CertStatus, type RevokedInfo } from "@ocsp-lab/ocsp";
+import {
+  CERT_STATUS_NAMES,
+  CRLReason,
+  UNSUCCESSFUL_STATUS_NAMES,
+  normalizeSerial,
+  type CertStatus,
+  type RevokedInfo,
+} from "@ocsp-lab/ocsp";
 import { InvalidBehaviourError } from "./errors.js";
 
 /**
@@ -41,7 +48,13 @@ export type ContentFlaw = (typeof CONTENT_FLAWS)[number];
 /** Unsigned error answers (RFC 6960 §4.2.1 OCSPResponseStatus other than successful). */
 export const ERROR_STATUSES = UNSUCCESSFUL_STATUS_NAMES;
 
-const isoDate = z.union([z.date(), z.string().datetime({ offset: true }).transform((s) => new Date(s))]);
+const isoDate = z.union([
+  z.date(),
+  z
+    .string()
+    .datetime({ offset: true })
+    .transform((s) => new Date(s)),
+]);
 const reason = z.union([
   z.nativeEnum(CRLReason),
   z.string().transform((s, ctx) => {
@@ -90,11 +103,23 @@ export const actionSchema = z.discriminatedUnion("kind", [
   /** Reset the connection (TCP RST). */
   z.object({ kind: z.literal("reset") }).strict(),
   /** Send the body a few bytes at a time, `chunkDelayMs` apart. */
-  z.object({ kind: z.literal("drip"), chunkBytes: z.number().int().min(1).default(16), chunkDelayMs: z.number().int().min(1).max(60_000).default(100) }).strict(),
+  z
+    .object({
+      kind: z.literal("drip"),
+      chunkBytes: z.number().int().min(1).default(16),
+      chunkDelayMs: z.number().int().min(1).max(60_000).default(100),
+    })
+    .strict(),
   /** Announce the full Content-Length, send half the body, close. */
   z.object({ kind: z.literal("truncate") }).strict(),
   /** Answer an HTTP error with no OCSP body. */
-  z.object({ kind: z.literal("http"), status: z.number().int().min(300).max(599), retryAfter: z.number().int().min(0).optional() }).strict(),
+  z
+    .object({
+      kind: z.literal("http"),
+      status: z.number().int().min(300).max(599),
+      retryAfter: z.number().int().min(0).optional(),
+    })
+    .strict(),
   /** Send the OCSP body as `text/html`. */
   z.object({ kind: z.literal("wrong-content-type") }).strict(),
   /** HTTP 200 with `application/ocsp-response` and no body. */
@@ -157,7 +182,18 @@ export type FaultKind =
   | "hang";
 
 /** Every fault kind, for validation and help texts. */
-export const FAULT_KINDS: readonly FaultKind[] = ["tryLater", "internalError", "malformedRequest", "sigRequired", "unauthorized", "http-500", "http-503", "close", "reset", "hang"];
+export const FAULT_KINDS: readonly FaultKind[] = [
+  "tryLater",
+  "internalError",
+  "malformedRequest",
+  "sigRequired",
+  "unauthorized",
+  "http-500",
+  "http-503",
+  "close",
+  "reset",
+  "hang",
+];
 
 /** A fault and how many requests it applies to (absent: until cleared). */
 export interface Fault {
@@ -185,7 +221,11 @@ interface Active {
 }
 
 function scopeKey(scope: Scope): string {
-  return scope.kind === "global" ? "global" : scope.kind === "issuer" ? `issuer:${normalizeSerial(scope.issuer)}` : `serial:${normalizeSerial(scope.serial)}`;
+  return scope.kind === "global"
+    ? "global"
+    : scope.kind === "issuer"
+      ? `issuer:${normalizeSerial(scope.issuer)}`
+      : `serial:${normalizeSerial(scope.serial)}`;
 }
 
 /**
@@ -245,7 +285,11 @@ export class Behaviour {
    * request of the chosen behaviour's current step. Serial beats issuer beats global.
    */
   resolve(serial: string | undefined, issuer: string | undefined): Resolved {
-    const keys = [serial !== undefined ? `serial:${serial}` : undefined, issuer !== undefined ? `issuer:${issuer}` : undefined, "global"];
+    const keys = [
+      serial !== undefined ? `serial:${serial}` : undefined,
+      issuer !== undefined ? `issuer:${issuer}` : undefined,
+      "global",
+    ];
     for (const key of keys) {
       if (key === undefined) continue;
       const a = this.active.get(key);
@@ -307,7 +351,8 @@ export class Behaviour {
    * @throws InvalidBehaviourError when ms is negative or not finite.
    */
   setDelay(ms: number): void {
-    if (!Number.isFinite(ms) || ms < 0 || ms > 600_000) throw new InvalidBehaviourError("delay (ms)", ms, "give a number of milliseconds from 0 to 600000");
+    if (!Number.isFinite(ms) || ms < 0 || ms > 600_000)
+      throw new InvalidBehaviourError("delay (ms)", ms, "give a number of milliseconds from 0 to 600000");
     this.baseDelay = ms;
     this.changed();
   }
@@ -327,7 +372,8 @@ export class Behaviour {
       this.clear({ kind: "global" });
       return;
     }
-    if (!FAULT_KINDS.includes(fault.kind)) throw new InvalidBehaviourError("fault", fault.kind, `use one of ${FAULT_KINDS.join(", ")}`);
+    if (!FAULT_KINDS.includes(fault.kind))
+      throw new InvalidBehaviourError("fault", fault.kind, `use one of ${FAULT_KINDS.join(", ")}`);
     if (fault.count !== undefined && !(Number.isInteger(fault.count) && fault.count > 0)) {
       throw new InvalidBehaviourError("fault count", fault.count, "give a positive integer, or omit it for 'until cleared'");
     }
@@ -339,17 +385,30 @@ export class Behaviour {
           : fault.kind === "close" || fault.kind === "reset" || fault.kind === "hang"
             ? { kind: fault.kind }
             : { kind: "responseStatus", responseStatus: fault.kind };
-    this.set({ kind: "global" }, { steps: [{ actions: [action], ...(fault.count !== undefined ? { count: fault.count } : {}) }] });
+    this.set(
+      { kind: "global" },
+      { steps: [{ actions: [action], ...(fault.count !== undefined ? { count: fault.count } : {}) }] },
+    );
   }
 
   /** The global fault in force as set by setFault, without consuming it. */
   get currentFault(): Fault | undefined {
     const a = this.active.get("global");
-    if (!a || a.spec.steps.length !== 1) return undefined;
+    if (a?.spec.steps.length !== 1) return undefined;
     const step = a.spec.steps[0]!;
     const action = step.actions[0]!;
     const kind: FaultKind | undefined =
-      action.kind === "http" ? (action.status === 500 ? "http-500" : action.status === 503 ? "http-503" : undefined) : action.kind === "responseStatus" ? action.responseStatus : action.kind === "close" || action.kind === "reset" || action.kind === "hang" ? action.kind : undefined;
+      action.kind === "http"
+        ? action.status === 500
+          ? "http-500"
+          : action.status === 503
+            ? "http-503"
+            : undefined
+        : action.kind === "responseStatus"
+          ? action.responseStatus
+          : action.kind === "close" || action.kind === "reset" || action.kind === "hang"
+            ? action.kind
+            : undefined;
     if (!kind) return undefined;
     return step.count !== undefined ? { kind, count: step.count - a.usedInStep } : { kind };
   }

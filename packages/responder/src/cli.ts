@@ -24,7 +24,7 @@ export async function responderMain(argv: string[], io: ResponderCliIo = default
         "  ocsp-responder --config responder.yaml",
         "  ocsp-responder --config responder.yaml --check",
         "  curl -X PUT http://127.0.0.1:8080/admin/behaviours/global -H 'content-type: application/json' \\",
-        "       -d '{\"actions\":[{\"kind\":\"responseStatus\",\"responseStatus\":\"tryLater\"}],\"count\":3}'",
+        '       -d \'{"actions":[{"kind":"responseStatus","responseStatus":"tryLater"}],"count":3}\'',
       ].join("\n"),
     )
     .action(async (opts: { config: string; check?: boolean; port?: number; host?: string }) => {

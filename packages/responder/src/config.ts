@@ -46,7 +46,10 @@ const validity = z.number().int().positive().max(MAX_VALIDITY_S);
  */
 export const responderConfigSchema = z
   .object({
-    listen: z.object({ host: z.string().min(1).default("127.0.0.1"), port: port.default(0) }).strict().default({ host: "127.0.0.1", port: 0 }),
+    listen: z
+      .object({ host: z.string().min(1).default("127.0.0.1"), port: port.default(0) })
+      .strict()
+      .default({ host: "127.0.0.1", port: 0 }),
     cas: z.array(z.string().min(1)).min(1).optional(),
     validity: validity.optional(),
     /** Deprecated alias of `validity`. */
@@ -62,7 +65,10 @@ export const responderConfigSchema = z
       .default({ by: "delegated", responder_id: "by_key", include_signer: true, rsa_pss: false }),
     unknown_issuer: z.enum(["unauthorized", "unknown"]).default("unauthorized"),
     cache: z.boolean().default(true),
-    admin: z.object({ port: port.optional(), token: z.string().min(8).optional() }).strict().default({}),
+    admin: z
+      .object({ port: port.optional(), token: z.string().min(8).optional() })
+      .strict()
+      .default({}),
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     behaviours: z
       .array(
@@ -108,7 +114,11 @@ export type ResponderConfig = z.output<typeof responderConfigSchema> & { file: s
  * @throws ConfigError naming the file, the field (`behaviours.0.steps.0.actions.0.kind`) and the fix.
  */
 export async function loadResponderConfig(file: string): Promise<ResponderConfig> {
-  const data = await readConfigFile(file, responderConfigSchema, (field, problem, cause) => new ConfigError(file, field, problem, { cause }));
+  const data = await readConfigFile(
+    file,
+    responderConfigSchema,
+    (field, problem, cause) => new ConfigError(file, field, problem, { cause }),
+  );
   const base = dirname(resolve(file));
   return { ...data, ...(data.cas ? { cas: data.cas.map((c) => resolve(base, c)) } : {}), file };
 }
@@ -123,7 +133,9 @@ export async function startFromConfig(
   config: ResponderConfig,
   options: { env?: NodeJS.ProcessEnv; logger?: Logger; destination?: DestinationStream } = {},
 ): Promise<StartedOcspResponder> {
-  const logger = options.logger ?? (options.destination ? pino({ level: config.log_level }, options.destination) : pino({ level: config.log_level }));
+  const logger =
+    options.logger ??
+    (options.destination ? pino({ level: config.log_level }, options.destination) : pino({ level: config.log_level }));
   const folders = config.cas ?? [resolveStateDir(undefined, options.env)];
   const cas = await Promise.all(folders.map((dir) => CertificateAuthority.open(dir, { watch: true })));
   const builder = (await OcspResponder.forCas(cas))
@@ -138,13 +150,24 @@ export async function startFromConfig(
     })
     .withUnknownIssuer(config.unknown_issuer)
     .withCache(config.cache)
-    .withAdmin({ ...(config.admin.port !== undefined ? { port: config.admin.port } : {}), ...(config.admin.token !== undefined ? { token: config.admin.token } : {}) })
+    .withAdmin({
+      ...(config.admin.port !== undefined ? { port: config.admin.port } : {}),
+      ...(config.admin.token !== undefined ? { token: config.admin.token } : {}),
+    })
     .withLogger(logger);
   const responder = await builder.start();
   try {
     for (const b of config.behaviours) {
-      const scope: Scope = b.scope === "global" ? { kind: "global" } : "issuer" in b.scope ? { kind: "issuer", issuer: b.scope.issuer } : { kind: "serial", serial: b.scope.serial };
-      const spec: BehaviourInput = "actions" in b ? { steps: [{ actions: b.actions, ...(b.count !== undefined ? { count: b.count } : {}) }] } : { steps: b.steps, repeat: b.repeat };
+      const scope: Scope =
+        b.scope === "global"
+          ? { kind: "global" }
+          : "issuer" in b.scope
+            ? { kind: "issuer", issuer: b.scope.issuer }
+            : { kind: "serial", serial: b.scope.serial };
+      const spec: BehaviourInput =
+        "actions" in b
+          ? { steps: [{ actions: b.actions, ...(b.count !== undefined ? { count: b.count } : {}) }] }
+          : { steps: b.steps, repeat: b.repeat };
       responder.setBehaviour(scope, spec);
     }
   } catch (err) {

@@ -128,10 +128,19 @@ const NO_STORE = { "Cache-Control": "no-cache, no-store" } as const;
  * `Cache-Control: no-cache, no-store`. The 200 headers describe the answer's own body
  * (application/ocsp-response, its DER length); a caller sending another body overrides them.
  */
-function httpCaching(deps: OcspHandlerDeps, req: IncomingMessage, answer: Answer): { status: 200 | 304; headers: Record<string, string | number>; body: Buffer } {
+function httpCaching(
+  deps: OcspHandlerDeps,
+  req: IncomingMessage,
+  answer: Answer,
+): { status: 200 | 304; headers: Record<string, string | number>; body: Buffer } {
   const p = preparedFor(answer);
   const cacheable =
-    req.method === "GET" && answer.nonceLength === 0 && answer.behaviour === undefined && answer.thisUpdate !== undefined && answer.nextUpdate !== undefined && answer.etag !== undefined;
+    req.method === "GET" &&
+    answer.nonceLength === 0 &&
+    answer.behaviour === undefined &&
+    answer.thisUpdate !== undefined &&
+    answer.nextUpdate !== undefined &&
+    answer.etag !== undefined;
   if (!cacheable) return { status: 200, headers: p.noStore, body: p.body };
   const now = deps.clock.now();
   const second = Math.floor(now.getTime() / 1000);
@@ -147,7 +156,8 @@ function httpCaching(deps: OcspHandlerDeps, req: IncomingMessage, answer: Answer
     p.ok = { ...p.caching, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength };
     p.second = second;
   }
-  if (answer.transport.length === 0 && req.headers["if-none-match"] === answer.etag) return { status: 304, headers: p.caching, body: p.body };
+  if (answer.transport.length === 0 && req.headers["if-none-match"] === answer.etag)
+    return { status: 304, headers: p.caching, body: p.body };
   return { status: 200, headers: p.ok!, body: p.body };
 }
 
@@ -172,10 +182,21 @@ interface Timing {
  * (performance.now()) corrected by `skewMs` (see Timing): processing time plus the time waited
  * on the responder's clock.
  */
-function finish(deps: OcspHandlerDeps, req: IncomingMessage, arrived: Date, t0: number, answer: Answer, httpStatus: number, skewMs = 0): void {
+function finish(
+  deps: OcspHandlerDeps,
+  req: IncomingMessage,
+  arrived: Date,
+  t0: number,
+  answer: Answer,
+  httpStatus: number,
+  skewMs = 0,
+): void {
   const latencyMs = Math.max(0, Math.round((performance.now() - t0 + skewMs) * 100) / 100);
   const outcome = httpStatus === 200 || httpStatus === 304 ? answer.outcome : `http-${httpStatus}`;
-  const faults = answer.transport.length === 0 ? [] : answer.transport.filter((a) => a.kind !== "delay").map((a) => (a.kind === "http" ? `http-${a.status}` : a.kind));
+  const faults =
+    answer.transport.length === 0
+      ? []
+      : answer.transport.filter((a) => a.kind !== "delay").map((a) => (a.kind === "http" ? `http-${a.status}` : a.kind));
   const entry = {
     time: arrived,
     method: req.method ?? "?",
@@ -209,7 +230,13 @@ async function wait(deps: OcspHandlerDeps, ms: number, timing: Timing): Promise<
  * Write the answer with its transport actions applied; resolves with the HTTP status sent (0:
  * none). Delays and drip pauses are waited on the responder's clock (see `wait`).
  */
-async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse, answer: Answer, timing: Timing): Promise<number> {
+async function send(
+  deps: OcspHandlerDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  answer: Answer,
+  timing: Timing,
+): Promise<number> {
   const actions = answer.transport;
   const has = (kind: Action["kind"]): Action | undefined => actions.find((a) => a.kind === kind);
   const delayMs = actions.filter((a) => a.kind === "delay").reduce((sum, a) => sum + (a.kind === "delay" ? a.ms : 0), 0);
@@ -245,7 +272,11 @@ async function send(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResp
   if (has("empty-body")) body = Buffer.alloc(0);
   if (has("garbage-body")) body = randomBytes(Math.max(16, body.length));
   if (has("wrong-content-type") || body !== c.body) {
-    headers = { ...headers, "Content-Type": has("wrong-content-type") ? "text/html; charset=utf-8" : OCSP_RESPONSE_TYPE, "Content-Length": body.length };
+    headers = {
+      ...headers,
+      "Content-Type": has("wrong-content-type") ? "text/html; charset=utf-8" : OCSP_RESPONSE_TYPE,
+      "Content-Length": body.length,
+    };
   }
   const drip = has("drip");
   if (drip?.kind === "drip") {

@@ -8,8 +8,28 @@ export type { AdminDeps } from "./admin.js";
 export { ResponderMetrics } from "./metrics.js";
 export { OcspService, MAX_NONCE_LENGTH } from "./ocsp-service.js";
 export type { Answer, OcspServiceOptions, SigningOptions } from "./ocsp-service.js";
-export { Behaviour, CONTENT_FLAWS, ERROR_STATUSES, FAULT_KINDS, actionSchema, behaviourSchema, parseBehaviour, stepSchema } from "./behaviour.js";
-export type { Action, ActionInput, BehaviourInput, BehaviourSpec, ContentFlaw, Fault, FaultKind, Resolved, Scope, StatusOverride } from "./behaviour.js";
+export {
+  Behaviour,
+  CONTENT_FLAWS,
+  ERROR_STATUSES,
+  FAULT_KINDS,
+  actionSchema,
+  behaviourSchema,
+  parseBehaviour,
+  stepSchema,
+} from "./behaviour.js";
+export type {
+  Action,
+  ActionInput,
+  BehaviourInput,
+  BehaviourSpec,
+  ContentFlaw,
+  Fault,
+  FaultKind,
+  Resolved,
+  Scope,
+  StatusOverride,
+} from "./behaviour.js";
 export { RequestLog } from "./request-log.js";
 export type { RequestLogEntry, RequestQuery } from "./request-log.js";
 export { CaStatusSource, CompositeStatusSource } from "./status-source.js";

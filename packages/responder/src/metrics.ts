@@ -10,7 +10,12 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
  */
 export class ResponderMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: "ocsp_requests_total", help: "OCSP requests answered", labelNames: ["method", "outcome"] as const, registers: [this.registry] });
+  readonly requests = new Counter({
+    name: "ocsp_requests_total",
+    help: "OCSP requests answered",
+    labelNames: ["method", "outcome"] as const,
+    registers: [this.registry],
+  });
   readonly duration = new Histogram({
     name: "ocsp_request_duration_seconds",
     help: "Time from a request's arrival to its answer",
@@ -19,7 +24,11 @@ export class ResponderMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10],
     registers: [this.registry],
   });
-  readonly cacheHits = new Counter({ name: "ocsp_response_cache_hits_total", help: "Answers served from the pre-signed cache", registers: [this.registry] });
+  readonly cacheHits = new Counter({
+    name: "ocsp_response_cache_hits_total",
+    help: "Answers served from the pre-signed cache",
+    registers: [this.registry],
+  });
   readonly cacheEntries: Gauge;
 
   /** Metrics reading the cache size through `cacheSize` at scrape time. */

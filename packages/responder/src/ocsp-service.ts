@@ -74,7 +74,18 @@ export interface Answer {
   expires?: string;
 }
 
-const TRANSPORT_KINDS = new Set<Action["kind"]>(["delay", "hang", "close", "reset", "drip", "truncate", "http", "wrong-content-type", "empty-body", "garbage-body"]);
+const TRANSPORT_KINDS = new Set<Action["kind"]>([
+  "delay",
+  "hang",
+  "close",
+  "reset",
+  "drip",
+  "truncate",
+  "http",
+  "wrong-content-type",
+  "empty-body",
+  "garbage-body",
+]);
 
 interface CacheEntry {
   der: Uint8Array;
@@ -170,7 +181,9 @@ export class OcspService {
     }
     const first = request?.certIds[0];
     const firstIssuer = first ? this.source.issuer(first) : undefined;
-    const resolved = this.behaviour.idle ? { actions: [], from: undefined } : this.behaviour.resolve(first?.serial, firstIssuer?.id);
+    const resolved = this.behaviour.idle
+      ? { actions: [], from: undefined }
+      : this.behaviour.resolve(first?.serial, firstIssuer?.id);
     const transport = resolved.actions.filter((a) => TRANSPORT_KINDS.has(a.kind));
     const base = {
       serials: request?.certIds.map((c) => c.serial) ?? [],
@@ -189,11 +202,13 @@ export class OcspService {
     const forced = resolved.actions.find((a) => a.kind === "responseStatus");
     if (forced?.kind === "responseStatus") return error(OCSPResponseStatus[forced.responseStatus]);
     if (!request) return error(OCSPResponseStatus.malformedRequest);
-    if (request.nonceExtension && (base.nonceLength === 0 || base.nonceLength > MAX_NONCE_LENGTH)) return error(OCSPResponseStatus.malformedRequest);
+    if (request.nonceExtension && (base.nonceLength === 0 || base.nonceLength > MAX_NONCE_LENGTH))
+      return error(OCSPResponseStatus.malformedRequest);
 
     // Which issuer answers; every CertID must name one we serve (or be answered unknown).
     const issuers = request.certIds.map((c) => this.source.issuer(c));
-    const signingIssuer = issuers.find((i) => i !== undefined) ?? (this.unknownIssuer === "unknown" ? this.source.defaultIssuer?.() : undefined);
+    const signingIssuer =
+      issuers.find((i) => i !== undefined) ?? (this.unknownIssuer === "unknown" ? this.source.defaultIssuer?.() : undefined);
     if (!signingIssuer || (this.unknownIssuer === "unauthorized" && issuers.some((i) => i === undefined))) {
       return error(OCSPResponseStatus.unauthorized);
     }
@@ -202,7 +217,9 @@ export class OcspService {
     const statusAction = resolved.actions.find((a) => a.kind === "status");
     const flaws = new Set(resolved.actions.filter((a) => a.kind === "content").map((a) => (a as { flaw: ContentFlaw }).flaw));
     const cacheKey =
-      this.cacheEnabled && resolved.actions.length === 0 && !request.nonceExtension && request.certIds.length === 1 ? keyOf(request.rawCertIds[0]!) : undefined;
+      this.cacheEnabled && resolved.actions.length === 0 && !request.nonceExtension && request.certIds.length === 1
+        ? keyOf(request.rawCertIds[0]!)
+        : undefined;
     const now = this.clock.now();
     if (cacheKey) {
       const hit = this.cache.get(cacheKey);
@@ -215,13 +232,20 @@ export class OcspService {
     // A status override answers for the CertIDs in its scope only; whole-response actions
     // (content flaws, errors, transport) follow the first CertID's behaviour.
     const inScope = (c: CertIdFields, i: number): boolean =>
-      resolved.from === undefined || resolved.from === "global" || resolved.from === `serial:${c.serial}` || resolved.from === `issuer:${issuers[i]?.id}`;
+      resolved.from === undefined ||
+      resolved.from === "global" ||
+      resolved.from === `serial:${c.serial}` ||
+      resolved.from === `issuer:${issuers[i]?.id}`;
     const statuses: CertStatus[] = request.certIds.map((c, i) => {
       const own = i === 0 || this.behaviour.idle ? undefined : this.behaviour.peekStatus(c.serial, issuers[i]?.id);
       const override = own ?? (statusAction?.kind === "status" && inScope(c, i) ? statusAction : undefined);
       if (override) {
         return override.status === "revoked"
-          ? { status: "revoked", revocationTime: override.revocationTime ?? now, ...(override.revocationReason !== undefined ? { revocationReason: override.revocationReason } : {}) }
+          ? {
+              status: "revoked",
+              revocationTime: override.revocationTime ?? now,
+              ...(override.revocationReason !== undefined ? { revocationReason: override.revocationReason } : {}),
+            }
           : { status: override.status };
       }
       const issuer = issuers[i];
@@ -250,7 +274,11 @@ export class OcspService {
       rsaPss: this.signing.rsaPss,
       tamperSignature: flaws.has("bad-signature"),
       ...(flaws.has("critical-extension")
-        ? { extraExtensions: [new pkijs.Extension({ extnID: "1.3.6.1.4.1.55555.1", critical: true, extnValue: new asn1js.Null().toBER(false) })] }
+        ? {
+            extraExtensions: [
+              new pkijs.Extension({ extnID: "1.3.6.1.4.1.55555.1", critical: true, extnValue: new asn1js.Null().toBER(false) }),
+            ],
+          }
         : {}),
       responses: request.rawCertIds.map((certId, i) => ({
         certId: flaws.has("wrong-serial") ? otherSerial(certId) : certId,
@@ -263,8 +291,26 @@ export class OcspService {
     const outcome = statuses.map((s) => s.status).join(",");
     const etag = `"${createHash("sha256").update(der).digest("hex").slice(0, 32)}"`;
     if (cacheKey && nextUpdate && generation === this.generation) {
-      const answer: Answer = { ...base, der, outcome, thisUpdate, nextUpdate, etag, cached: true, lastModified: thisUpdate.toUTCString(), expires: nextUpdate.toUTCString() };
-      const entry: CacheEntry = { der, etag, thisUpdate, nextUpdate, outcome, refreshAt: now.getTime() + this.validityMs / 2, answer };
+      const answer: Answer = {
+        ...base,
+        der,
+        outcome,
+        thisUpdate,
+        nextUpdate,
+        etag,
+        cached: true,
+        lastModified: thisUpdate.toUTCString(),
+        expires: nextUpdate.toUTCString(),
+      };
+      const entry: CacheEntry = {
+        der,
+        etag,
+        thisUpdate,
+        nextUpdate,
+        outcome,
+        refreshAt: now.getTime() + this.validityMs / 2,
+        answer,
+      };
       if (this.cache.size >= MAX_CACHE_ENTRIES) this.clearCache();
       this.cache.set(cacheKey, entry);
       if (requestKey !== undefined) this.remember(requestKey, entry);
@@ -291,7 +337,13 @@ export class OcspService {
       });
       return this.rogue;
     }
-    const defect = flaws.has("signer-no-eku") ? "no-eku" : flaws.has("signer-expired") ? "expired" : flaws.has("signer-other-ca") ? "other-ca" : undefined;
+    const defect = flaws.has("signer-no-eku")
+      ? "no-eku"
+      : flaws.has("signer-expired")
+        ? "expired"
+        : flaws.has("signer-other-ca")
+          ? "other-ca"
+          : undefined;
     if (defect) {
       if (!this.source.flawedSigner) throw new Error(`this status source cannot make a signer with defect ${defect}`);
       return this.source.flawedSigner(issuer, defect);
@@ -319,7 +371,11 @@ function keyOf(certId: pkijs.CertID): string {
 /** The CertStatus to sign for what the CA knows (its invalidity date is not part of RFC 6960 RevokedInfo). */
 function toCertStatus(s: SerialStatus): CertStatus {
   return s.status === "revoked"
-    ? { status: "revoked", revocationTime: s.revocationTime, ...(s.revocationReason !== undefined ? { revocationReason: s.revocationReason } : {}) }
+    ? {
+        status: "revoked",
+        revocationTime: s.revocationTime,
+        ...(s.revocationReason !== undefined ? { revocationReason: s.revocationReason } : {}),
+      }
     : { status: s.status };
 }
 

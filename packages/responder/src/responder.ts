@@ -169,8 +169,21 @@ export class OcspResponder {
     const metrics = new ResponderMetrics(() => service.cacheSize);
     const hung = new Set<ServerResponse>();
     const stopping = new AbortController();
-    const ocsp = createOcspHandler({ service, log, clock: this.clock, logger: this.logger, metrics, hung, stopping: stopping.signal });
-    const admin = createAdminRouter({ behaviour, log, issuers: this.issuerList, ...(this.admin.token !== undefined ? { token: this.admin.token } : {}) });
+    const ocsp = createOcspHandler({
+      service,
+      log,
+      clock: this.clock,
+      logger: this.logger,
+      metrics,
+      hung,
+      stopping: stopping.signal,
+    });
+    const admin = createAdminRouter({
+      behaviour,
+      log,
+      issuers: this.issuerList,
+      ...(this.admin.token !== undefined ? { token: this.admin.token } : {}),
+    });
     const separateAdmin = this.admin.port !== undefined;
     const app = createResponderApp({ metrics, ...(this.crls ? { crls: this.crls } : {}), ...(separateAdmin ? {} : { admin }) });
     const server = createServer(routeRequests(ocsp, app));
@@ -190,7 +203,17 @@ export class OcspResponder {
         throw err;
       }
     }
-    return new StartedOcspResponder({ server, adminServer, behaviour, log, host: this.host, hung, metrics, issuers: this.issuerList, stopping });
+    return new StartedOcspResponder({
+      server,
+      adminServer,
+      behaviour,
+      log,
+      host: this.host,
+      hung,
+      metrics,
+      issuers: this.issuerList,
+      stopping,
+    });
   }
 }
 

@@ -64,11 +64,13 @@ export class CaStatusSource implements StatusSource {
     ca.watch(() => {
       // Tell listeners at once (a cached answer must not outlive a status change), and again
       // once new intermediates are loaded.
-      source.listeners.forEach((l) => l());
+      for (const l of source.listeners) l();
       source
         .refresh()
         .catch(() => undefined)
-        .finally(() => source.listeners.forEach((l) => l()));
+        .finally(() => {
+          for (const l of source.listeners) l();
+        });
     });
     return source;
   }
@@ -116,7 +118,12 @@ export class CaStatusSource implements StatusSource {
     for (const rec of this.ca.issuers()) {
       if (rec.revocation) continue;
       const self = await this.ca.signer(rec.serial);
-      const served: ServedIssuer = { id: rec.serial, certificate: self.certificate, self, delegated: await this.ca.ocspSignerOf(rec.serial) };
+      const served: ServedIssuer = {
+        id: rec.serial,
+        certificate: self.certificate,
+        self,
+        delegated: await this.ca.ocspSignerOf(rec.serial),
+      };
       const pki = toPkiCertificate(self.certificate);
       for (const hash of HASHES) {
         const h = await issuerHashes(pki, hash, this.crypto);

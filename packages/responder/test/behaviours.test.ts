@@ -5,7 +5,13 @@ import { Writable } from "node:stream";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import * as x509 from "@peculiar/x509";
 import { CRLReason, OCSPResponseStatus, OID, OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
-import { OcspResponder, loadResponderConfig, responderMain, startFromConfig, type StartedOcspResponder } from "@ocsp-lab/responder";
+import {
+  OcspResponder,
+  loadResponderConfig,
+  responderMain,
+  startFromConfig,
+  type StartedOcspResponder,
+} from "@ocsp-lab/responder";
 import { run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
@@ -48,13 +54,24 @@ describe("issuers", () => {
     const r = await ocsp(deep, mid.certFile, responder.url, ["-verify_other", mid.certFile]);
     expect(r.stderr).toContain("Response verify OK");
     expect(r.stdout).toContain(`${deep.certFile}: good`);
-    expect(responder.issuers().map((i) => i.id).sort()).toEqual([ca.rootSerial, mid.serial].sort());
+    expect(
+      responder
+        .issuers()
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual([ca.rootSerial, mid.serial].sort());
   });
 
   it("answers unknown for a serial the named issuer did not issue", async () => {
     // A CertID naming the root with the serial of a certificate the intermediate issued.
-    const der = (await buildOcspRequest({ certificate: toPkiCertificate(deep.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
-    const res = await fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
+    const der = (
+      await buildOcspRequest({ certificate: toPkiCertificate(deep.certificate), issuer: toPkiCertificate(ca.root.certificate) })
+    ).der;
+    const res = await fetch(responder.url, {
+      method: "POST",
+      body: Buffer.from(der),
+      headers: { "content-type": "application/ocsp-request" },
+    });
     expect(OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer())).responses[0]!.status).toBe("unknown");
   });
 });
@@ -82,9 +99,18 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
   });
 
   it("signs `unauthorized-key` answers with a self-signed OCSP signer no issuer authorised", async () => {
-    responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [{ kind: "content", flaw: "unauthorized-key" }] }] });
-    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
-    const res = await fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
+    responder.setBehaviour(
+      { kind: "serial", serial: leaf.serial },
+      { steps: [{ actions: [{ kind: "content", flaw: "unauthorized-key" }] }] },
+    );
+    const der = (
+      await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })
+    ).der;
+    const res = await fetch(responder.url, {
+      method: "POST",
+      body: Buffer.from(der),
+      headers: { "content-type": "application/ocsp-request" },
+    });
     const parsed = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer()));
     expect(parsed.responses[0]!.status).toBe("good");
     expect(parsed.certificates).toHaveLength(1);
@@ -98,7 +124,10 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
 
   it("overrides a status, then sequences: tryLater for 2 requests, then revoked", async () => {
     await admin("PUT", `/behaviours/serials/${leaf.serial}`, {
-      steps: [{ actions: [{ kind: "responseStatus", responseStatus: "tryLater" }], count: 2 }, { actions: [{ kind: "status", status: "revoked", reason: "keyCompromise" }] }],
+      steps: [
+        { actions: [{ kind: "responseStatus", responseStatus: "tryLater" }], count: 2 },
+        { actions: [{ kind: "status", status: "revoked", reason: "keyCompromise" }] },
+      ],
     });
     expect((await ocsp(leaf)).stdout + (await ocsp(leaf)).stderr).toMatch(/trylater/);
     const third = await ocsp(leaf);
@@ -109,25 +138,50 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
   it("applies a serial's status override only to that CertID of a two-CertID request", async () => {
     const other = await ca.issueServer({ ocspUrl: responder.url });
     responder.setStatus(other.serial, { status: "revoked", revocationReason: CRLReason.superseded });
-    const r = await run("openssl", ["ocsp", "-issuer", ca.rootFile, "-cert", leaf.certFile, "-cert", other.certFile, "-url", responder.url, "-CAfile", ca.rootFile]);
+    const r = await run("openssl", [
+      "ocsp",
+      "-issuer",
+      ca.rootFile,
+      "-cert",
+      leaf.certFile,
+      "-cert",
+      other.certFile,
+      "-url",
+      responder.url,
+      "-CAfile",
+      ca.rootFile,
+    ]);
     expect(r.stderr).toContain("Response verify OK");
     expect(r.stdout).toContain(`${leaf.certFile}: good`);
     expect(r.stdout).toContain(`${other.certFile}: revoked`);
   });
 
   it("does not let HTTP caches keep an answer shaped by a behaviour", async () => {
-    responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [{ kind: "content", flaw: "long-validity" }] }] });
-    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
+    responder.setBehaviour(
+      { kind: "serial", serial: leaf.serial },
+      { steps: [{ actions: [{ kind: "content", flaw: "long-validity" }] }] },
+    );
+    const der = (
+      await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })
+    ).der;
     const res = await fetch(`${responder.url}/${encodeURIComponent(Buffer.from(der).toString("base64"))}`);
     expect(res.headers.get("cache-control")).toBe("no-cache, no-store");
     expect(res.headers.get("etag")).toBeNull();
   });
 
   it("alternates (flapping) with repeat", async () => {
-    await admin("PUT", "/behaviours/global", { steps: [{ actions: [{ kind: "http", status: 500 }], count: 1 }, { actions: [{ kind: "normal" }], count: 1 }], repeat: true });
+    await admin("PUT", "/behaviours/global", {
+      steps: [
+        { actions: [{ kind: "http", status: 500 }], count: 1 },
+        { actions: [{ kind: "normal" }], count: 1 },
+      ],
+      repeat: true,
+    });
     const codes = [];
     for (let i = 0; i < 4; i++) {
-      const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
+      const der = (
+        await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })
+      ).der;
       codes.push((await fetch(responder.url, { method: "POST", body: Buffer.from(der) })).status);
     }
     expect(codes).toEqual([500, 200, 500, 200]);
@@ -157,7 +211,9 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
   it("serves the request log over the admin API, filtered by serial and since", async () => {
     const since = new Date().toISOString();
     await ocsp(leaf);
-    const entries = (await (await admin("GET", `/requests?serial=${leaf.serial}&since=${encodeURIComponent(since)}`)).json()) as Array<{ serials: string[]; nonceLength: number; method: string }>;
+    const entries = (await (
+      await admin("GET", `/requests?serial=${leaf.serial}&since=${encodeURIComponent(since)}`)
+    ).json()) as Array<{ serials: string[]; nonceLength: number; method: string }>;
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({ serials: [leaf.serial], method: "POST" });
     expect(entries[0]!.nonceLength).toBeGreaterThan(0);
@@ -166,10 +222,17 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
 
 describe("transport behaviours", () => {
   const post = async () => {
-    const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
-    return fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
+    const der = (
+      await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })
+    ).der;
+    return fetch(responder.url, {
+      method: "POST",
+      body: Buffer.from(der),
+      headers: { "content-type": "application/ocsp-request" },
+    });
   };
-  const set = (action: object) => responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [action as never] }] });
+  const set = (action: object) =>
+    responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [action as never] }] });
 
   it("resets, closes, truncates and empties as told, and drips a valid body slowly", async () => {
     const since = new Date();
@@ -217,7 +280,9 @@ describe("transport behaviours", () => {
 describe("RFC 5019 caching", () => {
   it("pre-signs GET answers, sends ETag and 304, and drops them the moment the status changes", async () => {
     const own = await ca.issueServer({ ocspUrl: responder.url });
-    const der = (await buildOcspRequest({ certificate: toPkiCertificate(own.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
+    const der = (
+      await buildOcspRequest({ certificate: toPkiCertificate(own.certificate), issuer: toPkiCertificate(ca.root.certificate) })
+    ).der;
     const url = `${responder.url}/${encodeURIComponent(Buffer.from(der).toString("base64"))}`;
     const first = await fetch(url);
     const etag = first.headers.get("etag")!;
@@ -239,7 +304,13 @@ describe("RFC 5019 caching", () => {
   it("answers If-None-Match with 304 on the cached and the decoding path alike, and only where caches may keep the answer", async () => {
     const own = await ca.issueServer({ ocspUrl: responder.url });
     const request = async (nonce: boolean) =>
-      (await buildOcspRequest({ certificate: toPkiCertificate(own.certificate), issuer: toPkiCertificate(ca.root.certificate), nonce })).der;
+      (
+        await buildOcspRequest({
+          certificate: toPkiCertificate(own.certificate),
+          issuer: toPkiCertificate(ca.root.certificate),
+          nonce,
+        })
+      ).der;
     const der = await request(false);
     const b64 = encodeURIComponent(Buffer.from(der).toString("base64"));
     const first = await fetch(`${responder.url}/${b64}`);
@@ -270,13 +341,19 @@ describe("RFC 5019 caching", () => {
     expect(new Uint8Array(await stale.arrayBuffer())).toEqual(body);
     // POST (both paths: decoded, then byte-exact) never 304, and never cacheable.
     for (let i = 0; i < 2; i++) {
-      const post = await fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request", ...conditional } });
+      const post = await fetch(responder.url, {
+        method: "POST",
+        body: Buffer.from(der),
+        headers: { "content-type": "application/ocsp-request", ...conditional },
+      });
       expect(post.status).toBe(200);
       expect(post.headers.get("cache-control")).toBe("no-cache, no-store");
       expect(new Uint8Array(await post.arrayBuffer())).toEqual(body);
     }
     // A nonce makes the answer uncacheable: no ETag, no 304.
-    const withNonce = await fetch(`${responder.url}/${encodeURIComponent(Buffer.from(await request(true)).toString("base64"))}`, { headers: conditional });
+    const withNonce = await fetch(`${responder.url}/${encodeURIComponent(Buffer.from(await request(true)).toString("base64"))}`, {
+      headers: conditional,
+    });
     expect(withNonce.status).toBe(200);
     expect(withNonce.headers.get("etag")).toBeNull();
   });
@@ -293,10 +370,23 @@ describe("RFC 5019 caching", () => {
 describe("signing options", () => {
   it("signs by the CA itself with responderID byName, and RSA-PSS for an RSA CA", async () => {
     const rsa = await CertificateAuthority.init(join(dir, "rsa"), { keyType: "rsa-2048" });
-    const r2 = await (await OcspResponder.forCa(rsa)).withSigning({ by: "issuer", responderId: "byName", includeSigner: false, rsaPss: true }).start();
+    const r2 = await (await OcspResponder.forCa(rsa))
+      .withSigning({ by: "issuer", responderId: "byName", includeSigner: false, rsaPss: true })
+      .start();
     try {
       const l = await rsa.issueServer({ ocspUrl: r2.url });
-      const out = await run("openssl", ["ocsp", "-issuer", rsa.rootFile, "-cert", l.certFile, "-url", r2.url, "-CAfile", rsa.rootFile, "-resp_text"]);
+      const out = await run("openssl", [
+        "ocsp",
+        "-issuer",
+        rsa.rootFile,
+        "-cert",
+        l.certFile,
+        "-url",
+        r2.url,
+        "-CAfile",
+        rsa.rootFile,
+        "-resp_text",
+      ]);
       expect(out.stderr).toContain("Response verify OK");
       expect(out.stdout).toMatch(/Responder Id: CN = ocsp-lab root CA/);
       expect(out.stdout).toContain("rsassaPss");
@@ -311,7 +401,12 @@ describe("signing options", () => {
     const foreign = await other.issueServer();
     const r3 = await (await OcspResponder.forCa(ca)).withUnknownIssuer("unknown").start();
     try {
-      const der = (await buildOcspRequest({ certificate: toPkiCertificate(foreign.certificate), issuer: toPkiCertificate(other.root.certificate) })).der;
+      const der = (
+        await buildOcspRequest({
+          certificate: toPkiCertificate(foreign.certificate),
+          issuer: toPkiCertificate(other.root.certificate),
+        })
+      ).der;
       const res = await fetch(r3.url, { method: "POST", body: Buffer.from(der) });
       const parsed = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer()));
       expect(parsed.responseStatus).toBe(OCSPResponseStatus.successful);
@@ -326,14 +421,28 @@ describe("ocsp-responder --config", () => {
   const cli = async (...argv: string[]) => {
     let out = "";
     let err = "";
-    const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(String(c)), cb()) });
-    const code = await responderMain(argv, { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), env: {}, stopSignal: () => Promise.resolve("SIGTERM") });
+    const sink = (f: (s: string) => void) =>
+      new Writable({
+        write: (c, _e, cb) => {
+          f(String(c));
+          cb();
+        },
+      });
+    const code = await responderMain(argv, {
+      stdout: sink((s) => (out += s)),
+      stderr: sink((s) => (err += s)),
+      env: {},
+      stopSignal: () => Promise.resolve("SIGTERM"),
+    });
     return { code, out, err };
   };
 
   it("starts from a YAML file with start-up behaviours and stops on a signal", async () => {
     const file = join(dir, "responder.yaml");
-    await fs.writeFile(file, `cas: [ca]\nlisten: { port: 0 }\nbehaviours:\n  - scope: global\n    actions: [{ kind: responseStatus, responseStatus: tryLater }]\n`);
+    await fs.writeFile(
+      file,
+      `cas: [ca]\nlisten: { port: 0 }\nbehaviours:\n  - scope: global\n    actions: [{ kind: responseStatus, responseStatus: tryLater }]\n`,
+    );
     expect((await cli("--config", file, "--check")).out).toContain("is valid (1 behaviour(s))");
     const r = await cli("--config", file);
     expect(r.code, r.err).toBe(0);
@@ -356,8 +465,14 @@ describe("ocsp-responder --config", () => {
     expect(checked.err).toBe(deprecations.map((d) => `ocsp-responder: warning: config ${file}: ${d}\n`).join(""));
     const started = await startFromConfig(config, { env: {}, destination: new Writable({ write: (_c, _e, cb) => cb() }) });
     try {
-      const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
-      const res = await fetch(started.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
+      const der = (
+        await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })
+      ).der;
+      const res = await fetch(started.url, {
+        method: "POST",
+        body: Buffer.from(der),
+        headers: { "content-type": "application/ocsp-request" },
+      });
       const single = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer())).responses[0]!;
       expect(single.nextUpdate!.getTime() - single.thisUpdate.getTime()).toBe(120_000);
     } finally {

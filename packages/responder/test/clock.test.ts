@@ -27,7 +27,9 @@ beforeAll(async () => {
   ({ dir, cleanup } = await tempDir());
   ca = await CertificateAuthority.init(join(dir, "ca"), { clock: new ManualClock(START) });
   leaf = await ca.issueServer({ ocspUrl: "http://127.0.0.1:1" });
-  der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })).der;
+  der = (
+    await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate) })
+  ).der;
 });
 afterEach(async () => {
   await Promise.all(started.splice(0).map((r) => r.stop()));
@@ -49,7 +51,11 @@ const getPath = (): string => `/${encodeURIComponent(Buffer.from(der).toString("
 function ask(responder: StartedOcspResponder, method: "GET" | "POST", headers: Record<string, string> = {}): Promise<Response> {
   return method === "GET"
     ? fetch(responder.url + getPath(), { headers })
-    : fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request", ...headers } });
+    : fetch(responder.url, {
+        method: "POST",
+        body: Buffer.from(der),
+        headers: { "content-type": "application/ocsp-request", ...headers },
+      });
 }
 
 async function body(res: Response): Promise<Uint8Array> {
@@ -66,27 +72,30 @@ function track<T>(p: Promise<T>): { promise: Promise<T>; done: () => boolean } {
 }
 
 describe("pre-signed answers on the responder's clock", () => {
-  it.each(["GET", "POST"] as const)("%s: a cached nonce-less answer is reused until half its validity, then re-signed", async (method) => {
-    const { clock, responder } = await onManualClock();
-    const first = await body(await ask(responder, method));
-    expect(OcspResponse.fromDer(first).producedAt?.getTime()).toBe(START);
-    expect(responder.requests().at(-1)?.cached).toBe(false);
+  it.each(["GET", "POST"] as const)(
+    "%s: a cached nonce-less answer is reused until half its validity, then re-signed",
+    async (method) => {
+      const { clock, responder } = await onManualClock();
+      const first = await body(await ask(responder, method));
+      expect(OcspResponse.fromDer(first).producedAt?.getTime()).toBe(START);
+      expect(responder.requests().at(-1)?.cached).toBe(false);
 
-    await clock.advance((VALIDITY_S / 2) * 1000 - 1);
-    expect(await body(await ask(responder, method))).toEqual(first);
-    expect(responder.requests().at(-1)?.cached).toBe(true);
+      await clock.advance((VALIDITY_S / 2) * 1000 - 1);
+      expect(await body(await ask(responder, method))).toEqual(first);
+      expect(responder.requests().at(-1)?.cached).toBe(true);
 
-    await clock.advance(1);
-    const resigned = await body(await ask(responder, method));
-    expect(resigned).not.toEqual(first);
-    const view = OcspResponse.fromDer(resigned);
-    expect(view.producedAt?.getTime()).toBe(START + (VALIDITY_S / 2) * 1000);
-    expect(view.responses[0]!.thisUpdate.getTime()).toBe(START + (VALIDITY_S / 2) * 1000);
-    expect(view.responses[0]!.nextUpdate?.getTime()).toBe(START + (VALIDITY_S / 2 + VALIDITY_S) * 1000);
-    expect(responder.requests().at(-1)?.cached).toBe(false);
-    expect(await body(await ask(responder, method))).toEqual(resigned);
-    expect(responder.requests().at(-1)?.cached).toBe(true);
-  });
+      await clock.advance(1);
+      const resigned = await body(await ask(responder, method));
+      expect(resigned).not.toEqual(first);
+      const view = OcspResponse.fromDer(resigned);
+      expect(view.producedAt?.getTime()).toBe(START + (VALIDITY_S / 2) * 1000);
+      expect(view.responses[0]!.thisUpdate.getTime()).toBe(START + (VALIDITY_S / 2) * 1000);
+      expect(view.responses[0]!.nextUpdate?.getTime()).toBe(START + (VALIDITY_S / 2 + VALIDITY_S) * 1000);
+      expect(responder.requests().at(-1)?.cached).toBe(false);
+      expect(await body(await ask(responder, method))).toEqual(resigned);
+      expect(responder.requests().at(-1)?.cached).toBe(true);
+    },
+  );
 
   it("never answers a clock set back before thisUpdate from the cache (an answer from its future)", async () => {
     const { clock, responder } = await onManualClock();
@@ -138,21 +147,33 @@ describe("the request log on the responder's clock", () => {
     await body(await ask(responder, "POST"));
     expect(responder.requests().map((e) => e.time.getTime())).toEqual([START, START + 60_000]);
     expect(responder.requests({ since }).map((e) => e.time.getTime())).toEqual([START + 60_000]);
-    const listed = (await (await fetch(`${responder.adminUrl}/requests?since=${encodeURIComponent(since.toISOString())}`)).json()) as Array<{ time: string }>;
+    const listed = (await (
+      await fetch(`${responder.adminUrl}/requests?since=${encodeURIComponent(since.toISOString())}`)
+    ).json()) as Array<{ time: string }>;
     expect(listed.map((e) => e.time)).toEqual([new Date(START + 60_000).toISOString()]);
   });
 });
 
 describe("waits on the responder's clock", () => {
   it.each([
-    ["a `delay` action", 5000, (r: StartedOcspResponder) => r.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [{ kind: "delay", ms: 5000 }] }] })],
+    [
+      "a `delay` action",
+      5000,
+      (r: StartedOcspResponder) =>
+        r.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [{ kind: "delay", ms: 5000 }] }] }),
+    ],
     ["the base delay (setDelay)", 300, (r: StartedOcspResponder) => r.setDelay(300)],
   ])("%s of %i ms: the answer arrives only once the clock has advanced that far", async (_name, ms, apply) => {
     const { clock, responder } = await onManualClock();
     apply(responder);
     const answer = track(ask(responder, "POST"));
     // The responder has the request and waits on the clock: one timer, due `ms` from now.
-    await eventually(() => clock.nextTimerAt, (at) => at !== undefined, 10_000, "the responder to start waiting");
+    await eventually(
+      () => clock.nextTimerAt,
+      (at) => at !== undefined,
+      10_000,
+      "the responder to start waiting",
+    );
     expect(clock.nextTimerAt).toBe(START + ms);
 
     await clock.advance(ms - 1);
@@ -171,11 +192,23 @@ describe("waits on the responder's clock", () => {
 
   it("drips the body one chunk per chunkDelayMs of the clock", async () => {
     const { clock, responder } = await onManualClock();
-    responder.setBehaviour({ kind: "serial", serial: leaf.serial }, { steps: [{ actions: [{ kind: "drip", chunkBytes: 64, chunkDelayMs: 1000 }] }] });
+    responder.setBehaviour(
+      { kind: "serial", serial: leaf.serial },
+      { steps: [{ actions: [{ kind: "drip", chunkBytes: 64, chunkDelayMs: 1000 }] }] },
+    );
     const chunks: Buffer[] = [];
     const received = (): number => chunks.reduce((n, c) => n + c.length, 0);
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpRequest({ host: responder.host, port: responder.port, method: "POST", path: "/", headers: { "content-type": "application/ocsp-request" } }, resolve);
+      const req = httpRequest(
+        {
+          host: responder.host,
+          port: responder.port,
+          method: "POST",
+          path: "/",
+          headers: { "content-type": "application/ocsp-request" },
+        },
+        resolve,
+      );
       req.on("error", reject);
       req.end(Buffer.from(der));
     });
@@ -187,7 +220,12 @@ describe("waits on the responder's clock", () => {
 
     for (let k = 1; k <= chunkCount; k++) {
       await eventually(received, (n) => n === Math.min(k * 64, length), 10_000, `chunk ${k} of ${chunkCount}`);
-      await eventually(() => clock.pendingTimers, (n) => n === 1, 10_000, "the responder to wait for the next chunk");
+      await eventually(
+        () => clock.pendingTimers,
+        (n) => n === 1,
+        10_000,
+        "the responder to wait for the next chunk",
+      );
       await clock.advance(999);
       await settle();
       expect(received()).toBe(Math.min(k * 64, length));
@@ -220,15 +258,28 @@ describe("waits on the responder's clock", () => {
     const { clock, responder } = await onManualClock();
     responder.setDelay(5000);
     const delayed = track(ask(responder, "POST"));
-    await eventually(() => clock.pendingTimers, (n) => n === 1, 10_000, "the responder to start waiting");
+    await eventually(
+      () => clock.pendingTimers,
+      (n) => n === 1,
+      10_000,
+      "the responder to start waiting",
+    );
     await responder.stop();
     expect(clock.pendingTimers).toBe(0);
     await expect(delayed.promise).rejects.toThrow();
 
     const second = await onManualClock();
-    second.responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "drip", chunkBytes: 64, chunkDelayMs: 1000 }] }] });
+    second.responder.setBehaviour(
+      { kind: "global" },
+      { steps: [{ actions: [{ kind: "drip", chunkBytes: 64, chunkDelayMs: 1000 }] }] },
+    );
     const dripped = track(ask(second.responder, "POST").then((r) => r.arrayBuffer()));
-    await eventually(() => second.clock.pendingTimers, (n) => n === 1, 10_000, "the drip to wait for its next chunk");
+    await eventually(
+      () => second.clock.pendingTimers,
+      (n) => n === 1,
+      10_000,
+      "the drip to wait for its next chunk",
+    );
     await second.responder.stop();
     expect(second.clock.pendingTimers).toBe(0);
     // The drip ends: the client sees a body shorter than Content-Length (an error) or the cut connection.

@@ -47,14 +47,25 @@ function lineSink(): { stream: Writable; lines: string[] } {
 
 async function askOnce(responder: StartedOcspResponder): Promise<void> {
   const before = responder.requests().length;
-  const der = (await buildOcspRequest({ certificate: toPkiCertificate(leaf.certificate), issuer: toPkiCertificate(ca.root.certificate), nonce: true })).der;
-  const res = await fetch(responder.url, { method: "POST", body: Buffer.from(der), headers: { "content-type": "application/ocsp-request" } });
+  const der = (
+    await buildOcspRequest({
+      certificate: toPkiCertificate(leaf.certificate),
+      issuer: toPkiCertificate(ca.root.certificate),
+      nonce: true,
+    })
+  ).der;
+  const res = await fetch(responder.url, {
+    method: "POST",
+    body: Buffer.from(der),
+    headers: { "content-type": "application/ocsp-request" },
+  });
   expect(res.status).toBe(200);
   await res.arrayBuffer();
   await responder.waitForRequests({ count: before + 1 });
 }
 
-const requestLines = (lines: string[]): string[] => lines.filter((l) => (JSON.parse(l) as { msg?: string }).msg === "ocsp request");
+const requestLines = (lines: string[]): string[] =>
+  lines.filter((l) => (JSON.parse(l) as { msg?: string }).msg === "ocsp request");
 /** How many times a raw JSON line names `key` at any depth (JSON.parse would keep only the last). */
 const keyCount = (line: string, key: string): number => line.split(`"${key}":`).length - 1;
 
@@ -79,11 +90,21 @@ describe("responder log lines", () => {
     const line = logged[0]!;
     expect(keyCount(line, "time")).toBe(1);
     const fields = JSON.parse(line) as Record<string, unknown>;
-    expect(fields).toMatchObject({ level: 20, receivedAt: "2026-03-03T04:05:06.000Z", method: "POST", serials: [leaf.serial], outcome: "good", httpStatus: 200 });
+    expect(fields).toMatchObject({
+      level: 20,
+      receivedAt: "2026-03-03T04:05:06.000Z",
+      method: "POST",
+      serials: [leaf.serial],
+      outcome: "good",
+      httpStatus: 200,
+    });
     expect(typeof fields.time).toBe("number");
     for (const l of lines) expect(keyCount(l, "time"), l).toBe(1);
     // The library's request log keeps its own field name.
-    expect(responder.requests().map((e) => e.time.toISOString())).toEqual(["2026-03-03T04:05:06.000Z", "2026-03-03T04:05:06.000Z"]);
+    expect(responder.requests().map((e) => e.time.toISOString())).toEqual([
+      "2026-03-03T04:05:06.000Z",
+      "2026-03-03T04:05:06.000Z",
+    ]);
   });
 
   it.each([

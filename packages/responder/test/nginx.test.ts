@@ -5,7 +5,7 @@
  * responder's request log shows nginx's request. beforeAll starts nginx and makes the handshake
  * that sets nginx fetching (nginx staples lazily), so each test stands on its own.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, promises as fs } from "node:fs";
 import { once } from "node:events";

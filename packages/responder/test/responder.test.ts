@@ -26,7 +26,18 @@ afterEach(() => responder.behaviour.reset());
 
 /** `openssl ocsp` against the responder: POST, nonce, verification against the root. */
 async function opensslOcsp(cert: IssuedCertificate, digest: string[] = []) {
-  return run("openssl", ["ocsp", "-issuer", ca.rootFile, ...digest, "-cert", cert.certFile, "-url", responder.url, "-CAfile", ca.rootFile]);
+  return run("openssl", [
+    "ocsp",
+    "-issuer",
+    ca.rootFile,
+    ...digest,
+    "-cert",
+    cert.certFile,
+    "-url",
+    responder.url,
+    "-CAfile",
+    ca.rootFile,
+  ]);
 }
 
 async function requestDer(cert: IssuedCertificate, issuerCa = ca, nonce = false): Promise<Uint8Array> {
@@ -40,7 +51,11 @@ async function requestDer(cert: IssuedCertificate, issuerCa = ca, nonce = false)
 }
 
 async function post(body: Uint8Array | string, contentType = "application/ocsp-request"): Promise<Response> {
-  return fetch(responder.url, { method: "POST", body: typeof body === "string" ? body : Buffer.from(body), headers: { "Content-Type": contentType } });
+  return fetch(responder.url, {
+    method: "POST",
+    body: typeof body === "string" ? body : Buffer.from(body),
+    headers: { "Content-Type": contentType },
+  });
 }
 
 async function statusOf(res: Response): Promise<OCSPResponseStatus> {
@@ -110,7 +125,14 @@ describe("HTTP transport", () => {
   it("answers curl's GET the same as a POST", async () => {
     const b64 = Buffer.from(await requestDer(good)).toString("base64");
     const out = join(dir, "get.der");
-    const r = await run("curl", ["-sS", "-o", out, "-w", "%{http_code} %{content_type}", `${responder.url}/${encodeURIComponent(b64)}`]);
+    const r = await run("curl", [
+      "-sS",
+      "-o",
+      out,
+      "-w",
+      "%{http_code} %{content_type}",
+      `${responder.url}/${encodeURIComponent(b64)}`,
+    ]);
     expect(r.stdout).toBe("200 application/ocsp-response");
     const text = await run("openssl", ["ocsp", "-respin", out, "-resp_text", "-noverify"]);
     expect(text.stdout).toContain("Cert Status: good");
@@ -171,7 +193,9 @@ describe("CRL distribution point", () => {
     expect(check.stdout).toContain(`Serial Number: ${leaf.serial.toUpperCase()}`);
     expect((await fetch(responder.crlUrl(ca.rootSerial, true))).status).toBe(200);
     expect((await fetch(responder.crlUrl("abcdef"))).status).toBe(404);
-    expect((await run("openssl", ["x509", "-in", leaf.certFile, "-noout", "-ext", "crlDistributionPoints"])).stdout).toContain(`/crl/${ca.rootSerial}.crl`);
+    expect((await run("openssl", ["x509", "-in", leaf.certFile, "-noout", "-ext", "crlDistributionPoints"])).stdout).toContain(
+      `/crl/${ca.rootSerial}.crl`,
+    );
   });
 });
 
@@ -188,7 +212,10 @@ describe("behaviour at run time", () => {
     expect(responder.behaviour.currentFault).toEqual({ kind: "http-500" });
     responder.setFault(undefined);
     expect(await statusOf(await post(await requestDer(good)))).toBe(OCSPResponseStatus.successful);
-    const outcomes = responder.requests({ serial: good.serial }).slice(-3).map((e) => e.outcome);
+    const outcomes = responder
+      .requests({ serial: good.serial })
+      .slice(-3)
+      .map((e) => e.outcome);
     expect(outcomes).toEqual(["fault:http-503", "fault:http-500", "good"]);
   });
 
@@ -205,7 +232,8 @@ describe("behaviour at run time", () => {
     const writer = await CertificateAuthority.open(ca.stateDir);
     await writer.revoke(leaf.serial, { reason: CRLReason.superseded });
     const status = await eventually(
-      async () => OcspResponse.fromDer(new Uint8Array(await (await post(await requestDer(leaf))).arrayBuffer())).responses[0]!.status,
+      async () =>
+        OcspResponse.fromDer(new Uint8Array(await (await post(await requestDer(leaf))).arrayBuffer())).responses[0]!.status,
       (st) => st === "revoked",
       10_000,
       "the responder to answer revoked",

@@ -211,24 +211,24 @@ class Gen {
     let s = "";
     for (let i = 0; i < n; i++) {
       const r = this.int(0, 99);
-      if (r < 3) s += "%" + this.pick(["", "z", "zz", "0", "ff", "C0", "00", "2F", "3D"]);
+      if (r < 3) s += `%${this.pick(["", "z", "zz", "0", "ff", "C0", "00", "2F", "3D"])}`;
       else if (r < 5) s += "/";
       else s += alphabet[this.int(0, alphabet.length - 1)];
     }
-    return "/" + s;
+    return `/${s}`;
   }
   /** A GET path carrying base64 of a mutated valid DER, in one of the encodings clients use. */
   mutatedGetPath(valid: Uint8Array): string {
     const b64 = Buffer.from(this.mutate(valid)).toString("base64");
     switch (this.int(0, 3)) {
       case 0:
-        return "/" + encodeURIComponent(b64);
+        return `/${encodeURIComponent(b64)}`;
       case 1:
-        return "/" + Buffer.from(this.mutate(valid)).toString("base64url");
+        return `/${Buffer.from(this.mutate(valid)).toString("base64url")}`;
       case 2:
-        return "//" + b64; // raw: unescaped "/" and "+", doubled leading slash
+        return `//${b64}`; // raw: unescaped "/" and "+", doubled leading slash
       default:
-        return "/" + encodeURIComponent(b64.slice(0, this.int(0, b64.length))); // cut base64
+        return `/${encodeURIComponent(b64.slice(0, this.int(0, b64.length)))}`; // cut base64
     }
   }
 
@@ -236,7 +236,14 @@ class Gen {
     const kind = this.pick(KINDS);
     const valid = this.pick(validDers);
     const contentType = this.pick(["application/ocsp-request", "application/octet-stream", "text/plain", undefined]);
-    const post = (body: Uint8Array): Case => ({ index, kind, method: "POST", path: this.pick(["/", "/ocsp", "//"]), body, contentType });
+    const post = (body: Uint8Array): Case => ({
+      index,
+      kind,
+      method: "POST",
+      path: this.pick(["/", "/ocsp", "//"]),
+      body,
+      contentType,
+    });
     switch (kind) {
       case "random":
         return post(this.bytes(this.int(0, 2048)));
@@ -260,7 +267,10 @@ class Gen {
 type Outcome = string;
 
 function describeCase(c: Case): string {
-  const what = c.method === "POST" ? `POST ${c.path} body(${c.body!.length})=${Buffer.from(c.body!.subarray(0, 48)).toString("hex")}` : `GET ${c.path.slice(0, 120)}`;
+  const what =
+    c.method === "POST"
+      ? `POST ${c.path} body(${c.body!.length})=${Buffer.from(c.body!.subarray(0, 48)).toString("hex")}`
+      : `GET ${c.path.slice(0, 120)}`;
   return `#${c.index} ${c.kind} ${what}`;
 }
 
@@ -280,7 +290,9 @@ function judge(res: Answer): Outcome {
     try {
       decoded = OcspResponse.fromDer(new Uint8Array(res.body));
     } catch (err) {
-      throw new Error(`200 with an undecodable OCSP body (${res.body.length} bytes ${res.body.subarray(0, 32).toString("hex")}): ${String(err)}`);
+      throw new Error(
+        `200 with an undecodable OCSP body (${res.body.length} bytes ${res.body.subarray(0, 32).toString("hex")}): ${String(err)}`,
+      );
     }
     return responseStatusName(decoded.responseStatus);
   }
@@ -306,7 +318,14 @@ function exchange(options: {
   return new Promise((resolve, reject) => {
     const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
     const req = httpRequest(
-      { host: responder.host, port: responder.port, method: options.method, path: options.path ?? "/", headers: options.headers ?? {}, agent: options.agent ?? false },
+      {
+        host: responder.host,
+        port: responder.port,
+        method: options.method,
+        path: options.path ?? "/",
+        headers: options.headers ?? {},
+        agent: options.agent ?? false,
+      },
       (res) => {
         const parts: Buffer[] = [];
         res.on("data", (d: Buffer) => parts.push(d));
@@ -458,11 +477,24 @@ describe("responder robustness", () => {
     );
     expect(failures.slice(0, 20), `${failures.length} of ${TOTAL} answers were not well-formed`).toEqual([]);
     // Every request reached the OCSP handler and was logged (the log keeps its last 10,000 entries).
-    await eventually(() => responder.requests({ since: started }).length, (n) => n >= Math.min(TOTAL, 10_000), 5_000, "every fuzz request to be logged");
+    await eventually(
+      () => responder.requests({ since: started }).length,
+      (n) => n >= Math.min(TOTAL, 10_000),
+      5_000,
+      "every fuzz request to be logged",
+    );
 
     // Still alive and still right.
-    const res = await fetch(responder.url, { method: "POST", body: Buffer.from(await requestDer(leaf)), headers: { "Content-Type": "application/ocsp-request" } });
-    expectGood({ status: res.status, contentType: res.headers.get("content-type"), body: new Uint8Array(await res.arrayBuffer()) });
+    const res = await fetch(responder.url, {
+      method: "POST",
+      body: Buffer.from(await requestDer(leaf)),
+      headers: { "Content-Type": "application/ocsp-request" },
+    });
+    expectGood({
+      status: res.status,
+      contentType: res.headers.get("content-type"),
+      body: new Uint8Array(await res.arrayBuffer()),
+    });
   });
 
   it("answers bodies over 64 KiB (65 KiB, 10 MiB, chunked) with malformedRequest or 413, and keeps serving", async () => {
@@ -487,13 +519,26 @@ describe("responder robustness", () => {
 
     // Chunked transfer coding, no Content-Length: 16 KiB chunks up to 80 KiB.
     const chunk = new Uint8Array(16 * 1024).fill(0x30);
-    const rChunked = await exchange({ method: "POST", headers: { ...headers, "Transfer-Encoding": "chunked" }, chunks: Array.from({ length: 5 }, () => chunk) });
+    const rChunked = await exchange({
+      method: "POST",
+      headers: { ...headers, "Transfer-Encoding": "chunked" },
+      chunks: Array.from({ length: 5 }, () => chunk),
+    });
     expectRefusedAsTooLarge(rChunked);
 
     // Same through fetch (undici): a 65 KiB and a 10 MiB buffer body.
     for (const size of [65 * 1024, tenMiB]) {
-      const res = await fetch(responder.url, { method: "POST", body: Buffer.alloc(size, 0x30), headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-      expectRefusedAsTooLarge({ status: res.status, headers: { "content-type": res.headers.get("content-type") ?? undefined }, body: Buffer.from(await res.arrayBuffer()) });
+      const res = await fetch(responder.url, {
+        method: "POST",
+        body: Buffer.alloc(size, 0x30),
+        headers,
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      expectRefusedAsTooLarge({
+        status: res.status,
+        headers: { "content-type": res.headers.get("content-type") ?? undefined },
+        body: Buffer.from(await res.arrayBuffer()),
+      });
     }
 
     // The boundary: a valid request padded (unknown non-critical extension) to exactly 64 KiB is
@@ -502,11 +547,21 @@ describe("responder robustness", () => {
     const overLimit = padRequest(valid, MAX_REQUEST_BYTES + 1);
     expect([atLimit.length, overLimit.length]).toEqual([MAX_REQUEST_BYTES, MAX_REQUEST_BYTES + 1]);
     for (const chunked of [false, true]) {
-      const framing: Record<string, string | number> = chunked ? { "Transfer-Encoding": "chunked" } : { "Content-Length": atLimit.length };
-      const rAt = await exchange({ method: "POST", headers: { ...headers, ...framing }, chunks: [atLimit.subarray(0, 1000), atLimit.subarray(1000)] });
+      const framing: Record<string, string | number> = chunked
+        ? { "Transfer-Encoding": "chunked" }
+        : { "Content-Length": atLimit.length };
+      const rAt = await exchange({
+        method: "POST",
+        headers: { ...headers, ...framing },
+        chunks: [atLimit.subarray(0, 1000), atLimit.subarray(1000)],
+      });
       expectGood({ status: rAt.status, contentType: rAt.headers["content-type"], body: new Uint8Array(rAt.body) });
       const overFraming: Record<string, string | number> = chunked ? framing : { "Content-Length": overLimit.length };
-      const rOver = await exchange({ method: "POST", headers: { ...headers, ...overFraming }, chunks: [overLimit.subarray(0, 1000), overLimit.subarray(1000)] });
+      const rOver = await exchange({
+        method: "POST",
+        headers: { ...headers, ...overFraming },
+        chunks: [overLimit.subarray(0, 1000), overLimit.subarray(1000)],
+      });
       expectRefusedAsTooLarge(rOver);
     }
 
@@ -524,28 +579,43 @@ describe("responder robustness", () => {
     const halfHeader = await open();
     halfHeader.write("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocs");
     const halfBody = await open(); // full headers, 10 of 500 announced body bytes
-    halfBody.write("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\nContent-Length: 500\r\n\r\n0123456789");
+    halfBody.write(
+      "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\nContent-Length: 500\r\n\r\n0123456789",
+    );
     const sockets = [idle, halfHeader, halfBody];
     const closedEarly: string[] = [];
-    sockets.forEach((s, i) => s.on("close", () => closedEarly.push(String(i))));
+    for (const [i, s] of sockets.entries()) s.on("close", () => closedEarly.push(String(i)));
     try {
       const valid = await requestDer(leaf);
       // Answered while the stalled clients are still connected: a responder they blocked would
       // answer none of these until the sockets went away (the exchange deadline catches that hang).
       const answers = await Promise.all(
         Array.from({ length: 20 }, () =>
-          exchange({ method: "POST", headers: { "Content-Type": "application/ocsp-request", "Content-Length": valid.length }, chunks: [valid] }),
+          exchange({
+            method: "POST",
+            headers: { "Content-Type": "application/ocsp-request", "Content-Length": valid.length },
+            chunks: [valid],
+          }),
         ),
       );
-      for (const a of answers) expectGood({ status: a.status, contentType: a.headers["content-type"], body: new Uint8Array(a.body) });
+      for (const a of answers)
+        expectGood({ status: a.status, contentType: a.headers["content-type"], body: new Uint8Array(a.body) });
       // The stalled clients were neither answered nor dropped in the meantime (nothing forced them out).
       expect(closedEarly).toEqual([]);
     } finally {
       for (const s of sockets) s.destroy();
     }
     // And once they go away the responder still serves.
-    const res = await fetch(responder.url, { method: "POST", body: Buffer.from(await requestDer(leaf)), headers: { "Content-Type": "application/ocsp-request" } });
-    expectGood({ status: res.status, contentType: res.headers.get("content-type"), body: new Uint8Array(await res.arrayBuffer()) });
+    const res = await fetch(responder.url, {
+      method: "POST",
+      body: Buffer.from(await requestDer(leaf)),
+      headers: { "Content-Type": "application/ocsp-request" },
+    });
+    expectGood({
+      status: res.status,
+      contentType: res.headers.get("content-type"),
+      body: new Uint8Array(await res.arrayBuffer()),
+    });
   });
 
   it("saw no unhandled rejection or uncaught exception", () => {

@@ -82,7 +82,9 @@ export function createAdminApp(deps: AdminDeps): express.Express {
       .catch(next);
   });
   app.use((req, res) => {
-    res.status(404).json({ error: `nothing at ${req.method} ${req.path}: try GET /admin/ocsp, POST /admin/ocsp/query, POST /admin/reload, GET /metrics` });
+    res.status(404).json({
+      error: `nothing at ${req.method} ${req.path}: try GET /admin/ocsp, POST /admin/ocsp/query, POST /admin/reload, GET /metrics`,
+    });
   });
   return app;
 }

@@ -21,23 +21,35 @@ export type Backend = { kind: "status" } | { kind: "http"; url: string } | { kin
  *   `X-Forwarded-Proto: https`, the backend's answer streamed back; an unreachable backend is
  *   a 502 (or a cut connection once the answer has begun), logged at warn.
  */
-export function httpBackend(backend: Backend, status: () => StapleSnapshot[], logger: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+export function httpBackend(
+  backend: Backend,
+  status: () => StapleSnapshot[],
+  logger: Logger,
+): (req: IncomingMessage, res: ServerResponse) => void {
   if (backend.kind !== "http") {
     return (_req, res) => {
       res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
-      res.end(status().map((s) => `ocsp-lab stapler: ${s.subject} serial ${s.serial} staple ${s.staple}\n`).join(""));
+      res.end(
+        status()
+          .map((s) => `ocsp-lab stapler: ${s.subject} serial ${s.serial} staple ${s.staple}\n`)
+          .join(""),
+      );
     };
   }
   return (req, res) => {
     const target = new URL(backend.url);
     const headers = { ...req.headers, "x-forwarded-for": req.socket.remoteAddress ?? "", "x-forwarded-proto": "https" };
-    const upstream = httpRequest({ host: target.hostname, port: target.port || 80, method: req.method, path: req.url, headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port || 80, method: req.method, path: req.url, headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     upstream.on("error", (err) => {
       logger.warn({ err: err.message, backend }, "backend unreachable");
-      if (!res.headersSent) res.writeHead(502, { "Content-Type": "text/plain; charset=utf-8" }).end(`backend ${target.host} unreachable\n`);
+      if (!res.headersSent)
+        res.writeHead(502, { "Content-Type": "text/plain; charset=utf-8" }).end(`backend ${target.host} unreachable\n`);
       else res.destroy();
     });
     req.pipe(upstream);

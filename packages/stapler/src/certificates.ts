@@ -94,18 +94,35 @@ export async function readEntry(entry: CertificateEntry): Promise<ServedCertific
  */
 export async function loadCertificate(material: ServedCertificate, options: LoadOptions): Promise<LoadedCertificate> {
   const certs = splitPem(material.cert);
-  if (certs.length === 0) throw new CertificateSetupError("no certificate in", material.cert.slice(0, 40), "give a PEM certificate");
+  if (certs.length === 0)
+    throw new CertificateSetupError("no certificate in", material.cert.slice(0, 40), "give a PEM certificate");
   const leaf = parseCert(certs[0]!);
   const issuerPem = material.issuer ? splitPem(material.issuer)[0] : certs[1];
-  if (!issuerPem) throw new CertificateSetupError("no issuer for", leaf.subject, "give the issuer certificate (chain file) or a fullchain certificate");
+  if (!issuerPem)
+    throw new CertificateSetupError(
+      "no issuer for",
+      leaf.subject,
+      "give the issuer certificate (chain file) or a fullchain certificate",
+    );
   const issuer = parseCert(issuerPem);
   // A chain that is not the leaf's issuer would make every staple fail verification.
-  const issued = leaf.issuer === issuer.subject && (await leaf.verify({ publicKey: issuer.publicKey, signatureOnly: true }, options.crypto).catch(() => false));
+  const issued =
+    leaf.issuer === issuer.subject &&
+    (await leaf.verify({ publicKey: issuer.publicKey, signatureOnly: true }, options.crypto).catch(() => false));
   if (!issued) {
-    throw new CertificateSetupError("issuer", issuer.subject, `did not issue "${leaf.subject}" (issued by "${leaf.issuer}"): give the issuing CA's certificate as chain`);
+    throw new CertificateSetupError(
+      "issuer",
+      issuer.subject,
+      `did not issue "${leaf.subject}" (issued by "${leaf.issuer}"): give the issuing CA's certificate as chain`,
+    );
   }
   const url = material.responderUrl ?? options.responderUrl ?? aiaOcspUrl(leaf);
-  if (!url) throw new CertificateSetupError("no OCSP URL in", leaf.subject, "the certificate has no AIA OCSP URL; give a responder URL (withResponderUrl or responder_url)");
+  if (!url)
+    throw new CertificateSetupError(
+      "no OCSP URL in",
+      leaf.subject,
+      "the certificate has no AIA OCSP URL; give a responder URL (withResponderUrl or responder_url)",
+    );
   // Send the chain with the leaf: clients such as curl look for the issuer among the
   // certificates the server sends to compute the CertID of the staple.
   const chain = certs.some((c) => sameCert(c, issuerPem)) ? certs : [...certs, issuerPem];
@@ -114,7 +131,12 @@ export async function loadCertificate(material: ServedCertificate, options: Load
   try {
     context = createSecureContext({ ...pem, ...options.tls });
   } catch (cause) {
-    throw new CertificateSetupError("cannot serve", leaf.subject, `${(cause as Error).message} (does the key belong to the certificate?)`, { cause });
+    throw new CertificateSetupError(
+      "cannot serve",
+      leaf.subject,
+      `${(cause as Error).message} (does the key belong to the certificate?)`,
+      { cause },
+    );
   }
   return {
     leaf,
@@ -140,7 +162,11 @@ export function checkNames(loaded: LoadedCertificate[]): Map<string, SecureConte
       if (other && other !== l.context) {
         // Node asks for the staple before OpenSSL picks among several certificates of one
         // context, so two certificates for one name could get each other's staple.
-        throw new CertificateSetupError("two certificates for the name", name, "give each certificate its own names (SNI chooses by name)");
+        throw new CertificateSetupError(
+          "two certificates for the name",
+          name,
+          "give each certificate its own names (SNI chooses by name)",
+        );
       }
       byName.set(name, l.context);
     }

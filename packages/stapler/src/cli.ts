@@ -30,7 +30,9 @@ export function staplerProcessIo(): StaplerCliIo {
  */
 export async function staplerMain(argv: string[], io: StaplerCliIo = staplerProcessIo()): Promise<number> {
   const program = serviceOptions(configureProgram(new Command("ocsp-stapler"), "ocsp-stapler", io))
-    .description("The ocsp-lab stapling server: TLS server or TLS proxy that fetches, verifies, caches and staples OCSP responses.")
+    .description(
+      "The ocsp-lab stapling server: TLS server or TLS proxy that fetches, verifies, caches and staples OCSP responses.",
+    )
     .addHelpText(
       "after",
       [

@@ -41,7 +41,10 @@ const backend = z.string().superRefine((v, ctx) => {
  */
 export const staplerConfigSchema = z
   .object({
-    listen: z.object({ host: z.string().min(1).default("127.0.0.1"), port: port.default(0) }).strict().default({ host: "127.0.0.1", port: 0 }),
+    listen: z
+      .object({ host: z.string().min(1).default("127.0.0.1"), port: port.default(0) })
+      .strict()
+      .default({ host: "127.0.0.1", port: 0 }),
     certificates: z
       .array(
         z
@@ -60,9 +63,17 @@ export const staplerConfigSchema = z
     tls: z
       .object({ min_version: tlsVersion.default("TLSv1.2"), max_version: tlsVersion.default("TLSv1.3") })
       .strict()
-      .refine((t) => t.min_version <= t.max_version, { message: "min_version is above max_version: give min_version ≤ max_version", path: ["min_version"] })
+      .refine((t) => t.min_version <= t.max_version, {
+        message: "min_version is above max_version: give min_version ≤ max_version",
+        path: ["min_version"],
+      })
       .default({ min_version: "TLSv1.2", max_version: "TLSv1.3" }),
-    admin: z.union([z.literal(false), z.object({ host: z.string().min(1).optional(), port: port.optional(), token: z.string().min(8).optional() }).strict()]).default({}),
+    admin: z
+      .union([
+        z.literal(false),
+        z.object({ host: z.string().min(1).optional(), port: port.optional(), token: z.string().min(8).optional() }).strict(),
+      ])
+      .default({}),
     state_dir: z.string().min(1).optional(),
     persist: z.boolean().default(true),
     watch_interval: z.number().min(0).max(3600).default(1),
@@ -78,7 +89,11 @@ export type StaplerConfig = z.output<typeof staplerConfigSchema> & { file: strin
  * @throws ConfigError naming the file, the field (`policy.on_failure`, `certificates.0.key`) and the fix.
  */
 export async function loadStaplerConfig(file: string): Promise<StaplerConfig> {
-  const data = await readConfigFile(file, staplerConfigSchema, (field, problem, cause) => new ConfigError(file, field, problem, { cause }));
+  const data = await readConfigFile(
+    file,
+    staplerConfigSchema,
+    (field, problem, cause) => new ConfigError(file, field, problem, { cause }),
+  );
   try {
     parsePolicy(data.policy);
   } catch (err) {
@@ -88,7 +103,12 @@ export async function loadStaplerConfig(file: string): Promise<StaplerConfig> {
   const base = dirname(resolve(file));
   return {
     ...data,
-    certificates: data.certificates.map((c) => ({ ...c, cert: resolve(base, c.cert), key: resolve(base, c.key), ...(c.chain ? { chain: resolve(base, c.chain) } : {}) })),
+    certificates: data.certificates.map((c) => ({
+      ...c,
+      cert: resolve(base, c.cert),
+      key: resolve(base, c.key),
+      ...(c.chain ? { chain: resolve(base, c.chain) } : {}),
+    })),
     ...(data.state_dir ? { state_dir: resolve(base, data.state_dir) } : {}),
     file,
   };
@@ -107,12 +127,18 @@ export function parseBackend(value: string): Backend {
  * Start a stapling server as the configuration says.
  * @throws the start errors of StaplingServer (certificate setup, policy, listen).
  */
-export async function startFromConfig(config: StaplerConfig, options: { env?: NodeJS.ProcessEnv; logger?: Logger } = {}): Promise<StartedStaplingServer> {
+export async function startFromConfig(
+  config: StaplerConfig,
+  options: { env?: NodeJS.ProcessEnv; logger?: Logger } = {},
+): Promise<StartedStaplingServer> {
   return builderFromConfig(config, options).start();
 }
 
 /** The StaplingServer builder a configuration describes (not started: `check()` or `start()` it). */
-export function builderFromConfig(config: StaplerConfig, options: { env?: NodeJS.ProcessEnv; logger?: Logger } = {}): StaplingServer {
+export function builderFromConfig(
+  config: StaplerConfig,
+  options: { env?: NodeJS.ProcessEnv; logger?: Logger } = {},
+): StaplingServer {
   const logger = options.logger ?? pino({ level: config.log_level });
   let builder = new StaplingServer()
     .withHost(config.listen.host)
@@ -134,7 +160,12 @@ export function builderFromConfig(config: StaplerConfig, options: { env?: NodeJS
   if (config.responder_url) builder = builder.withResponderUrl(config.responder_url);
   if (config.persist) builder = builder.withStateDir(config.state_dir ?? resolveStateDir(undefined, options.env));
   for (const c of config.certificates) {
-    builder = builder.withCertificateFiles({ certFile: c.cert, keyFile: c.key, ...(c.chain ? { chainFile: c.chain } : {}), ...(c.responder_url ? { responderUrl: c.responder_url } : {}) });
+    builder = builder.withCertificateFiles({
+      certFile: c.cert,
+      keyFile: c.key,
+      ...(c.chain ? { chainFile: c.chain } : {}),
+      ...(c.responder_url ? { responderUrl: c.responder_url } : {}),
+    });
   }
   return builder;
 }

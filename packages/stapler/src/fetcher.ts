@@ -16,7 +16,13 @@ export const MAX_RESPONSE_BYTES = 64 * 1024;
  * `http` (status other than 200, a Content-Type other than application/ocsp-response as RFC
  * 6960 Appendix A.1 requires, body over 64 KiB).
  */
-export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<Uint8Array> {
+export function fetchOcsp(
+  url: string,
+  der: Uint8Array,
+  timeoutMs: number,
+  signal?: AbortSignal,
+  clock: Clock = systemClock,
+): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     let parsed: URL;
     try {
@@ -43,9 +49,16 @@ export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signa
     const req = send(parsed, {
       method: "POST",
       agent: false,
-      headers: { "Content-Type": "application/ocsp-request", "Content-Length": der.byteLength, Accept: "application/ocsp-response" },
+      headers: {
+        "Content-Type": "application/ocsp-request",
+        "Content-Length": der.byteLength,
+        Accept: "application/ocsp-response",
+      },
     });
-    const timer = clock.setTimeout(() => finish(new FetchError("timeout", `no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = clock.setTimeout(
+      () => finish(new FetchError("timeout", `no answer from ${url} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     // Removed in finish(): the signal outlives every query of a manager.
     const onAbort = (): void => finish(new FetchError("network", `query to ${url} aborted`));
     if (signal?.aborted) onAbort();
@@ -60,7 +73,12 @@ export function fetchOcsp(url: string, der: Uint8Array, timeoutMs: number, signa
       const type = (res.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
       if (type !== "application/ocsp-response") {
         res.resume();
-        finish(new FetchError("http", `${url} answered Content-Type ${JSON.stringify(res.headers["content-type"] ?? "")}, not application/ocsp-response`));
+        finish(
+          new FetchError(
+            "http",
+            `${url} answered Content-Type ${JSON.stringify(res.headers["content-type"] ?? "")}, not application/ocsp-response`,
+          ),
+        );
         return;
       }
       const chunks: Buffer[] = [];

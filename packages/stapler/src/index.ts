@@ -5,10 +5,25 @@ export type { ServedCertificate, CertificateFiles, TlsVersions } from "./certifi
 export type { Backend } from "./backends.js";
 export type { AdminOptions } from "./admin.js";
 export { StapleManager } from "./staple-manager.js";
-export type { FetchOutcome, ResponseErrorName, StapleManagerEvents, StapleManagerOptions, StapleSnapshot, StapleSource, StapleState } from "./staple-manager.js";
+export type {
+  FetchOutcome,
+  ResponseErrorName,
+  StapleManagerEvents,
+  StapleManagerOptions,
+  StapleSnapshot,
+  StapleSource,
+  StapleState,
+} from "./staple-manager.js";
 export { StapleStore, STAPLES_FOLDER } from "./staple-store.js";
 export { StaplerMetrics } from "./metrics.js";
-export { parsePolicy, pollingPolicySchema, MAX_SECONDS, STAPLING_MODES, ON_FAILURE_POLICIES, STARTUP_POLICIES } from "./policy.js";
+export {
+  parsePolicy,
+  pollingPolicySchema,
+  MAX_SECONDS,
+  STAPLING_MODES,
+  ON_FAILURE_POLICIES,
+  STARTUP_POLICIES,
+} from "./policy.js";
 export type { PollingPolicy, PollingPolicyInput, StaplingMode, OnFailurePolicy, StartupPolicy } from "./policy.js";
 export { fetchOcsp, MAX_RESPONSE_BYTES } from "./fetcher.js";
 export { loadStaplerConfig, startFromConfig, builderFromConfig, staplerConfigSchema, parseBackend } from "./config.js";

@@ -1,7 +1,17 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { StapleSnapshot, StapleState } from "./staple-manager.js";
 
-const STATES: StapleState[] = ["good", "revoked", "unknown", "none", "tryLater", "internalError", "malformedRequest", "sigRequired", "unauthorized"];
+const STATES: StapleState[] = [
+  "good",
+  "revoked",
+  "unknown",
+  "none",
+  "tryLater",
+  "internalError",
+  "malformedRequest",
+  "sigRequired",
+  "unauthorized",
+];
 
 /**
  * Prometheus metrics of one stapling server, in a registry of its own:
@@ -15,7 +25,12 @@ const STATES: StapleState[] = ["good", "revoked", "unknown", "none", "tryLater",
  */
 export class StaplerMetrics {
   readonly registry = new Registry();
-  readonly fetches = new Counter({ name: "ocsp_fetches_total", help: "OCSP queries by outcome", labelNames: ["serial", "outcome"] as const, registers: [this.registry] });
+  readonly fetches = new Counter({
+    name: "ocsp_fetches_total",
+    help: "OCSP queries by outcome",
+    labelNames: ["serial", "outcome"] as const,
+    registers: [this.registry],
+  });
   readonly fetchDuration = new Histogram({
     name: "ocsp_fetch_duration_seconds",
     help: "Time an OCSP query took, verification included",
@@ -24,8 +39,18 @@ export class StaplerMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly invalidations = new Counter({ name: "ocsp_staple_invalidations_total", help: "Staples dropped after recovery_max_tries failures", labelNames: ["serial"] as const, registers: [this.registry] });
-  readonly handshakes = new Counter({ name: "ocsp_staple_requests_total", help: "Handshakes that asked for a staple", labelNames: ["stapled"] as const, registers: [this.registry] });
+  readonly invalidations = new Counter({
+    name: "ocsp_staple_invalidations_total",
+    help: "Staples dropped after recovery_max_tries failures",
+    labelNames: ["serial"] as const,
+    registers: [this.registry],
+  });
+  readonly handshakes = new Counter({
+    name: "ocsp_staple_requests_total",
+    help: "Handshakes that asked for a staple",
+    labelNames: ["stapled"] as const,
+    registers: [this.registry],
+  });
   private readonly stapled = this.handshakes.labels("true");
   private readonly notStapled = this.handshakes.labels("false");
 
@@ -38,7 +63,8 @@ export class StaplerMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const s of snapshots()) for (const state of STATES) this.set({ serial: s.serial, state }, s.staple === state ? 1 : 0);
+        for (const s of snapshots())
+          for (const state of STATES) this.set({ serial: s.serial, state }, s.staple === state ? 1 : 0);
       },
     });
     new Gauge({

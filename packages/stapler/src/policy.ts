@@ -115,7 +115,11 @@ export function parsePolicy(input: PollingPolicyInput = {}): PollingPolicy {
               : field === "startup"
                 ? `give one of ${STARTUP_POLICIES.join(", ")}`
                 : `give a ${field === "expiry_margin" || field === "max_skew" ? "non-negative" : "positive"} number of seconds, at most ${MAX_SECONDS}`;
-    throw new InvalidPolicyError(issue.code === "unrecognized_keys" ? "policy" : field, issue.code === "unrecognized_keys" ? issue.keys : value, fix);
+    throw new InvalidPolicyError(
+      issue.code === "unrecognized_keys" ? "policy" : field,
+      issue.code === "unrecognized_keys" ? issue.keys : value,
+      fix,
+    );
   }
   const p = result.data;
   return {

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import * as x509 from "@peculiar/x509";
+import type * as x509 from "@peculiar/x509";
 import { pino, type Logger } from "pino";
 import {
   MAX_TIMER_MS,
@@ -121,7 +121,10 @@ type Held =
  * refresh that changed nothing at debug.
  */
 export class StapleManager extends EventEmitter<StapleManagerEvents> {
-  private readonly opts: Required<Omit<StapleManagerOptions, "logger" | "store">> & { logger: Logger; store: StapleStore | undefined };
+  private readonly opts: Required<Omit<StapleManagerOptions, "logger" | "store">> & {
+    logger: Logger;
+    store: StapleStore | undefined;
+  };
   private held: Held | undefined;
   private failures = 0;
   private last: FetchOutcome | undefined;
@@ -233,7 +236,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       if (mode === "eager") {
         const v = this.held.kind === "verified" ? this.held.verified : undefined;
         this.schedule(v ? this.refreshDelay(v) : 0);
-      } else if (this.held.kind === "verified") this.dueAt = this.opts.clock.now().getTime() + this.refreshDelay(this.held.verified);
+      } else if (this.held.kind === "verified")
+        this.dueAt = this.opts.clock.now().getTime() + this.refreshDelay(this.held.verified);
       return;
     }
     if (startup === "ready-after-timeout") {
@@ -246,7 +250,10 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
         if (await this.queryNow()) return;
         if (this.stopped) return;
         if (this.failures >= this.opts.policy.recoveryMaxTries) {
-          this.opts.logger.warn({ serial: this.serial, failures: this.failures }, "no staple after recovery_max_tries queries; ready without one");
+          this.opts.logger.warn(
+            { serial: this.serial, failures: this.failures },
+            "no staple after recovery_max_tries queries; ready without one",
+          );
           return;
         }
         await this.waitForNextQuery();
@@ -338,9 +345,15 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     try {
       const verified = await this.verify(der);
       this.hold({ kind: "verified", der: Buffer.from(der), verified, source: "persisted" });
-      this.opts.logger.info({ serial: this.serial, status: verified.status, nextUpdate: verified.nextUpdate }, "persisted staple restored");
+      this.opts.logger.info(
+        { serial: this.serial, status: verified.status, nextUpdate: verified.nextUpdate },
+        "persisted staple restored",
+      );
     } catch (err) {
-      this.opts.logger.info({ serial: this.serial, reason: err instanceof Error ? err.message : String(err) }, "persisted staple not used");
+      this.opts.logger.info(
+        { serial: this.serial, reason: err instanceof Error ? err.message : String(err) },
+        "persisted staple not used",
+      );
     }
   }
 
@@ -372,12 +385,16 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
         invalidated = true;
       }
       this.schedule(policy.recoveryFrequencyMs);
-      this.opts.logger.warn({ serial: this.serial, responderUrl, failures: this.failures, err: error.message }, "OCSP fetch failed");
+      this.opts.logger.warn(
+        { serial: this.serial, responderUrl, failures: this.failures, err: error.message },
+        "OCSP fetch failed",
+      );
       if (updated) this.logChange(before);
       if (invalidated) {
         const reason = `${this.failures} failed queries in a row (recovery_max_tries ${policy.recoveryMaxTries}), the last: ${error.message}`;
         // An expired staple was already reported dropped when it expired.
-        if (before !== "none") this.opts.logger.warn({ serial: this.serial, staple: before, reason, failures: this.failures }, "staple dropped");
+        if (before !== "none")
+          this.opts.logger.warn({ serial: this.serial, staple: before, reason, failures: this.failures }, "staple dropped");
         else this.opts.logger.debug({ serial: this.serial, reason, failures: this.failures }, "expired staple discarded");
       }
       this.safeEmit("fetch:failed", { error, snapshot: this.snapshot() });
@@ -396,7 +413,12 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     if (this.opts.store) {
       await this.opts.store
         .save(this.opts.certificate.rawData, der)
-        .catch((err: unknown) => this.opts.logger.warn({ serial: this.serial, err: err instanceof Error ? err.message : String(err) }, "staple not persisted"));
+        .catch((err: unknown) =>
+          this.opts.logger.warn(
+            { serial: this.serial, err: err instanceof Error ? err.message : String(err) },
+            "staple not persisted",
+          ),
+        );
     }
     this.safeEmit("staple:updated", this.snapshot());
     return true;
@@ -422,7 +444,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     const after = this.servedState();
     const h = this.held;
     const nextUpdate = h?.kind === "verified" ? h.verified.nextUpdate : undefined;
-    if (after !== before) this.opts.logger.info({ serial: this.serial, from: before, to: after, nextUpdate }, "staple status changed");
+    if (after !== before)
+      this.opts.logger.info({ serial: this.serial, from: before, to: after, nextUpdate }, "staple status changed");
     else this.opts.logger.debug({ serial: this.serial, status: after, nextUpdate }, "staple refreshed");
   }
 
@@ -440,18 +463,25 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     const { policy, clock } = this.opts;
     const margin = policy.onFailure === "serve-until-expiry" ? policy.expiryMarginMs : 0;
     const limit = h.verified.nextUpdate.getTime() - margin;
-    this.expiryTimer = clock.setTimeout(() => {
-      this.expiryTimer = undefined;
-      if (this.held !== h || this.stopped) return;
-      // Fired early (a limit beyond the longest timer): wait on.
-      if (this.current()) {
-        this.armExpiry();
-        return;
-      }
-      const when = h.verified.nextUpdate.toISOString();
-      const reason = margin > 0 ? `nextUpdate ${when} minus expiry_margin ${margin / 1000} s reached` : `nextUpdate ${when} passed`;
-      this.opts.logger.warn({ serial: this.serial, staple: h.verified.status, reason, failures: this.failures }, "staple dropped");
-    }, Math.min(Math.max(0, limit - clock.now().getTime()), MAX_TIMER_MS));
+    this.expiryTimer = clock.setTimeout(
+      () => {
+        this.expiryTimer = undefined;
+        if (this.held !== h || this.stopped) return;
+        // Fired early (a limit beyond the longest timer): wait on.
+        if (this.current()) {
+          this.armExpiry();
+          return;
+        }
+        const when = h.verified.nextUpdate.toISOString();
+        const reason =
+          margin > 0 ? `nextUpdate ${when} minus expiry_margin ${margin / 1000} s reached` : `nextUpdate ${when} passed`;
+        this.opts.logger.warn(
+          { serial: this.serial, staple: h.verified.status, reason, failures: this.failures },
+          "staple dropped",
+        );
+      },
+      Math.min(Math.max(0, limit - clock.now().getTime()), MAX_TIMER_MS),
+    );
     this.expiryTimer.unref();
   }
 
@@ -484,7 +514,15 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
 
   private verify(der: Uint8Array, nonce?: Uint8Array): Promise<VerifiedOcspResponse> {
     const { certificate, issuer, clock, crypto, policy } = this.opts;
-    return verifyOcspResponse(der, { certificate, issuer, now: clock.now(), maxSkewMs: policy.maxSkewMs, strict: true, crypto, ...(nonce ? { nonce } : {}) });
+    return verifyOcspResponse(der, {
+      certificate,
+      issuer,
+      now: clock.now(),
+      maxSkewMs: policy.maxSkewMs,
+      strict: true,
+      crypto,
+      ...(nonce ? { nonce } : {}),
+    });
   }
 
   private async fetchAndVerify(): Promise<VerifiedOcspResponse> {
@@ -512,9 +550,12 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     this.timer?.cancel();
     // On the injected clock (a ManualClock in tests); node timers hold at most 2^31 − 1 ms,
     // which no policy period exceeds (MAX_SECONDS).
-    this.timer = this.opts.clock.setTimeout(() => {
-      this.queryNow().catch((err: unknown) => this.opts.logger.error({ err }, "OCSP query crashed"));
-    }, Math.min(delayMs, MAX_TIMER_MS));
+    this.timer = this.opts.clock.setTimeout(
+      () => {
+        this.queryNow().catch((err: unknown) => this.opts.logger.error({ err }, "OCSP query crashed"));
+      },
+      Math.min(delayMs, MAX_TIMER_MS),
+    );
     // A poller must not keep a process alive, except while start() waits on it: then nothing
     // else may hold the event loop yet (a CLI would exit silently).
     if (!this.startingUp) this.timer.unref();
@@ -539,7 +580,12 @@ function errorAnswer(error: FetchError): Held | undefined {
     try {
       const status = OcspResponse.fromDer(error.response).responseStatus;
       if (status === OCSPResponseStatus.successful) return undefined;
-      return { kind: "error", der: Buffer.from(error.response), status: responseStatusName(status) as ResponseErrorName, source: "fetched" };
+      return {
+        kind: "error",
+        der: Buffer.from(error.response),
+        status: responseStatusName(status) as ResponseErrorName,
+        source: "fetched",
+      };
     } catch {
       return undefined;
     }

@@ -166,11 +166,21 @@ export class StaplingServer {
    */
   async check(): Promise<{ serial: string; subject: string; names: string[]; responderUrl: string }[]> {
     parsePolicy(this.policyInput);
-    if (this.entries.length === 0) throw new CertificateSetupError("no certificate given to", "StaplingServer", "add one with withCertificate() or withCertificateFiles()");
+    if (this.entries.length === 0)
+      throw new CertificateSetupError(
+        "no certificate given to",
+        "StaplingServer",
+        "add one with withCertificate() or withCertificateFiles()",
+      );
     const options = { tls: this.tls, responderUrl: this.responderUrl, crypto: this.crypto };
     const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), options)));
     checkNames(loaded);
-    return loaded.map((l) => ({ serial: normalizeSerial(l.leaf.serialNumber), subject: l.leaf.subject, names: l.names, responderUrl: l.url }));
+    return loaded.map((l) => ({
+      serial: normalizeSerial(l.leaf.serialNumber),
+      subject: l.leaf.subject,
+      names: l.names,
+      responderUrl: l.url,
+    }));
   }
 
   /**
@@ -183,7 +193,12 @@ export class StaplingServer {
    */
   async start(): Promise<StartedStaplingServer> {
     const policy = parsePolicy(this.policyInput);
-    if (this.entries.length === 0) throw new CertificateSetupError("no certificate given to", "StaplingServer", "add one with withCertificate() or withCertificateFiles()");
+    if (this.entries.length === 0)
+      throw new CertificateSetupError(
+        "no certificate given to",
+        "StaplingServer",
+        "add one with withCertificate() or withCertificateFiles()",
+      );
     let started: StartedStaplingServer | undefined;
     const services: Services = {
       metrics: new StaplerMetrics(() => started?.status() ?? []),
@@ -199,7 +214,14 @@ export class StaplingServer {
     const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), services)));
     const state = await buildState(loaded, undefined, services);
     try {
-      started = new StartedStaplingServer({ entries: this.entries, state, services, backend: this.backend, host: this.host, watchMs: this.watchMs });
+      started = new StartedStaplingServer({
+        entries: this.entries,
+        state,
+        services,
+        backend: this.backend,
+        host: this.host,
+        watchMs: this.watchMs,
+      });
       await started.listen(this.port, this.admin);
       return started;
     } catch (err) {
@@ -235,7 +257,11 @@ interface ServingState {
  * staples carry over), start new ones (their first fetch runs before they are served, as the
  * policy's startup says).
  */
-async function buildState(loaded: LoadedCertificate[], previous: ServingState | undefined, services: Services): Promise<ServingState> {
+async function buildState(
+  loaded: LoadedCertificate[],
+  previous: ServingState | undefined,
+  services: Services,
+): Promise<ServingState> {
   const byName = checkNames(loaded);
   const managers: StapleManager[] = [];
   const byDer = new Map<string, StapleManager>();
@@ -280,7 +306,8 @@ async function buildState(loaded: LoadedCertificate[], previous: ServingState | 
 function countFetches(m: StapleManager, metrics: StaplerMetrics): void {
   m.on("fetch:failed", (e) => {
     metrics.fetches.inc({ serial: e.snapshot.serial, outcome: e.error.kind });
-    if (e.snapshot.lastFetch) metrics.fetchDuration.observe({ serial: e.snapshot.serial }, e.snapshot.lastFetch.durationMs / 1000);
+    if (e.snapshot.lastFetch)
+      metrics.fetchDuration.observe({ serial: e.snapshot.serial }, e.snapshot.lastFetch.durationMs / 1000);
   });
   m.on("staple:updated", (s) => {
     if (s.lastFetch?.ok) {
@@ -326,7 +353,14 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   private stopped = false;
 
   /** Made by StaplingServer.start(); not meant to be called directly. */
-  constructor(p: { entries: CertificateEntry[]; state: ServingState; services: Services; backend: Backend; host: string; watchMs: number }) {
+  constructor(p: {
+    entries: CertificateEntry[];
+    state: ServingState;
+    services: Services;
+    backend: Backend;
+    host: string;
+    watchMs: number;
+  }) {
     super();
     this.entries = p.entries;
     this.state = p.state;
@@ -344,36 +378,52 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
       ...first.pem,
       ...p.services.tls,
       ...(p.entries.length > 1
-        ? { SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, this.contextFor(servername)) }
+        ? {
+            SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) =>
+              cb(null, this.contextFor(servername)),
+          }
         : {}),
     };
     // A TCP client may half-close after sending (redis-cli < file, socat): keep the other
     // direction open until the backend has answered and ended.
     this.server =
       this.backend.kind === "tcp"
-        ? createTlsServer({ ...options, allowHalfOpen: true }, tcpBackend(this.backend, { sockets: this.sockets, stopped: () => this.stopped, logger: p.services.logger }))
-        : createHttpsServer(options, httpBackend(this.backend, () => this.status(), p.services.logger));
+        ? createTlsServer(
+            { ...options, allowHalfOpen: true },
+            tcpBackend(this.backend, { sockets: this.sockets, stopped: () => this.stopped, logger: p.services.logger }),
+          )
+        : createHttpsServer(
+            options,
+            httpBackend(this.backend, () => this.status(), p.services.logger),
+          );
     // The handshake path: bytes already in memory (or, emulating Apache, a bounded fetch).
-    this.server.on("OCSPRequest", (certificate: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
-      // One certificate served: compare bytes (a memcmp) instead of building a lookup key. A
-      // handshake begun before a reload still names the old certificate and gets no staple.
-      const state = this.state;
-      const only = state.only;
-      const manager = only ? (certificate.equals(only.der) ? only.manager : undefined) : state.byDer.get(certificate.toString("latin1"));
-      const staple = manager?.handshake();
-      if (staple instanceof Promise) {
-        staple.then(
-          (b) => {
-            this.metrics.handshake(b !== undefined);
-            callback(null, b);
-          },
-          () => callback(null, undefined),
-        );
-        return;
-      }
-      this.metrics.handshake(staple !== undefined);
-      callback(null, staple);
-    });
+    this.server.on(
+      "OCSPRequest",
+      (certificate: Buffer, _issuer: Buffer, callback: (err: Error | null, resp?: Buffer) => void) => {
+        // One certificate served: compare bytes (a memcmp) instead of building a lookup key. A
+        // handshake begun before a reload still names the old certificate and gets no staple.
+        const state = this.state;
+        const only = state.only;
+        const manager = only
+          ? certificate.equals(only.der)
+            ? only.manager
+            : undefined
+          : state.byDer.get(certificate.toString("latin1"));
+        const staple = manager?.handshake();
+        if (staple instanceof Promise) {
+          staple.then(
+            (b) => {
+              this.metrics.handshake(b !== undefined);
+              callback(null, b);
+            },
+            () => callback(null, undefined),
+          );
+          return;
+        }
+        this.metrics.handshake(staple !== undefined);
+        callback(null, staple);
+      },
+    );
     // A client that aborts its handshake is its own business.
     this.server.on("tlsClientError", (err) => this.services.logger.debug({ err: err.message }, "TLS client error"));
   }
@@ -387,7 +437,11 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     this.server.listen(port, this.hostName);
     await once(this.server, "listening").catch((err: NodeJS.ErrnoException) => {
       throw err.code === "EADDRINUSE"
-        ? new StaplerError("OCSP_LAB_STAPLER_PORT", `port ${port} on ${this.hostName} is in use: choose another listen.port (--port), or 0 for any free port`, { cause: err })
+        ? new StaplerError(
+            "OCSP_LAB_STAPLER_PORT",
+            `port ${port} on ${this.hostName} is in use: choose another listen.port (--port), or 0 for any free port`,
+            { cause: err },
+          )
         : err;
     });
     if (admin) {
@@ -408,7 +462,11 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
         this.server.close();
         const code = (err as NodeJS.ErrnoException).code;
         throw code === "EADDRINUSE"
-          ? new StaplerError("OCSP_LAB_STAPLER_PORT", `admin port ${admin.port ?? 0} is in use: choose another admin.port, or 0 for any free port`, { cause: err })
+          ? new StaplerError(
+              "OCSP_LAB_STAPLER_PORT",
+              `admin port ${admin.port ?? 0} is in use: choose another admin.port, or 0 for any free port`,
+              { cause: err },
+            )
           : err;
       }
     }
@@ -450,7 +508,9 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   /** `http://127.0.0.1:port` of the admin endpoint, or undefined when it is off. */
   get adminUrl(): string | undefined {
     const address = this.adminServer?.address() as AddressInfo | null | undefined;
-    return address ? `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}` : undefined;
+    return address
+      ? `http://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port}`
+      : undefined;
   }
 
   /** The staple manager of the first (default) certificate; subscribe to its events. */
@@ -502,7 +562,10 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
       if (this.stopped) return;
       next = await buildState(loaded, this.state, this.services);
     } catch (cause) {
-      const err = cause instanceof StaplerError && !(cause instanceof CertificateSetupError) ? cause : new ReloadError(describeEntries(this.entries), (cause as Error).message, { cause });
+      const err =
+        cause instanceof StaplerError && !(cause instanceof CertificateSetupError)
+          ? cause
+          : new ReloadError(describeEntries(this.entries), (cause as Error).message, { cause });
       this.services.logger.error({ err: err.message }, "reload failed; previous certificates kept");
       this.emit("reload:failed", err);
       throw err;
@@ -517,7 +580,10 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
     for (const m of next.managers) this.forward(m);
     for (const m of old.managers) if (!next.managers.includes(m)) m.stop();
     const snapshots = this.status();
-    this.services.logger.info({ certificates: snapshots.map((s) => ({ serial: s.serial, staple: s.staple })) }, "certificates reloaded");
+    this.services.logger.info(
+      { certificates: snapshots.map((s) => ({ serial: s.serial, staple: s.staple })) },
+      "certificates reloaded",
+    );
     this.emit("reload", snapshots);
   }
 

@@ -5,7 +5,7 @@
  * 127.0.0.1 (port 0), real child processes; every wait is on an event or polled with a deadline.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
@@ -16,10 +16,16 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket, type TLS
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import { OcspResponder, type ActionInput, type FaultKind, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { systemClock, type Clock } from "@ocsp-lab/ocsp";
-import { StaplingServer, type Backend, type FetchError, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
+import {
+  StaplingServer,
+  type Backend,
+  type FetchError,
+  type PollingPolicyInput,
+  type StapleSnapshot,
+  type StartedStaplingServer,
+} from "@ocsp-lab/stapler";
 import { POLICIES, eventually, freePort, itWithPeer, run, sClient, tempDir } from "../../../test-support/index.js";
 import { labClock, nextEvent, timerDueAt } from "./manual-time.js";
-
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -73,8 +79,18 @@ afterEach(async () => {
 });
 
 /** A stapler for the leaf; on the system clock unless the test brings a ManualClock. */
-async function startStapler(policy: PollingPolicyInput, backend: Backend = { kind: "status" }, clock: Clock = systemClock): Promise<StartedStaplingServer> {
-  stapler = await new StaplingServer().withCertificateFiles(leaf).withPolicy(policy).withBackend(backend).withClock(clock).withAdmin(false).start();
+async function startStapler(
+  policy: PollingPolicyInput,
+  backend: Backend = { kind: "status" },
+  clock: Clock = systemClock,
+): Promise<StartedStaplingServer> {
+  stapler = await new StaplingServer()
+    .withCertificateFiles(leaf)
+    .withPolicy(policy)
+    .withBackend(backend)
+    .withClock(clock)
+    .withAdmin(false)
+    .start();
   return stapler;
 }
 
@@ -96,7 +112,13 @@ async function listen<S extends NetServer | HttpServer>(server: S): Promise<numb
  */
 async function connectTls(port: number): Promise<{ socket: TLSSocket; staple: Buffer | null }> {
   // tls.connect passes requestOCSP through to TLSSocket; @types/node only declares it there.
-  const options: ConnectionOptions & TLSSocketOptions = { host: "127.0.0.1", port, servername: "localhost", ca: rootPem, requestOCSP: true };
+  const options: ConnectionOptions & TLSSocketOptions = {
+    host: "127.0.0.1",
+    port,
+    servername: "localhost",
+    ca: rootPem,
+    requestOCSP: true,
+  };
   const socket = tlsConnect(options);
   sockets.push(socket);
   let staple: Buffer | null = null;
@@ -151,7 +173,10 @@ class Reader {
       await Promise.race([
         new Promise<void>((resolve) => this.waiters.push({ n, resolve })),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`only ${this.size} of ${n} bytes arrived within ${timeoutMs} ms`)), timeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`only ${this.size} of ${n} bytes arrived within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
         }),
       ]).finally(() => clearTimeout(timer));
     }
@@ -183,7 +208,19 @@ describe("TLS clients other than OpenSSL", () => {
       const saved = join(dir, `gnutls-staple-${version}.der`);
       const r = await run(
         "gnutls-cli",
-        ["-V", "--priority", priority, "--x509cafile", ca.rootFile, "--ocsp", "--save-ocsp", saved, "--port", String(s.port), "localhost"],
+        [
+          "-V",
+          "--priority",
+          priority,
+          "--x509cafile",
+          ca.rootFile,
+          "--ocsp",
+          "--save-ocsp",
+          saved,
+          "--port",
+          String(s.port),
+          "localhost",
+        ],
         { timeoutMs: 20_000 },
       );
       expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -259,52 +296,65 @@ describe("responder faults", () => {
     ["bad-signature", { action: { kind: "content", flaw: "bad-signature" } }, "invalid"],
     ["wrong-serial", { action: { kind: "content", flaw: "wrong-serial" } }, "invalid"],
     ["stale", { action: { kind: "content", flaw: "stale" } }, "invalid"],
-  ] as Array<[string, Fault, FetchError["kind"]]>)("%s: no crash, no unhandled rejection, nothing stapled", async (_name, how, kind) => {
-    const rejections: unknown[] = [];
-    const onRejection = (reason: unknown): void => {
-      rejections.push(reason);
-    };
-    process.on("unhandledRejection", onRejection);
-    try {
-      if ("fault" in how) responder.setFault({ kind: how.fault });
-      else responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [how.action] }] });
-      const clock = labClock();
-      const hung = kind === "timeout";
-      const starting = startStapler({ query_frequency: 3600, response_timeout: 0.5, recovery_frequency: 0.1, recovery_max_tries: 2, startup: "ready-after-timeout" }, { kind: "status" }, clock);
-      // A hung query ends at response_timeout, once the query is at the responder (logged on arrival).
-      const timeOut = async (queries: number): Promise<void> => {
-        if (!hung) return;
-        await responder.waitForRequests({ count: queries }, 10_000);
-        await clock.advance(500);
+  ] as Array<[string, Fault, FetchError["kind"]]>)(
+    "%s: no crash, no unhandled rejection, nothing stapled",
+    async (_name, how, kind) => {
+      const rejections: unknown[] = [];
+      const onRejection = (reason: unknown): void => {
+        rejections.push(reason);
       };
-      await timeOut(1);
-      const s = await starting;
-      // start() ran the first query; the retries follow every recovery_frequency.
-      expect(s.status()[0]!.lastFetch?.ok).toBe(false);
-      const failures: Array<{ error: FetchError; snapshot: StapleSnapshot }> = [];
-      s.on("fetch:failed", (e) => failures.push(e));
-      for (let retry = 1; retry <= 2; retry++) {
-        const failed = nextEvent(s, "fetch:failed");
-        await clock.advance(100);
-        await timeOut(1 + retry);
-        await failed;
-      }
-      expect(failures).toHaveLength(2);
-      for (const f of failures) {
-        expect(f.error.kind, f.error.message).toBe(kind);
-        expect(f.snapshot.staple).toBe("none");
-      }
-      expect(failures[1]!.snapshot.consecutiveFailures).toBe(3);
-      expect(s.status()[0]!.staple).toBe("none");
+      process.on("unhandledRejection", onRejection);
+      try {
+        if ("fault" in how) responder.setFault({ kind: how.fault });
+        else responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [how.action] }] });
+        const clock = labClock();
+        const hung = kind === "timeout";
+        const starting = startStapler(
+          {
+            query_frequency: 3600,
+            response_timeout: 0.5,
+            recovery_frequency: 0.1,
+            recovery_max_tries: 2,
+            startup: "ready-after-timeout",
+          },
+          { kind: "status" },
+          clock,
+        );
+        // A hung query ends at response_timeout, once the query is at the responder (logged on arrival).
+        const timeOut = async (queries: number): Promise<void> => {
+          if (!hung) return;
+          await responder.waitForRequests({ count: queries }, 10_000);
+          await clock.advance(500);
+        };
+        await timeOut(1);
+        const s = await starting;
+        // start() ran the first query; the retries follow every recovery_frequency.
+        expect(s.status()[0]!.lastFetch?.ok).toBe(false);
+        const failures: Array<{ error: FetchError; snapshot: StapleSnapshot }> = [];
+        s.on("fetch:failed", (e) => failures.push(e));
+        for (let retry = 1; retry <= 2; retry++) {
+          const failed = nextEvent(s, "fetch:failed");
+          await clock.advance(100);
+          await timeOut(1 + retry);
+          await failed;
+        }
+        expect(failures).toHaveLength(2);
+        for (const f of failures) {
+          expect(f.error.kind, f.error.message).toBe(kind);
+          expect(f.snapshot.staple).toBe("none");
+        }
+        expect(failures[1]!.snapshot.consecutiveFailures).toBe(3);
+        expect(s.status()[0]!.staple).toBe("none");
 
-      const r = await sClient({ port: s.port, caFile: ca.rootFile });
-      expect(r.stdout).toContain("OCSP response: no response sent");
-      expect(r.stdout).toContain("Verify return code: 0 (ok)");
-      expect(rejections).toEqual([]);
-    } finally {
-      process.off("unhandledRejection", onRejection);
-    }
-  });
+        const r = await sClient({ port: s.port, caFile: ca.rootFile });
+        expect(r.stdout).toContain("OCSP response: no response sent");
+        expect(r.stdout).toContain("Verify return code: 0 (ok)");
+        expect(rejections).toEqual([]);
+      } finally {
+        process.off("unhandledRejection", onRejection);
+      }
+    },
+  );
 });
 
 describe("proxy backends", () => {
@@ -352,9 +402,13 @@ describe("proxy backends", () => {
   // redis-server comes with the redis-server package; .ci/run installs it, so this only skips on a machine without it.
   itWithPeer("redis-server")("TCP mode in front of redis-server: RESP over the stapled TLS connection", async () => {
     const port = await freePort();
-    const redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const redis = spawn(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     children.push(redis);
     let log = "";
     redis.stdout.setEncoding("utf8").on("data", (d: string) => (log += d));
@@ -379,7 +433,11 @@ describe("proxy backends", () => {
     expect(await resp(socket, reader, ["GET", "stapled"], reply)).toBe(reply);
 
     // redis-cli's own TLS client (Debian builds it with TLS) through the same stapler.
-    const cli = await run("redis-cli", ["--tls", "--cacert", ca.rootFile, "--sni", "localhost", "-h", "127.0.0.1", "-p", String(s.port), "GET", "stapled"], { timeoutMs: 20_000 });
+    const cli = await run(
+      "redis-cli",
+      ["--tls", "--cacert", ca.rootFile, "--sni", "localhost", "-h", "127.0.0.1", "-p", String(s.port), "GET", "stapled"],
+      { timeoutMs: 20_000 },
+    );
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stdout.trim()).toBe(value);
   });
@@ -392,9 +450,21 @@ describe("proxy backends", () => {
     });
     const port = await listen(backend);
     const s = await startStapler(STEADY, { kind: "http", url: `http://127.0.0.1:${port}` });
-    const r = await run("curl", ["-sS", "--cert-status", "--cacert", ca.rootFile, "--resolve", `localhost:${s.port}:127.0.0.1`, `https://localhost:${s.port}/x`], {
-      timeoutMs: 20_000,
-    });
+    const r = await run(
+      "curl",
+      [
+        "-sS",
+        "--cert-status",
+        "--cacert",
+        ca.rootFile,
+        "--resolve",
+        `localhost:${s.port}:127.0.0.1`,
+        `https://localhost:${s.port}/x`,
+      ],
+      {
+        timeoutMs: 20_000,
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe("hello from backend");
     expect(seen).toEqual([{ url: "/x", proto: "https" }]);

@@ -52,7 +52,12 @@ async function stapler(policy: PollingPolicyInput): Promise<{ s: StartedStapling
       done();
     },
   });
-  const s = await (await StaplingServer.fromFiles(leaf)).withAdmin(false).withPolicy(policy).withClock(clock).withLogger(pino({ level: "debug" }, stream)).start();
+  const s = await (await StaplingServer.fromFiles(leaf))
+    .withAdmin(false)
+    .withPolicy(policy)
+    .withClock(clock)
+    .withLogger(pino({ level: "debug" }, stream))
+    .start();
   cleanups.push(() => s.stop());
   return { s, lines };
 }
@@ -71,16 +76,22 @@ describe("stapler log", () => {
   it("logs the first staple and a changed status at info, a refresh that changed nothing at debug", async () => {
     await setup();
     const { s, lines } = await stapler(POLICIES.QUICK_REFRESH);
-    expect(stapleLines(lines)).toEqual([expect.objectContaining({ level: INFO, msg: "staple status changed", serial: leaf.serial, from: "none", to: "good" })]);
+    expect(stapleLines(lines)).toEqual([
+      expect.objectContaining({ level: INFO, msg: "staple status changed", serial: leaf.serial, from: "none", to: "good" }),
+    ]);
 
     lines.length = 0;
     await advanceFor(clock, untilNextFetch(s), s, "staple:updated");
-    expect(stapleLines(lines)).toEqual([expect.objectContaining({ level: DEBUG, msg: "staple refreshed", serial: leaf.serial, status: "good" })]);
+    expect(stapleLines(lines)).toEqual([
+      expect.objectContaining({ level: DEBUG, msg: "staple refreshed", serial: leaf.serial, status: "good" }),
+    ]);
 
     lines.length = 0;
     await ca.revoke(leaf.serial);
     expect((await advanceFor<StapleSnapshot>(clock, untilNextFetch(s), s, "staple:updated")).staple).toBe("revoked");
-    expect(stapleLines(lines)).toEqual([expect.objectContaining({ level: INFO, msg: "staple status changed", from: "good", to: "revoked" })]);
+    expect(stapleLines(lines)).toEqual([
+      expect.objectContaining({ level: INFO, msg: "staple status changed", from: "good", to: "revoked" }),
+    ]);
   });
 
   it("logs a staple dropped after recovery_max_tries failures at warn, with the reason and the failures in a row", async () => {
@@ -115,7 +126,12 @@ describe("stapler log", () => {
     // Answers valid 4 s; serve-until-expiry with a margin of 1 s stops serving at nextUpdate − 1 s.
     await setup(4);
     // Retries a minute apart: the one failure before the limit is the refresh at half the window.
-    const { s, lines } = await stapler({ ...POLICIES.QUICK_RETRIES, recovery_frequency: 60, on_failure: "serve-until-expiry", expiry_margin: 1 });
+    const { s, lines } = await stapler({
+      ...POLICIES.QUICK_RETRIES,
+      recovery_frequency: 60,
+      on_failure: "serve-until-expiry",
+      expiry_margin: 1,
+    });
     const good = s.status()[0]!;
     const limit = good.nextUpdate!.getTime() - 1000;
     responder.setFault({ kind: "http-500" });

@@ -34,7 +34,12 @@ export async function advanceFor<T>(clock: ManualClock, ms: number, emitter: Eve
  * `at` (ms since the epoch): e.g. a query's response_timeout timer, set once its request is sent.
  */
 export async function timerDueAt(clock: ManualClock, at: number, what: string): Promise<void> {
-  await eventually(() => clock.nextTimerAt, (t) => t === at, 10_000, what);
+  await eventually(
+    () => clock.nextTimerAt,
+    (t) => t === at,
+    10_000,
+    what,
+  );
 }
 
 /**

@@ -11,7 +11,15 @@ import { join } from "node:path";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import type { ManualClock } from "@ocsp-lab/ocsp";
 import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
-import { StapleManager, StapleStore, StaplingServer, parsePolicy, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
+import {
+  StapleManager,
+  StapleStore,
+  StaplingServer,
+  parsePolicy,
+  type PollingPolicyInput,
+  type StapleSnapshot,
+  type StartedStaplingServer,
+} from "@ocsp-lab/stapler";
 import { POLICIES, eventually, sClient, tempDir } from "../../../test-support/index.js";
 import { advanceFor, advanceWhenDue, labClock, nextEvent, timerDueAt } from "./manual-time.js";
 
@@ -43,8 +51,14 @@ async function lab(validitySeconds = 3600): Promise<Lab> {
 }
 
 /** A stapler for the lab's leaf on the lab's clock; stopped after the test. */
-async function stapler(l: Lab, policy: PollingPolicyInput, configure: (s: StaplingServer) => StaplingServer = (s) => s): Promise<StartedStaplingServer> {
-  const s = await configure((await StaplingServer.fromFiles(l.leaf)).withAdmin(false).withPolicy(policy).withClock(l.clock)).start();
+async function stapler(
+  l: Lab,
+  policy: PollingPolicyInput,
+  configure: (s: StaplingServer) => StaplingServer = (s) => s,
+): Promise<StartedStaplingServer> {
+  const s = await configure(
+    (await StaplingServer.fromFiles(l.leaf)).withAdmin(false).withPolicy(policy).withClock(l.clock),
+  ).start();
   cleanups.push(() => s.stop());
   return s;
 }
@@ -194,7 +208,10 @@ describe("emulation modes", () => {
 describe("start-up", () => {
   it("wait-for-staple: start() resolves once the first staple is in, retrying at recovery_frequency", async () => {
     const l = await lab();
-    l.responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "http", status: 503 }], count: 2 }, { actions: [{ kind: "normal" }] }] });
+    l.responder.setBehaviour(
+      { kind: "global" },
+      { steps: [{ actions: [{ kind: "http", status: 503 }], count: 2 }, { actions: [{ kind: "normal" }] }] },
+    );
     const t0 = l.clock.now().getTime();
     const starting = stapler(l, { ...QUICK_RETRIES, startup: "wait-for-staple" });
     // Each failure schedules the next try recovery_frequency later.
@@ -269,7 +286,16 @@ describe("persistence", () => {
     const first = await stapler(l, QUICK_RETRIES, (b) => b.withStateDir(stateDir));
     expect(first.status()[0]!.staple).toBe("good");
     const file = new StapleStore(stateDir).pathOf(l.leaf.certificate.rawData);
-    await eventually(() => fs.stat(file).then(() => true, () => false), Boolean, 5000, "staple persisted");
+    await eventually(
+      () =>
+        fs.stat(file).then(
+          () => true,
+          () => false,
+        ),
+      Boolean,
+      5000,
+      "staple persisted",
+    );
     await first.stop();
 
     l.responder.setFault({ kind: "hang" });
@@ -304,8 +330,16 @@ describe("stricter verification", () => {
 
   it("never staples a response whose nextUpdate is after the certificate's notAfter", async () => {
     const l = await lab(3600);
-    const shortLived = await l.ca.issueServer({ dnsNames: ["localhost"], ocspUrl: l.responder.url, notAfter: new Date(l.clock.now().getTime() + 600_000) });
-    const s = await (await StaplingServer.fromFiles(shortLived)).withAdmin(false).withClock(l.clock).withPolicy({ ...QUICK_RETRIES, startup: "ready-after-timeout" }).start();
+    const shortLived = await l.ca.issueServer({
+      dnsNames: ["localhost"],
+      ocspUrl: l.responder.url,
+      notAfter: new Date(l.clock.now().getTime() + 600_000),
+    });
+    const s = await (await StaplingServer.fromFiles(shortLived))
+      .withAdmin(false)
+      .withClock(l.clock)
+      .withPolicy({ ...QUICK_RETRIES, startup: "ready-after-timeout" })
+      .start();
     cleanups.push(() => s.stop());
     expect(s.status()[0]!.staple).toBe("none");
     expect(s.status()[0]!.lastFetch?.error).toMatch(/outlives certificate/);

@@ -6,7 +6,15 @@ import { PassThrough } from "node:stream";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import { CRLReason } from "@ocsp-lab/ocsp";
 import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
-import { CertificateSetupError, ReloadError, StaplingServer, staplerMain, type StaplerCliIo, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
+import {
+  CertificateSetupError,
+  ReloadError,
+  StaplingServer,
+  staplerMain,
+  type StaplerCliIo,
+  type StapleSnapshot,
+  type StartedStaplingServer,
+} from "@ocsp-lab/stapler";
 import { POLICIES, eventually, sClient, tempDir } from "../../../test-support/index.js";
 
 const { QUICK_RETRIES } = POLICIES;
@@ -69,27 +77,43 @@ describe("several certificates on one listener", () => {
     await ca.revoke(rsa.serial, { reason: CRLReason.keyCompromise });
     await s.queryNow();
     expect(s.status().map((x) => x.staple)).toEqual(["revoked", "good"]);
-    expect((await sClient({ port: s.port, caFile: ca.rootFile, servername: "rsa.test" })).stdout).toContain("Cert Status: revoked");
+    expect((await sClient({ port: s.port, caFile: ca.rootFile, servername: "rsa.test" })).stdout).toContain(
+      "Cert Status: revoked",
+    );
     expect((await sClient({ port: s.port, caFile: ca.rootFile, servername: "ec.test" })).stdout).toContain("Cert Status: good");
     // An unknown name gets the first certificate.
-    expect((await sClient({ port: s.port, caFile: ca.rootFile, servername: "other.test" })).stdout).toMatch(/a:PKEY: rsaEncryption/);
+    expect((await sClient({ port: s.port, caFile: ca.rootFile, servername: "other.test" })).stdout).toMatch(
+      /a:PKEY: rsaEncryption/,
+    );
   });
 
   it("refuses a chain that did not issue the certificate, and a port in use, with one clear message each", async () => {
     await setup();
     const leaf = await issue("localhost");
-    const wrongChain = new StaplingServer().withCertificateFiles({ ...leaf, chainFile: leaf.certFile }).withPolicy(QUICK_RETRIES).withAdmin(false);
-    await expect(wrongChain.check()).rejects.toThrow(/issuer "CN=localhost": did not issue "CN=localhost".*give the issuing CA's certificate as chain/);
+    const wrongChain = new StaplingServer()
+      .withCertificateFiles({ ...leaf, chainFile: leaf.certFile })
+      .withPolicy(QUICK_RETRIES)
+      .withAdmin(false);
+    await expect(wrongChain.check()).rejects.toThrow(
+      /issuer "CN=localhost": did not issue "CN=localhost".*give the issuing CA's certificate as chain/,
+    );
     const first = track(await (await StaplingServer.fromFiles(leaf)).withPolicy(QUICK_RETRIES).withAdmin(false).start());
     const second = (await StaplingServer.fromFiles(leaf)).withPolicy(QUICK_RETRIES).withAdmin(false).withPort(first.port).start();
-    await expect(second).rejects.toThrow(`port ${first.port} on 127.0.0.1 is in use: choose another listen.port (--port), or 0 for any free port`);
+    await expect(second).rejects.toThrow(
+      `port ${first.port} on 127.0.0.1 is in use: choose another listen.port (--port), or 0 for any free port`,
+    );
   });
 
   it("refuses two certificates for one name", async () => {
     await setup();
     const a = await issue("same.test", "rsa-2048");
     const b = await issue("same.test");
-    const start = new StaplingServer().withCertificateFiles(a).withCertificateFiles(b).withPolicy(QUICK_RETRIES).withAdmin(false).start();
+    const start = new StaplingServer()
+      .withCertificateFiles(a)
+      .withCertificateFiles(b)
+      .withPolicy(QUICK_RETRIES)
+      .withAdmin(false)
+      .start();
     await expect(start).rejects.toBeInstanceOf(CertificateSetupError);
     await expect(start).rejects.toThrow(/two certificates for the name "same.test"/);
   });
@@ -106,7 +130,9 @@ describe("reload", () => {
       await fs.copyFile(c.certFile, files.certFile);
     };
     await place(first);
-    const s = track(await new StaplingServer().withCertificateFiles(files).withPolicy(QUICK_RETRIES).withAdmin(false).withWatch(100).start());
+    const s = track(
+      await new StaplingServer().withCertificateFiles(files).withPolicy(QUICK_RETRIES).withAdmin(false).withWatch(100).start(),
+    );
     expect(s.status()[0]!.serial).toBe(first.serial);
 
     const second = await issue("localhost");
@@ -134,7 +160,9 @@ describe("reload", () => {
     const files = { certFile: join(dir, "live.pem"), keyFile: join(dir, "live.key"), chainFile: first.chainFile };
     await fs.copyFile(first.certFile, files.certFile);
     await fs.copyFile(first.keyFile, files.keyFile);
-    const s = track(await new StaplingServer().withCertificateFiles(files).withPolicy(QUICK_RETRIES).withAdmin(false).withWatch(0).start());
+    const s = track(
+      await new StaplingServer().withCertificateFiles(files).withPolicy(QUICK_RETRIES).withAdmin(false).withWatch(0).start(),
+    );
     await fs.copyFile(other.keyFile, files.keyFile);
     const failed = once(s, "reload:failed");
     await expect(s.reload()).rejects.toBeInstanceOf(ReloadError);
@@ -148,18 +176,31 @@ describe("admin endpoint and metrics", () => {
   it("reports per-certificate status, queries now, exposes Prometheus metrics, and honours a bearer token", async () => {
     await setup();
     const leaf = await issue("localhost");
-    const s = track(await (await StaplingServer.fromFiles(leaf)).withPolicy(QUICK_RETRIES).withAdmin({ token: "s3cret-token" }).start());
+    const s = track(
+      await (await StaplingServer.fromFiles(leaf)).withPolicy(QUICK_RETRIES).withAdmin({ token: "s3cret-token" }).start(),
+    );
     const auth = { authorization: "Bearer s3cret-token" };
     expect(s.adminUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect((await fetch(`${s.adminUrl}/admin/ocsp`)).status).toBe(401);
 
-    const status = (await (await fetch(`${s.adminUrl}/admin/ocsp`, { headers: auth })).json()) as { certificates: Record<string, unknown>[] };
-    expect(status.certificates[0]).toMatchObject({ serial: leaf.serial, staple: "good", consecutiveFailures: 0, mode: "eager", onFailure: "invalidate" });
+    const status = (await (await fetch(`${s.adminUrl}/admin/ocsp`, { headers: auth })).json()) as {
+      certificates: Record<string, unknown>[];
+    };
+    expect(status.certificates[0]).toMatchObject({
+      serial: leaf.serial,
+      staple: "good",
+      consecutiveFailures: 0,
+      mode: "eager",
+      onFailure: "invalidate",
+    });
     expect(status.certificates[0]).toHaveProperty("nextUpdate");
     expect(status.certificates[0]).toHaveProperty("nextFetch");
 
     await ca.revoke(leaf.serial);
-    const queried = (await (await fetch(`${s.adminUrl}/admin/ocsp/query`, { method: "POST", headers: auth })).json()) as { results: unknown[]; certificates: { staple: string }[] };
+    const queried = (await (await fetch(`${s.adminUrl}/admin/ocsp/query`, { method: "POST", headers: auth })).json()) as {
+      results: unknown[];
+      certificates: { staple: string }[];
+    };
     expect(queried.results).toEqual([{ serial: leaf.serial, stapled: true }]);
     expect(queried.certificates[0]!.staple).toBe("revoked");
     expect((await fetch(`${s.adminUrl}/admin/ocsp/query?serial=abcdef`, { method: "POST", headers: auth })).status).toBe(404);
@@ -210,7 +251,18 @@ function cliIo(): { io: StaplerCliIo; out: () => string; err: () => string; stop
   const stopped = new Promise<string>((resolve) => (stop = resolve));
   let reloader: () => void = () => {};
   return {
-    io: { stdout, stderr, env: { ...process.env, OCSP_LAB_HOME: join(dir, "home") }, stopSignal: () => stopped, onReloadSignal: (r) => ((reloader = r), () => (reloader = () => {})) },
+    io: {
+      stdout,
+      stderr,
+      env: { ...process.env, OCSP_LAB_HOME: join(dir, "home") },
+      stopSignal: () => stopped,
+      onReloadSignal: (r) => {
+        reloader = r;
+        return () => {
+          reloader = () => {};
+        };
+      },
+    },
     out: () => out,
     err: () => err,
     stop: () => stop("SIGTERM"),
@@ -223,15 +275,23 @@ describe("ocsp-stapler --config", () => {
     await setup();
     const leaf = await issue("localhost");
     const good = join(dir, "stapler.yaml");
-    await fs.writeFile(good, `certificates:\n  - { cert: ${leaf.certFile}, key: ${leaf.keyFile}, chain: ${leaf.chainFile} }\npolicy: { query_frequency: 300, mode: lazy }\n`);
+    await fs.writeFile(
+      good,
+      `certificates:\n  - { cert: ${leaf.certFile}, key: ${leaf.keyFile}, chain: ${leaf.chainFile} }\npolicy: { query_frequency: 300, mode: lazy }\n`,
+    );
     const ok = cliIo();
     expect(await staplerMain(["--config", good, "--check"], ok.io)).toBe(0);
-    expect(ok.out()).toContain(`is valid (1 certificate(s): ${leaf.serial} for localhost via ${responder.url}; mode lazy, on_failure invalidate)`);
+    expect(ok.out()).toContain(
+      `is valid (1 certificate(s): ${leaf.serial} for localhost via ${responder.url}; mode lazy, on_failure invalidate)`,
+    );
 
     // --check reads the certificates too: a key that does not belong to the certificate is named.
     const other = await issue("localhost");
     const mismatched = join(dir, "mismatched.yaml");
-    await fs.writeFile(mismatched, `certificates:\n  - { cert: ${leaf.certFile}, key: ${other.keyFile}, chain: ${leaf.chainFile} }\n`);
+    await fs.writeFile(
+      mismatched,
+      `certificates:\n  - { cert: ${leaf.certFile}, key: ${other.keyFile}, chain: ${leaf.chainFile} }\n`,
+    );
     const m = cliIo();
     expect(await staplerMain(["--config", mismatched, "--check"], m.io)).toBe(1);
     expect(m.err()).toMatch(/^ocsp-stapler: cannot serve "CN=localhost": .*does the key belong to the certificate\?\)\n$/);
@@ -252,17 +312,39 @@ describe("ocsp-stapler --config", () => {
     await setup();
     const leaf = await issue("localhost");
     const config = join(dir, "stapler.yaml");
-    await fs.writeFile(config, `certificates:\n  - { cert: ${leaf.certFile}, key: ${leaf.keyFile}, chain: ${leaf.chainFile} }\npolicy: { query_frequency: 300 }\nwatch_interval: 0\nlog_level: silent\n`);
+    await fs.writeFile(
+      config,
+      `certificates:\n  - { cert: ${leaf.certFile}, key: ${leaf.keyFile}, chain: ${leaf.chainFile} }\npolicy: { query_frequency: 300 }\nwatch_interval: 0\nlog_level: silent\n`,
+    );
     const c = cliIo();
     const exited = staplerMain(["--config", config], c.io);
-    const line = await eventually(() => c.out(), (o) => o.includes("listening on"), 10_000, "listening line");
-    expect(line).toMatch(new RegExp(`listening on https://127\\.0\\.0\\.1:\\d+ \\(staples: ${leaf.serial} good\\); status http://127\\.0\\.0\\.1:\\d+/admin/ocsp`));
+    const line = await eventually(
+      () => c.out(),
+      (o) => o.includes("listening on"),
+      10_000,
+      "listening line",
+    );
+    expect(line).toMatch(
+      new RegExp(
+        `listening on https://127\\.0\\.0\\.1:\\d+ \\(staples: ${leaf.serial} good\\); status http://127\\.0\\.0\\.1:\\d+/admin/ocsp`,
+      ),
+    );
     const port = Number(/127\.0\.0\.1:(\d+) \(/.exec(line)![1]);
     expect((await sClient({ port, caFile: ca.rootFile, servername: "localhost" })).stdout).toContain("Cert Status: good");
-    const staples = await eventually(() => fs.readdir(join(dir, "home", "staples")).catch(() => []), (f) => f.length === 1, 5000, "persisted staple");
+    const staples = await eventually(
+      () => fs.readdir(join(dir, "home", "staples")).catch(() => []),
+      (f) => f.length === 1,
+      5000,
+      "persisted staple",
+    );
     expect(staples[0]).toMatch(/^[0-9a-f]{64}\.der$/);
     c.reload();
-    await eventually(() => c.out(), (o) => o.includes("reloaded 1 certificate(s)"), 10_000, "reload line");
+    await eventually(
+      () => c.out(),
+      (o) => o.includes("reloaded 1 certificate(s)"),
+      10_000,
+      "reload line",
+    );
     c.stop();
     expect(await exited).toBe(0);
     expect(c.out()).toContain("SIGTERM received, stopped");

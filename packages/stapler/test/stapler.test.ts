@@ -51,7 +51,15 @@ async function startStapler(policy: object = QUICK_REFRESH): Promise<StartedStap
 }
 
 function curl(port: number) {
-  return run("curl", ["-sS", "--cert-status", "--cacert", ca.rootFile, "--resolve", `localhost:${port}:127.0.0.1`, `https://localhost:${port}/`]);
+  return run("curl", [
+    "-sS",
+    "--cert-status",
+    "--cacert",
+    ca.rootFile,
+    "--resolve",
+    `localhost:${port}:127.0.0.1`,
+    `https://localhost:${port}/`,
+  ]);
 }
 
 /** Milliseconds from the clock's now to the stapler's next regular query. */
@@ -160,7 +168,13 @@ describe("polling policy", () => {
   it("reports a snapshot per certificate", async () => {
     const s = await startStapler({ query_frequency: 3600 });
     const [snap] = s.status();
-    expect(snap).toMatchObject({ serial: leaf.serial, subject: "CN=localhost", responderUrl: responder.url, staple: "good", consecutiveFailures: 0 });
+    expect(snap).toMatchObject({
+      serial: leaf.serial,
+      subject: "CN=localhost",
+      responderUrl: responder.url,
+      staple: "good",
+      consecutiveFailures: 0,
+    });
     expect(snap!.nextUpdate!.getTime()).toBeGreaterThan(snap!.thisUpdate!.getTime());
     // Refresh at half the 3600 s validity window (query_frequency is also 3600 s).
     expect(snap!.thisUpdate!.getTime()).toBe(snap!.lastFetch!.at.getTime());
@@ -224,7 +238,11 @@ describe("configuration", () => {
   it("refuses a certificate without an OCSP URL unless one is given", async () => {
     const bare = await ca.issueServer();
     await expect((await StaplingServer.fromFiles(bare)).start()).rejects.toBeInstanceOf(CertificateSetupError);
-    stapler = await (await StaplingServer.fromFiles(bare)).withResponderUrl(responder.url).withPolicy(QUICK_REFRESH).withClock(clock).start();
+    stapler = await (await StaplingServer.fromFiles(bare))
+      .withResponderUrl(responder.url)
+      .withPolicy(QUICK_REFRESH)
+      .withClock(clock)
+      .start();
     expect(stapler.status()[0]!.staple).toBe("good");
   });
 });

@@ -128,7 +128,11 @@ export class CrlGenerator {
     const thisUpdate = wholeSeconds(params.thisUpdate, "thisUpdate");
     const nextUpdate = wholeSeconds(params.nextUpdate, "nextUpdate");
     if (nextUpdate.getTime() <= thisUpdate.getTime()) {
-      throw new InvalidArgumentError("nextUpdate", params.nextUpdate.toISOString(), `give a time later than thisUpdate ${thisUpdate.toISOString()} (RFC 5280 §5.1.2.5)`);
+      throw new InvalidArgumentError(
+        "nextUpdate",
+        params.nextUpdate.toISOString(),
+        `give a time later than thisUpdate ${thisUpdate.toISOString()} (RFC 5280 §5.1.2.5)`,
+      );
     }
     checkCrlNumber("CRL number", params.crlNumber);
     if (isDelta) {
@@ -145,14 +149,15 @@ export class CrlGenerator {
 
     const algorithm = signingAlgorithm(issuer.keyType) as Algorithm & { hash?: string | Algorithm };
     if (issuer.key.algorithm.name !== algorithm.name) {
-      throw new InvalidArgumentError("issuer key", issuer.key.algorithm.name, `give a ${algorithm.name} key, as keyType ${issuer.keyType} says`);
+      throw new InvalidArgumentError(
+        "issuer key",
+        issuer.key.algorithm.name,
+        `give a ${algorithm.name} key, as keyType ${issuer.keyType} says`,
+      );
     }
     const hash = typeof algorithm.hash === "string" ? algorithm.hash : (algorithm.hash?.name ?? "SHA-256");
 
-    const crlExtensions = [
-      await authorityKeyIdentifier(issuer.certificate, crypto),
-      crlNumberExtension(params.crlNumber),
-    ];
+    const crlExtensions = [await authorityKeyIdentifier(issuer.certificate, crypto), crlNumberExtension(params.crlNumber)];
     if (isDelta) crlExtensions.push(deltaCrlIndicatorExtension(params.deltaBaseCrlNumber!));
 
     const seen = new Set<string>();
@@ -218,10 +223,15 @@ function revokedCertificate(serial: string, entry: CrlEntryParams, isDelta: bool
   const reason = entry.revocationReason ?? CRLReason.unspecified;
   if (CRLReason[reason] === undefined) throw new InvalidArgumentError("CRLReason", reason, "use an RFC 5280 reason code");
   if (reason === CRLReason.removeFromCRL && !isDelta) {
-    throw new InvalidArgumentError("CRLReason", "removeFromCRL", "removeFromCRL may only appear in delta CRLs: set deltaBaseCrlNumber (RFC 5280 §5.3.1)");
+    throw new InvalidArgumentError(
+      "CRLReason",
+      "removeFromCRL",
+      "removeFromCRL may only appear in delta CRLs: set deltaBaseCrlNumber (RFC 5280 §5.3.1)",
+    );
   }
   if (reason !== CRLReason.unspecified) extensions.push(reasonCodeExtension(reason));
-  if (entry.invalidityDate !== undefined) extensions.push(invalidityDateExtension(wholeSeconds(entry.invalidityDate, "invalidityDate")));
+  if (entry.invalidityDate !== undefined)
+    extensions.push(invalidityDateExtension(wholeSeconds(entry.invalidityDate, "invalidityDate")));
 
   // DER INTEGERs are two's complement: a serial whose first byte has the high bit set needs a 00.
   const bytes = Buffer.from(serial, "hex");
@@ -345,7 +355,11 @@ function wholeSeconds(date: Date, what: string): Date {
  */
 function checkCrlNumber(what: string, n: bigint): void {
   if (typeof n !== "bigint" || n < 0n || n > MAX_CRL_NUMBER) {
-    throw new InvalidArgumentError(what, String(n), `give a bigint from 0 to 2^159-1, at most ${MAX_CRL_NUMBER_OCTETS} octets (RFC 5280 §5.2.3)`);
+    throw new InvalidArgumentError(
+      what,
+      String(n),
+      `give a bigint from 0 to 2^159-1, at most ${MAX_CRL_NUMBER_OCTETS} octets (RFC 5280 §5.2.3)`,
+    );
   }
 }
 

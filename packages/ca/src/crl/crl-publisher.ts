@@ -115,7 +115,11 @@ export class CrlPublisher {
             ...issued.filter((r) => r.revocation && changed(r)).map(entry),
             ...issued
               .filter((r) => !r.revocation && r.releasedAt && changed(r))
-              .map((r) => ({ serial: r.serial, revocationTime: new Date(r.releasedAt!), revocationReason: CRLReason.removeFromCRL })),
+              .map((r) => ({
+                serial: r.serial,
+                revocationTime: new Date(r.releasedAt!),
+                revocationReason: CRLReason.removeFromCRL,
+              })),
           ];
     const deltaDer = await CrlGenerator.create({
       issuer,
@@ -128,9 +132,17 @@ export class CrlPublisher {
     });
     const name = crlBase(db, issuerSerial);
     // crlToPem gives no final newline; every PEM file the CA writes ends with one.
-    const pemText = (der: Uint8Array): string => crlToPem(der).trimEnd() + "\n";
+    const pemText = (der: Uint8Array): string => `${crlToPem(der).trimEnd()}\n`;
     return {
-      published: { issuer: issuerSerial, fullNumber: number, deltaNumber: number, baseNumber: base.number, thisUpdate, nextUpdate, files: this.files(db, issuerSerial) },
+      published: {
+        issuer: issuerSerial,
+        fullNumber: number,
+        deltaNumber: number,
+        baseNumber: base.number,
+        thisUpdate,
+        nextUpdate,
+        files: this.files(db, issuerSerial),
+      },
       files: [
         [`${name}.crl`, pemText(fullDer)],
         [`${name}.crl.der`, fullDer],

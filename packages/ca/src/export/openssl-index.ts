@@ -107,7 +107,11 @@ export function toOpensslIndex(entries: IndexEntry[], now: Date = new Date()): s
   for (const entry of entries) {
     const serial = opensslSerial(entry.serial);
     if (seen.has(serial)) {
-      throw new InvalidArgumentError("index entry serial", entry.serial, "each serial may appear once: `openssl ocsp -index` refuses a database with duplicate serials");
+      throw new InvalidArgumentError(
+        "index entry serial",
+        entry.serial,
+        "each serial may appear once: `openssl ocsp -index` refuses a database with duplicate serials",
+      );
     }
     seen.add(serial);
     assertDate(`notAfter of ${entry.serial}`, entry.notAfter);
@@ -117,7 +121,7 @@ export function toOpensslIndex(entries: IndexEntry[], now: Date = new Date()): s
       status = "R";
       revoked = revocationField(entry.serial, entry.revocation);
     }
-    out += [status, asn1Time(entry.notAfter), revoked, serial, "unknown", opensslOneline(entry.subject)].join("\t") + "\n";
+    out += `${[status, asn1Time(entry.notAfter), revoked, serial, "unknown", opensslOneline(entry.subject)].join("\t")}\n`;
   }
   return out;
 }

@@ -22,18 +22,29 @@ export interface PemBundleParams {
  */
 export function toPemBundle(params: PemBundleParams): string {
   if (!/-----BEGIN CERTIFICATE-----/.test(params.certPem)) {
-    throw new InvalidArgumentError("certificate PEM", firstLine(params.certPem), "give a PEM certificate (-----BEGIN CERTIFICATE-----)");
+    throw new InvalidArgumentError(
+      "certificate PEM",
+      firstLine(params.certPem),
+      "give a PEM certificate (-----BEGIN CERTIFICATE-----)",
+    );
   }
   if (!/-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----/.test(params.keyPem)) {
     // Only the first line is quoted: the rest may be key material.
-    throw new InvalidArgumentError("private key PEM", firstLine(params.keyPem), "give a PEM private key (-----BEGIN PRIVATE KEY-----)");
+    throw new InvalidArgumentError(
+      "private key PEM",
+      firstLine(params.keyPem),
+      "give a PEM private key (-----BEGIN PRIVATE KEY-----)",
+    );
   }
-  return [params.certPem, params.keyPem, params.chainPem ?? ""].filter((p) => p.trim() !== "").map(withFinalNewline).join("");
+  return [params.certPem, params.keyPem, params.chainPem ?? ""]
+    .filter((p) => p.trim() !== "")
+    .map(withFinalNewline)
+    .join("");
 }
 
 /** `text` with exactly one final newline (trailing whitespace removed first). */
 function withFinalNewline(text: string): string {
-  return text.trimEnd() + "\n";
+  return `${text.trimEnd()}\n`;
 }
 
 /** The first non-empty line of `text`, at most 64 characters, for an error message. */

@@ -77,13 +77,21 @@ export function toPkcs12(params: Pkcs12Params): Uint8Array {
   const keyDer = pkcs8Der(params.keyPem);
   const leafAndExtra = certificatesDer(params.certPem, "certificate PEM");
   if (leafAndExtra.length === 0) {
-    throw new InvalidArgumentError("certificate PEM", abbreviate(params.certPem), "give the PEM (-----BEGIN CERTIFICATE-----) of the key's certificate");
+    throw new InvalidArgumentError(
+      "certificate PEM",
+      abbreviate(params.certPem),
+      "give the PEM (-----BEGIN CERTIFICATE-----) of the key's certificate",
+    );
   }
   const chain = [...leafAndExtra, ...(params.chainPems ?? []).flatMap((pem, i) => certificatesDer(pem, `chainPems[${i}]`))];
   const leafDer = chain[0]!;
   const leaf = new X509Certificate(Buffer.from(leafDer, "binary"));
   if (!leaf.checkPrivateKey(keyDer.key)) {
-    throw new InvalidArgumentError("private key", `for ${leaf.subject}`, "the key does not match the certificate's public key: pass the key file issued with this certificate");
+    throw new InvalidArgumentError(
+      "private key",
+      `for ${leaf.subject}`,
+      "the key does not match the certificate's public key: pass the key file issued with this certificate",
+    );
   }
 
   // Bag attributes shared by the key bag and the leaf's cert bag (RFC 7292 §4.2, PKCS#9).
@@ -103,7 +111,11 @@ export function toPkcs12(params: Pkcs12Params): Uint8Array {
   );
 
   // pkcs8ShroudedKeyBag (RFC 7292 §4.2.2): forge's PKCS#8 encryption of the PrivateKeyInfo as given.
-  const encryptedKey = pki.encryptPrivateKeyInfo(keyDer.asn1, password, { algorithm: "3des", count: ITERATIONS, saltSize: SALT_BYTES });
+  const encryptedKey = pki.encryptPrivateKeyInfo(keyDer.asn1, password, {
+    algorithm: "3des",
+    count: ITERATIONS,
+    saltSize: SALT_BYTES,
+  });
   const keyBag = seq([oid(pki.oids.pkcs8ShroudedKeyBag!), explicit0([encryptedKey]), bagAttributes]);
 
   const authenticatedSafe = seq([dataContentInfo(seq(certBags)), dataContentInfo(seq([keyBag]))]);
@@ -116,7 +128,10 @@ export function toPkcs12(params: Pkcs12Params): Uint8Array {
   hmac.start("sha1", macKey);
   hmac.update(authenticatedSafeDer);
   const macData = seq([
-    seq([seq([oid(pki.oids.sha1!), asn1.create(Class.UNIVERSAL, Type.NULL, false, "")]), asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, hmac.getMac().getBytes())]),
+    seq([
+      seq([oid(pki.oids.sha1!), asn1.create(Class.UNIVERSAL, Type.NULL, false, "")]),
+      asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, hmac.getMac().getBytes()),
+    ]),
     asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, macSalt),
     asn1.create(Class.UNIVERSAL, Type.INTEGER, false, asn1.integerToDer(ITERATIONS).getBytes()),
   ]);
@@ -162,7 +177,11 @@ function pkcs8Der(pem: string): { asn1: forge.asn1.Asn1; key: KeyObject } {
   const parsed = asn1.fromDer(block.body, true);
   if (asn1.toDer(parsed).getBytes() !== block.body) {
     // forge would otherwise encrypt a re-encoding that differs from the key given.
-    throw new InvalidArgumentError("private key PEM", "PRIVATE KEY", "the key is not in DER (distinguished) encoding; re-export it with `openssl pkcs8 -topk8 -nocrypt`");
+    throw new InvalidArgumentError(
+      "private key PEM",
+      "PRIVATE KEY",
+      "the key is not in DER (distinguished) encoding; re-export it with `openssl pkcs8 -topk8 -nocrypt`",
+    );
   }
   return { asn1: parsed, key };
 }
@@ -205,7 +224,10 @@ function sortDer(items: forge.asn1.Asn1[]): forge.asn1.Asn1[] {
 
 /** ContentInfo of type data wrapping the DER of `content` in an OCTET STRING (PKCS#7). */
 function dataContentInfo(content: forge.asn1.Asn1): forge.asn1.Asn1 {
-  return seq([oid(pki.oids.data!), explicit0([asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, asn1.toDer(content).getBytes())])]);
+  return seq([
+    oid(pki.oids.data!),
+    explicit0([asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, asn1.toDer(content).getBytes())]),
+  ]);
 }
 
 function seq(items: forge.asn1.Asn1[]): forge.asn1.Asn1 {

@@ -29,11 +29,16 @@ export class OpensslClient implements ClientDriver {
     const out = r.stdout + r.stderr;
     const verify = /Verify return code: (\d+ \([^)]*\))/.exec(out)?.[1] ?? "no verify result";
     if (r.spawnError) return { client: this.name, outcome: "error", detail: r.spawnError.message };
-    if (/OCSP response: no response sent/.test(out)) return { client: this.name, outcome: "no staple", detail: `verify ${verify}` };
+    if (/OCSP response: no response sent/.test(out))
+      return { client: this.name, outcome: "no staple", detail: `verify ${verify}` };
     const certStatus = /Cert Status: (\w+)/.exec(out)?.[1];
     if (certStatus) return { client: this.name, outcome: `staple: ${certStatus}`, detail: `verify ${verify}` };
     const responseStatus = /OCSP Response Status: (\w+)/.exec(out)?.[1];
     if (responseStatus) return { client: this.name, outcome: `staple: ${responseStatus}`, detail: `verify ${verify}` };
-    return { client: this.name, outcome: "error", detail: (out.split("\n").find((l) => /error|errno/i.test(l)) ?? `exit ${r.code}`).trim() };
+    return {
+      client: this.name,
+      outcome: "error",
+      detail: (out.split("\n").find((l) => /error|errno/i.test(l)) ?? `exit ${r.code}`).trim(),
+    };
   }
 }
