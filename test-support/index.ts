@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { Writable } from "node:stream";
 import { describe, it } from "vitest";
 
 /** A fresh temp folder, removed by the returned cleanup. */
@@ -175,4 +176,33 @@ export function describeWithPeer(command: string, aptPackage = command): typeof 
         throw new Error(missingPeerMessage(command, aptPackage));
       });
     })) as unknown as typeof describe;
+}
+
+/** Standard streams for a command run in-process. */
+export interface CapturedStreams {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/**
+ * Run a command's `main(argv, io)` (the function its bin calls) in-process with captured
+ * stdout and stderr; `rest` is the rest of its io (env, stopSignal...). Resolves with the exit
+ * code and what it printed.
+ */
+export async function inProcess<R extends object>(
+  main: (argv: string[], io: R & CapturedStreams) => Promise<number>,
+  argv: string[],
+  rest: R,
+): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const sink = (append: (s: string) => void): Writable =>
+    new Writable({
+      write: (chunk, _encoding, done) => {
+        append(String(chunk));
+        done();
+      },
+    });
+  const code = await main(argv, { ...rest, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)) });
+  return { code, out, err };
 }

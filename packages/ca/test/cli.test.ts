@@ -1,9 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { caMain } from "@ocsp-lab/ca/cli";
-import { run, tempDir } from "../../../test-support/index.js";
+import { inProcess, run, tempDir } from "../../../test-support/index.js";
 
 const BIN = new URL("../bin/ocsp-ca.js", import.meta.url).pathname;
 let dir: string;
@@ -15,21 +14,7 @@ afterEach(async () => cleanup());
 
 /** Run `ocsp-ca` in-process with captured output. */
 async function ca(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const sink = (f: (s: string) => void) =>
-    new Writable({
-      write: (c, _e, cb) => {
-        f(String(c));
-        cb();
-      },
-    });
-  const code = await caMain(argv, {
-    stdout: sink((s) => (out += s)),
-    stderr: sink((s) => (err += s)),
-    env: { OCSP_LAB_HOME: dir },
-  });
-  return { code, out, err };
+  return inProcess(caMain, argv, { env: { OCSP_LAB_HOME: dir } });
 }
 const db = () => fs.readFile(join(dir, "ca.json"), "utf8");
 

@@ -3,11 +3,10 @@ import { promises as fs } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { join, relative } from "node:path";
-import { Writable } from "node:stream";
 import { CertificateAuthority } from "@ocsp-lab/ca";
 import { caMain } from "@ocsp-lab/ca/cli";
 import { CRLReason } from "@ocsp-lab/ocsp";
-import { freePort, run, sClient, tempDir } from "../../../test-support/index.js";
+import { inProcess, freePort, run, sClient, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -26,21 +25,7 @@ afterEach(async () => {
 
 /** Run `ocsp-ca` in-process on the state folder `state`, with captured output. */
 async function ocspCa(state: string, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const sink = (f: (s: string) => void) =>
-    new Writable({
-      write: (c, _e, cb) => {
-        f(String(c));
-        cb();
-      },
-    });
-  const code = await caMain(argv, {
-    stdout: sink((s) => (out += s)),
-    stderr: sink((s) => (err += s)),
-    env: { OCSP_LAB_HOME: state },
-  });
-  return { code, out, err };
+  return inProcess(caMain, argv, { env: { OCSP_LAB_HOME: state } });
 }
 
 /** Run openssl and fail with its stderr when it exits non-zero. */

@@ -1,11 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { CertificateAuthority, InvalidArgumentError } from "@ocsp-lab/ca";
 import { caMain } from "@ocsp-lab/ca/cli";
 import { CRLReason, InvalidSerialError } from "@ocsp-lab/ocsp";
-import { run, tempDir } from "../../../test-support/index.js";
+import { inProcess, run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -27,21 +26,7 @@ const FORMS: Array<[string, string]> = [
 
 /** Run `ocsp-ca` in-process with captured output. */
 async function ocspCa(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const sink = (f: (s: string) => void) =>
-    new Writable({
-      write: (c, _e, cb) => {
-        f(String(c));
-        cb();
-      },
-    });
-  const code = await caMain(argv, {
-    stdout: sink((s) => (out += s)),
-    stderr: sink((s) => (err += s)),
-    env: { OCSP_LAB_HOME: dir },
-  });
-  return { code, out, err };
+  return inProcess(caMain, argv, { env: { OCSP_LAB_HOME: dir } });
 }
 
 /** Run openssl and fail with its stderr when it exits non-zero. */

@@ -2,10 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { Writable } from "node:stream";
 import { promises as fs } from "node:fs";
 import { main, type LabEndpoints } from "@ocsp-lab/harness";
-import { OCSP_LAB_BIN, eventually, run, tempDir } from "../../../test-support/index.js";
+import { inProcess, OCSP_LAB_BIN, eventually, run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -19,22 +18,7 @@ const ocspLab = (args: string[], env: NodeJS.ProcessEnv = {}) =>
 
 /** Run main() in-process with captured streams. */
 async function mainCaptured(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const sink = (f: (s: string) => void) =>
-    new Writable({
-      write: (c, _e, cb) => {
-        f(String(c));
-        cb();
-      },
-    });
-  const code = await main(argv, {
-    stdout: sink((s) => (out += s)),
-    stderr: sink((s) => (err += s)),
-    env: { OCSP_LAB_HOME: dir },
-    stopSignal: () => new Promise(() => undefined),
-  });
-  return { code, out, err };
+  return inProcess(main, argv, { env: { OCSP_LAB_HOME: dir }, stopSignal: () => new Promise<string>(() => undefined) });
 }
 
 describe("ocsp-lab run", () => {

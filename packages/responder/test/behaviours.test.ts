@@ -12,7 +12,7 @@ import {
   startFromConfig,
   type StartedOcspResponder,
 } from "@ocsp-lab/responder";
-import { run, tempDir } from "../../../test-support/index.js";
+import { inProcess, run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -418,24 +418,7 @@ describe("signing options", () => {
 });
 
 describe("ocsp-responder --config", () => {
-  const cli = async (...argv: string[]) => {
-    let out = "";
-    let err = "";
-    const sink = (f: (s: string) => void) =>
-      new Writable({
-        write: (c, _e, cb) => {
-          f(String(c));
-          cb();
-        },
-      });
-    const code = await responderMain(argv, {
-      stdout: sink((s) => (out += s)),
-      stderr: sink((s) => (err += s)),
-      env: {},
-      stopSignal: () => Promise.resolve("SIGTERM"),
-    });
-    return { code, out, err };
-  };
+  const cli = (...argv: string[]) => inProcess(responderMain, argv, { env: {}, stopSignal: () => Promise.resolve("SIGTERM") });
 
   it("starts from a YAML file with start-up behaviours and stops on a signal", async () => {
     const file = join(dir, "responder.yaml");
