@@ -1,4 +1,4 @@
-// Hot-path benchmark of the OCSP responder (issue: "at least 0.8× of a bare node:http server").
+// Hot-path benchmark of the OCSP responder (goal: "at least 0.8× of a bare node:http server").
 // Measures keep-alive throughput of a pre-signed answer looked up and written (a nonce-less,
 // single-CertID request, answered from the cache after the first one), for POST (DER body,
 // application/ocsp-request) and GET (`/` + url-encoded base64 DER), against a baseline measured

@@ -1,4 +1,4 @@
-// Handshake benchmark of the stapling server (issue: "the staple for a handshake is a lookup of
+// Handshake benchmark of the stapling server (goal: "the staple for a handshake is a lookup of
 // bytes already in memory: server CPU per full handshake with stapling stays within 1.05x of the
 // same server without an `OCSPRequest` listener").
 // Measures the server's CPU time per full TLS handshake (CPU µs / handshakes, not throughput:
