@@ -1,4 +1,4 @@
-// Scale benchmark of the lab CA store (issue 3): 100,000 issued and 10,000 revoked
+// Scale benchmark of the lab CA store: 100,000 issued and 10,000 revoked
 // certificates. Prints figures and ratios against baselines measured in the same run:
 // - load: CertificateAuthority.open() vs a bare JSON.parse of the same ca.json (goal: < 1 s);
 // - lookup: status() at 100,000 records vs at 1,000 records (O(1): the ratio stays near 1);
