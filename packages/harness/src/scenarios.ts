@@ -109,6 +109,9 @@ function deadline(policy: PollingPolicy): number {
 
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(2))} s`;
 
+/** How much earlier than scheduled a timer may seem to fire: node rounds timer instants to the millisecond. */
+const EARLY_SLACK_MS = 2;
+
 /**
  * "retried every X s", judged from the stapler's own schedule, not from when its timers fired
  * (which depends on how busy the machine is). Each `fetch:failed` snapshot carries `nextFetch`,
@@ -116,15 +119,25 @@ const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(2))} s`;
  * `at` is the very instant the stapler scheduled from. The cadence is the policy's when every
  * failure scheduled the next query exactly recovery_frequency later and each retry began after
  * the failure before it; otherwise the delays as scheduled are reported (`never` for a failure
- * that scheduled nothing).
+ * that scheduled nothing). A retry that began less than recovery_frequency after the failure
+ * before it is reported with its real delay: timers never fire early, so that is the stapler's.
  */
 function retryCadence(failures: Recorded[], policy: PollingPolicy): string {
   const want = policy.recoveryFrequencyMs;
   const scheduled = failures.map((f) => (f.snapshot.nextFetch ? f.snapshot.nextFetch.getTime() - f.at : undefined));
-  const inOrder = failures.every(
-    (f, i) => i === 0 || (f.snapshot.lastFetch !== undefined && f.snapshot.lastFetch.at.getTime() >= failures[i - 1]!.at),
+  // A timer never fires early (node may round by a millisecond), so a retry that began less than
+  // recovery_frequency after the failure before it is the stapler's doing, whatever the machine.
+  const early = failures.findIndex(
+    (f, i) =>
+      i > 0 &&
+      (f.snapshot.lastFetch === undefined || f.snapshot.lastFetch.at.getTime() < failures[i - 1]!.at + want - EARLY_SLACK_MS),
   );
-  if (!inOrder) return "a retry began before the failure it follows";
+  if (early !== -1) {
+    const began = failures[early]!.snapshot.lastFetch?.at.getTime();
+    return began === undefined
+      ? "a retry with no start time"
+      : `a retry began ${seconds(began - failures[early - 1]!.at)} after the failure before it`;
+  }
   if (scheduled.every((d) => d === want)) return `retried every ${seconds(want)}`;
   return `retries scheduled ${scheduled.map((d) => (d === undefined ? "never" : seconds(d))).join(", ")} after each failure`;
 }

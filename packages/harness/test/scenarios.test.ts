@@ -71,4 +71,12 @@ describe("retry cadence, judged from the stapler's own schedule", () => {
     expect(check.expected).toBe("invalidated after 3 failed queries, retried every 0.2 s");
     expect(check.observed).toBe("invalidated after 3 failed queries, retries scheduled 0.3 s, 0.3 s, 0.3 s after each failure");
   });
+
+  it("a stapler retrying sooner than recovery_frequency is caught by when its retries really began", async () => {
+    // Timers never fire early, so a retry that began before recovery_frequency had passed is
+    // the stapler's doing: reported with its real delay, however fast or slow the machine is.
+    const check = await act("responder-down", { ...SCALED_POLICY, recovery_frequency: 0.05 }, SCALED_POLICY);
+    expect(check.expected).toBe("invalidated after 3 failed queries, retried every 0.2 s");
+    expect(check.observed).toMatch(/^invalidated after 3 failed queries, a retry began 0\.\d+ s after the failure before it$/);
+  });
 });
