@@ -605,14 +605,14 @@ export class CertificateAuthority {
           committed = true;
           return this.crls.write(crlFiles);
         },
+        // Under the lock: leave nothing behind that the database does not account for (and
+        // never touch the files of the certificate that already holds a duplicate serial).
+        async () => {
+          if (wrote) await fs.rm(this.store.path(base), { recursive: true, force: true });
+        },
       );
     } catch (err) {
-      // Leave nothing behind that the database does not account for (and never touch the
-      // files of the certificate that already holds a duplicate serial).
-      if (!committed && wrote) {
-        this.signers.delete(serial);
-        await fs.rm(this.store.path(base), { recursive: true, force: true });
-      }
+      if (!committed && wrote) this.signers.delete(serial);
       throw err;
     }
     return {

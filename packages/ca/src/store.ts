@@ -192,11 +192,13 @@ export class FileStore {
    * 1. `change` gets the database as on disk and mutates it. It may write files of its own
    *    first: issuance writes the new certificate's key, certificate and chain files
    *    (`certs/<serial>/`, `issuers/<serial>/`) here, before the database names them. If it
-   *    throws, the database is not written; files it wrote are the caller's to remove (issuance
-   *    removes them).
+   *    throws, the database is not written; files it wrote are the caller's to remove, in
+   *    `undo` (issuance removes them there).
    * 2. The generation is bumped and the database written atomically (temp file, fsync, rename).
    * 3. `afterWrite`, if given, runs with the database on disk, still under the lock: files
    *    derived from the new state (the CRLs) go there.
+   * If 1 or 2 fails, `undo` (if given) runs still under the lock, so no other process can take
+   * over what it removes; an error of `undo` is ignored and the original error is thrown.
    *
    * What a crash (kill -9, power loss) leaves: during 1, the old database plus files no record
    * names (a certificate folder missing from ca.json: never read, safe to delete); during 3,
@@ -211,12 +213,18 @@ export class FileStore {
   async update(
     change: (db: CaDatabase) => void | Promise<void>,
     afterWrite?: (db: CaDatabase) => Promise<void>,
+    undo?: () => Promise<void>,
   ): Promise<CaDatabase> {
     return this.withLock(async () => {
       const db = await this.read();
-      await change(db);
-      db.generation += 1;
-      await this.writeAtomic(DATABASE_FILE, serialise(db), 0o644);
+      try {
+        await change(db);
+        db.generation += 1;
+        await this.writeAtomic(DATABASE_FILE, serialise(db), 0o644);
+      } catch (err) {
+        await undo?.().catch(() => undefined);
+        throw err;
+      }
       await afterWrite?.(db);
       return db;
     });
