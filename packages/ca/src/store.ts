@@ -54,7 +54,7 @@ export interface CertificateRecord {
   certFile: string;
   /** PEM PKCS#8 private key file (mode 0600); absent for a certificate signed from a CSR. */
   keyFile?: string;
-  /** Serial of the issuing CA; absent for the root (and, in first-slice stores, meaning the root). */
+  /** Serial of the issuing CA; absent for the root (and, in stores written before intermediates existed, meaning the root). */
   issuer?: string;
   /** Issuer chain up to the root (PEM), and the certificate followed by it (PEM). */
   chainFile?: string;

@@ -25,7 +25,7 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => new Date(),
   setTimeout(callback, delayMs) {
-    const t = setTimeout(callback, Math.min(Math.max(0, delayMs), MAX_TIMER_MS));
+    const t = setTimeout(callback, timerDelay(delayMs));
     return {
       cancel: () => clearTimeout(t),
       ref: () => void t.ref(),
@@ -36,6 +36,16 @@ export const systemClock: Clock = {
 
 /** The longest delay node's setTimeout honours (2^31−1 ms, about 24.8 days); longer ones fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The delay every Clock really waits for a requested `delayMs`: negative → 0, NaN → 1 (as
+ * node), longer than MAX_TIMER_MS (Infinity included) → MAX_TIMER_MS (node would fire those at
+ * once).
+ */
+export function timerDelay(delayMs: number): number {
+  if (Number.isNaN(delayMs)) return 1;
+  return Math.min(Math.max(0, delayMs), MAX_TIMER_MS);
+}
 
 interface Pending {
   at: number;
@@ -64,7 +74,7 @@ export class ManualClock implements Clock {
   }
 
   setTimeout(callback: () => void, delayMs: number): Timer {
-    const entry: Pending = { at: this.ms + Math.max(0, delayMs), seq: this.seq++, callback };
+    const entry: Pending = { at: this.ms + timerDelay(delayMs), seq: this.seq++, callback };
     this.pending.add(entry);
     return { cancel: () => void this.pending.delete(entry), ref: () => {}, unref: () => {} };
   }
@@ -80,8 +90,10 @@ export class ManualClock implements Clock {
   }
 
   /**
-   * Move time forward by `ms` (≥ 0), running each timer that falls due at its instant, and
-   * let promise chains started by a timer settle (`settle`) before the next one runs.
+   * Move time forward by `ms` (≥ 0), running each timer that falls due at its instant, with a
+   * few event-loop turns (`settle`) after each, so promise chains a timer started can schedule
+   * their own timers before the next one runs. Work outside JavaScript (sockets, WebCrypto in
+   * the thread pool) may take longer: await its event rather than assume `advance` waited for it.
    */
   async advance(ms: number): Promise<void> {
     const end = this.ms + Math.max(0, ms);
@@ -121,8 +133,10 @@ export class ManualClock implements Clock {
 }
 
 /**
- * Let pending promise callbacks and I/O callbacks run: a few turns of the event loop
- * (setImmediate), enough for WebCrypto work in the thread pool and chained awaits to settle.
+ * Let pending promise callbacks and ready I/O callbacks run: `turns` turns of the event loop
+ * (setImmediate). It guarantees nothing about work still in flight outside JavaScript (a socket
+ * write, WebCrypto in the thread pool): to know that something has not happened yet, check
+ * state the code under test exposes (a pending timer, a request log), not only a settle().
  */
 export async function settle(turns = 5): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve));

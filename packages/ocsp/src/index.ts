@@ -1,6 +1,6 @@
 export { OcspLabError, OcspDecodeError, OcspVerifyError, InvalidSerialError, InvalidReasonError } from "./errors.js";
 export type { OcspVerifyFailure } from "./errors.js";
-export { systemClock, ManualClock, settle, MAX_TIMER_MS } from "./clock.js";
+export { systemClock, ManualClock, settle, timerDelay, MAX_TIMER_MS } from "./clock.js";
 export type { Clock, Timer } from "./clock.js";
 export { defaultCrypto } from "./crypto.js";
 export { normalizeSerial, serialFromBytes } from "./serial.js";

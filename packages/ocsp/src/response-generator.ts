@@ -58,7 +58,7 @@ export class OcspResponseGenerator {
    * unauthorized.
    */
   static error(status: Exclude<OCSPResponseStatus, OCSPResponseStatus.successful>): Uint8Array {
-    return UNSUCCESSFUL_RESPONSES[status];
+    return UNSUCCESSFUL_RESPONSES[status].slice();
   }
 
   /**

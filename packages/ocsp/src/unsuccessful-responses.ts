@@ -24,8 +24,9 @@ function encode(status: UnsuccessfulStatus): Uint8Array {
 
 /**
  * Pre-encoded unsuccessful responses by OCSPResponseStatus value, e.g.
- * `UNSUCCESSFUL_RESPONSES[OCSPResponseStatus.tryLater]` (the 5 bytes `30 03 0a 01 03`). The
- * arrays are frozen in spirit: copy before changing one.
+ * `UNSUCCESSFUL_RESPONSES[OCSPResponseStatus.tryLater]` (the 5 bytes `30 03 0a 01 03`), shared
+ * by the whole process: never change them (`unsuccessfulResponse` and
+ * `OcspResponseGenerator.error` hand out copies).
  */
 export const UNSUCCESSFUL_RESPONSES: Readonly<Record<UnsuccessfulStatus, Uint8Array>> = {
   [OCSPResponseStatus.malformedRequest]: encode(OCSPResponseStatus.malformedRequest),
@@ -35,7 +36,7 @@ export const UNSUCCESSFUL_RESPONSES: Readonly<Record<UnsuccessfulStatus, Uint8Ar
   [OCSPResponseStatus.unauthorized]: encode(OCSPResponseStatus.unauthorized),
 };
 
-/** The pre-encoded unsuccessful response for a status name, e.g. `unsuccessfulResponse("tryLater")`. */
+/** A copy of the pre-encoded unsuccessful response for a status name, e.g. `unsuccessfulResponse("tryLater")`. */
 export function unsuccessfulResponse(name: UnsuccessfulStatusName): Uint8Array {
-  return UNSUCCESSFUL_RESPONSES[OCSPResponseStatus[name] as UnsuccessfulStatus];
+  return UNSUCCESSFUL_RESPONSES[OCSPResponseStatus[name] as UnsuccessfulStatus].slice();
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ManualClock, systemClock } from "@ocsp-lab/ocsp";
+import { MAX_TIMER_MS, ManualClock, systemClock, timerDelay } from "@ocsp-lab/ocsp";
 
 describe("ManualClock", () => {
   it("runs timers in time order, each at its own instant, and only when advanced past them", async () => {
@@ -52,6 +52,24 @@ describe("ManualClock", () => {
     await clock.set(new Date("2025-12-31T00:00:00Z"));
     expect(fired).toBe(false);
     expect(clock.now().toISOString()).toBe("2025-12-31T00:00:00.000Z");
+  });
+});
+
+describe("timerDelay", () => {
+  it("waits as node does for odd delays, and never less than asked up to 2^31−1 ms", async () => {
+    expect([timerDelay(-5), timerDelay(Number.NaN), timerDelay(10), timerDelay(Number.POSITIVE_INFINITY)]).toEqual([
+      0,
+      1,
+      10,
+      MAX_TIMER_MS,
+    ]);
+    const clock = new ManualClock(0);
+    let fired = 0;
+    clock.setTimeout(() => fired++, Number.NaN);
+    clock.setTimeout(() => fired++, Number.POSITIVE_INFINITY);
+    await clock.advance(1);
+    expect(fired).toBe(1);
+    expect(clock.nextTimerAt).toBe(1 + MAX_TIMER_MS - 1);
   });
 });
 

@@ -29,7 +29,9 @@ function files(dir: string): string[] {
 function imported(pkg: string): Set<string> {
   const found = new Set<string>();
   for (const file of files(join(root, pkg, "src"))) {
-    for (const m of readFileSync(file, "utf8").matchAll(/from "@ocsp-lab\/([a-z-]+)(?:\/[a-z-]+)?"/g)) found.add(m[1]!);
+    // Static (`from "…"`, `import "…"`) and dynamic (`import("…")`) imports alike.
+    const text = readFileSync(file, "utf8");
+    for (const m of text.matchAll(/(?:from|import)\s*\(?\s*["']@ocsp-lab\/([a-z-]+)(?:\/[a-z-]+)?["']/g)) found.add(m[1]!);
   }
   return found;
 }

@@ -18,8 +18,14 @@ describe("pre-encoded unsuccessful responses", () => {
       const der = unsuccessfulResponse(name);
       const value = OCSPResponseStatus[name];
       expect(Buffer.from(der).toString("hex")).toBe(`30030a010${value}`);
-      expect(UNSUCCESSFUL_RESPONSES[value as Exclude<OCSPResponseStatus, OCSPResponseStatus.successful>]).toBe(der);
-      expect(OcspResponseGenerator.error(value as Exclude<OCSPResponseStatus, OCSPResponseStatus.successful>)).toBe(der);
+      const shared = UNSUCCESSFUL_RESPONSES[value as Exclude<OCSPResponseStatus, OCSPResponseStatus.successful>];
+      expect(shared).toEqual(der);
+      expect(OcspResponseGenerator.error(value as Exclude<OCSPResponseStatus, OCSPResponseStatus.successful>)).toEqual(der);
+      // Copies: a caller that changes its bytes changes nobody else's.
+      const mine = unsuccessfulResponse(name);
+      mine[0] = 0;
+      expect(shared[0]).toBe(0x30);
+      expect(unsuccessfulResponse(name)[0]).toBe(0x30);
       const parsed = OcspResponse.fromDer(der);
       expect(parsed.responseStatus).toBe(value);
       expect(parsed.basic).toBeUndefined();

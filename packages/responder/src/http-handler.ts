@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { Clock } from "@ocsp-lab/ocsp";
+import { unsuccessfulResponse, type Clock } from "@ocsp-lab/ocsp";
 import type { Action } from "./behaviour.js";
 import { waitOnClock } from "./clock-wait.js";
 import type { ResponderMetrics } from "./metrics.js";
@@ -43,7 +43,7 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
     deps.logger.error({ err }, "OCSP handler failed");
     if (!res.headersSent && !res.destroyed) {
       // internalError (RFC 6960 §2.3), unsigned: 30 03 0a 01 02.
-      res.writeHead(200, { "Content-Type": OCSP_RESPONSE_TYPE }).end(Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x02]));
+      res.writeHead(200, { "Content-Type": OCSP_RESPONSE_TYPE }).end(unsuccessfulResponse("internalError"));
     }
   };
   return (req, res) => {

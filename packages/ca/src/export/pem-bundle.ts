@@ -47,7 +47,11 @@ function withFinalNewline(text: string): string {
   return `${text.trimEnd()}\n`;
 }
 
-/** The first non-empty line of `text`, at most 64 characters, for an error message. */
+/**
+ * The first line of `text` for an error message when it is a PEM boundary (`-----BEGIN …`);
+ * anything else is described, never quoted, since it may be key material.
+ */
 function firstLine(text: string): string {
-  return (text.trimStart().split("\n")[0] ?? "").slice(0, 64);
+  const line = (text.trimStart().split("\n")[0] ?? "").slice(0, 64);
+  return line.startsWith("-----") ? line : `${text.length} characters that are not PEM`;
 }
