@@ -204,6 +204,9 @@ describe("CrlGenerator (ECDSA P-256 CA)", () => {
     );
     await expect(CrlGenerator.create({ ...base, entries: [entry("01"), entry("0x01")] })).rejects.toMatchObject(invalid);
     await expect(CrlGenerator.create({ ...base, entries: [entry("01", 7 as CRLReason)] })).rejects.toMatchObject(invalid);
+    // The old name of revocationReason, from an untyped caller: refused, not silently dropped.
+    const oldName = { serial: "01", revocationTime: new Date(), reason: CRLReason.keyCompromise } as unknown as CrlEntryParams;
+    await expect(CrlGenerator.create({ ...base, entries: [oldName] })).rejects.toMatchObject(invalid);
     await expect(CrlGenerator.create({ ...base, entries: [entry("zz")] })).rejects.toMatchObject({
       code: "OCSP_LAB_CA_INVALID_SERIAL",
     });

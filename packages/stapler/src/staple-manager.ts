@@ -475,7 +475,10 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
         const when = h.verified.nextUpdate.toISOString();
         const reason =
           margin > 0 ? `nextUpdate ${when} minus expiry_margin ${margin / 1000} s reached` : `nextUpdate ${when} passed`;
-        this.opts.logger.warn(
+        // expire-then-fetch (a CDN) lets staples expire by design: that is news, not a warning,
+        // unless queries are failing.
+        const expected = this.opts.policy.mode === "expire-then-fetch" && this.failures === 0;
+        this.opts.logger[expected ? "info" : "warn"](
           { serial: this.serial, staple: h.verified.status, reason, failures: this.failures },
           "staple dropped",
         );

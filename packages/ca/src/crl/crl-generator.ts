@@ -116,8 +116,8 @@ export class CrlGenerator {
    * @returns the DER CertificateList.
    * @throws InvalidArgumentError for an invalid date, nextUpdate not after thisUpdate, a CRL
    *   number out of 0..2^159-1, a BaseCRLNumber not below the CRL number, an unknown reason,
-   *   removeFromCRL in a complete CRL, a serial listed twice, or a key that does not match
-   *   `issuer.keyType`.
+   *   removeFromCRL in a complete CRL, a serial listed twice, an entry with a `reason` field
+   *   (its name is `revocationReason`), or a key that does not match `issuer.keyType`.
    * @throws InvalidSerialError for a serial that is not hexadecimal.
    */
   static async create(params: CrlParams): Promise<Uint8Array> {
@@ -220,6 +220,9 @@ export function crlToPem(der: Uint8Array): string {
  */
 function revokedCertificate(serial: string, entry: CrlEntryParams, isDelta: boolean): pkijs.RevokedCertificate {
   const extensions: pkijs.Extension[] = [];
+  // The field was once named `reason`: refuse it rather than silently write no reasonCode.
+  if ("reason" in entry)
+    throw new InvalidArgumentError("CRL entry field", "reason", "name it revocationReason (RFC 5280 CRLReason)");
   const reason = entry.revocationReason ?? CRLReason.unspecified;
   if (CRLReason[reason] === undefined) throw new InvalidArgumentError("CRLReason", reason, "use an RFC 5280 reason code");
   if (reason === CRLReason.removeFromCRL && !isDelta) {
