@@ -9,6 +9,9 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { Writable } from "node:stream";
 import { describe, it } from "vitest";
+import type { CertificateAuthority, IssueServerOptions, IssuedCertificate } from "@ocsp-lab/ca";
+import type { Clock } from "@ocsp-lab/ocsp";
+import type { StartedOcspResponder } from "@ocsp-lab/responder";
 
 /** A fresh temp folder, removed by the returned cleanup. */
 export async function tempDir(prefix = "ocsp-lab-test-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
@@ -205,4 +208,73 @@ export async function inProcess<R extends object>(
     });
   const code = await main(argv, { ...rest, stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)) });
   return { code, out, err };
+}
+
+/** Options of startTestLab. */
+export interface TestLabOptions<C extends Clock = Clock> {
+  /** Clock of the CA (notBefore, revocation times) and the responder (thisUpdate, nextUpdate...); default systemClock. */
+  clock?: C;
+  /** nextUpdate − thisUpdate of the responder's answers, in seconds; default the responder's own (3600). */
+  validitySeconds?: number;
+  /**
+   * The leaf, as options of `CertificateAuthority.issueServer` (ocspUrl defaults to the
+   * responder's URL); default `{ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] }`.
+   */
+  leaf?: IssueServerOptions;
+}
+
+/** A lab CA with a running OcspResponder for it and a leaf that points at it; see startTestLab. */
+export interface TestLab<C extends Clock = Clock> {
+  /** The temp folder; the CA's state is in `<dir>/ca`. */
+  dir: string;
+  ca: CertificateAuthority;
+  /** Listening on 127.0.0.1, port 0, on `clock`. */
+  responder: StartedOcspResponder;
+  /** A server certificate of `ca` whose OCSP URL is `responder.url`. */
+  leaf: IssuedCertificate;
+  /** The clock given, or systemClock. */
+  clock: C;
+  /** Another server certificate of `ca`, its OCSP URL `responder.url` unless `options.ocspUrl` says otherwise. */
+  issue(options?: IssueServerOptions): Promise<IssuedCertificate>;
+  /** Stop the responder, then remove `dir`. Idempotent. */
+  stop(): Promise<void>;
+  /** `await using` support: same as stop(). */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * The lab the stapler's tests share: a fresh temp folder, a CA initialised in `<dir>/ca` on
+ * `options.clock`, an OcspResponder for it (127.0.0.1, port 0) on the same clock answering with
+ * `options.validitySeconds` of validity, and a leaf issued with the responder's URL as its OCSP
+ * URL (RFC 5280 section 4.2.2.1, authorityInfoAccess). Stop it with `stop()` or `await using`
+ * once whatever uses the responder is stopped. Rejects with the error of the step that failed
+ * (CA init, responder start, issuance), after stopping what was started and removing the folder.
+ * The packages are imported when called, so test files that never start a lab do not load them.
+ */
+export async function startTestLab<C extends Clock = Clock>(options: TestLabOptions<C> = {}): Promise<TestLab<C>> {
+  const [{ CertificateAuthority }, { systemClock }, { OcspResponder }] = await Promise.all([
+    import("@ocsp-lab/ca"),
+    import("@ocsp-lab/ocsp"),
+    import("@ocsp-lab/responder"),
+  ]);
+  const clock = options.clock ?? (systemClock as C);
+  const { dir, cleanup } = await tempDir();
+  let responder: StartedOcspResponder | undefined;
+  const stop = async (): Promise<void> => {
+    await responder?.stop();
+    await cleanup();
+  };
+  try {
+    const ca = await CertificateAuthority.init(join(dir, "ca"), { clock });
+    const builder = (await OcspResponder.forCa(ca)).withClock(clock);
+    if (options.validitySeconds !== undefined) builder.withValidity(options.validitySeconds);
+    const started = await builder.start();
+    responder = started;
+    const issue = (o: IssueServerOptions = {}): Promise<IssuedCertificate> => ca.issueServer({ ocspUrl: started.url, ...o });
+    const leaf = await issue(options.leaf ?? { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
+    return { dir, ca, responder: started, leaf, clock, issue, stop, [Symbol.asyncDispose]: stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

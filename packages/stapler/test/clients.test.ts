@@ -13,8 +13,8 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket, type TLSSocketOptions } from "node:tls";
-import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
-import { OcspResponder, type ActionInput, type FaultKind, type StartedOcspResponder } from "@ocsp-lab/responder";
+import type { CertificateAuthority, IssuedCertificate } from "@ocsp-lab/ca";
+import type { ActionInput, FaultKind, StartedOcspResponder } from "@ocsp-lab/responder";
 import { systemClock, type Clock } from "@ocsp-lab/ocsp";
 import {
   StaplingServer,
@@ -24,11 +24,20 @@ import {
   type StapleSnapshot,
   type StartedStaplingServer,
 } from "@ocsp-lab/stapler";
-import { POLICIES, eventually, freePort, itWithPeer, run, sClient, tempDir } from "../../../test-support/index.js";
+import {
+  POLICIES,
+  eventually,
+  freePort,
+  itWithPeer,
+  run,
+  sClient,
+  startTestLab,
+  type TestLab,
+} from "../../../test-support/index.js";
 import { labClock, nextEvent, timerDueAt } from "./manual-time.js";
 
+let lab: TestLab;
 let dir: string;
-let cleanup: () => Promise<void>;
 let ca: CertificateAuthority;
 let rootPem: string;
 let responder: StartedOcspResponder;
@@ -42,11 +51,10 @@ let children: ChildProcess[];
 let pending: Promise<unknown>[];
 
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir());
-  ca = await CertificateAuthority.init(join(dir, "ca"));
+  // The CA and the responder on the system clock; a test that needs a ManualClock gives it to its stapler.
+  lab = await startTestLab();
+  ({ dir, ca, responder, leaf } = lab);
   rootPem = await readFile(ca.rootFile, "utf8");
-  responder = await (await OcspResponder.forCa(ca)).start();
-  leaf = await ca.issueServer({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], ocspUrl: responder.url });
   servers = [];
   sockets = [];
   children = [];
@@ -75,7 +83,7 @@ afterEach(async () => {
   );
   await responder.stop();
   await Promise.all(pending);
-  await cleanup();
+  await lab.stop();
 });
 
 /** A stapler for the leaf; on the system clock unless the test brings a ManualClock. */

@@ -3,14 +3,13 @@
  * ManualClock shared by the CA, the responder and the stapler.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import type { CertificateAuthority, IssuedCertificate } from "@ocsp-lab/ca";
 import type { ManualClock } from "@ocsp-lab/ocsp";
-import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
+import type { StartedOcspResponder } from "@ocsp-lab/responder";
 import { StaplingServer, type PollingPolicyInput, type StapleSnapshot, type StartedStaplingServer } from "@ocsp-lab/stapler";
-import { POLICIES, tempDir } from "../../../test-support/index.js";
+import { POLICIES, startTestLab } from "../../../test-support/index.js";
 import { advanceFor, labClock, nextEvent } from "./manual-time.js";
 
 /** pino's numeric levels. */
@@ -33,14 +32,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** The lab on a ManualClock, its answers valid `validitySeconds`, its leaf for `localhost` alone. */
 async function setup(validitySeconds = 3600): Promise<void> {
-  const { dir, cleanup } = await tempDir();
-  cleanups.push(cleanup);
-  clock = labClock();
-  ca = await CertificateAuthority.init(join(dir, "ca"), { clock });
-  responder = await (await OcspResponder.forCa(ca)).withClock(clock).withValidity(validitySeconds).start();
-  cleanups.push(() => responder.stop());
-  leaf = await ca.issueServer({ dnsNames: ["localhost"], ocspUrl: responder.url });
+  const lab = await startTestLab({ clock: labClock(), validitySeconds, leaf: { dnsNames: ["localhost"] } });
+  cleanups.push(() => lab.stop());
+  ({ clock, ca, responder, leaf } = lab);
 }
 
 /** A stapler logging at debug into `lines` (pino writes each line to the stream as it logs). */

@@ -8,9 +8,7 @@ import { once } from "node:events";
 import { promises as fs } from "node:fs";
 import { connect, type ConnectionOptions } from "node:tls";
 import { join } from "node:path";
-import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import type { ManualClock } from "@ocsp-lab/ocsp";
-import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
 import {
   StapleManager,
   StapleStore,
@@ -20,18 +18,12 @@ import {
   type StapleSnapshot,
   type StartedStaplingServer,
 } from "@ocsp-lab/stapler";
-import { POLICIES, eventually, sClient, tempDir } from "../../../test-support/index.js";
+import { POLICIES, eventually, sClient, startTestLab, type TestLab } from "../../../test-support/index.js";
 import { advanceFor, advanceWhenDue, labClock, nextEvent, timerDueAt } from "./manual-time.js";
 
 const { QUICK_RETRIES } = POLICIES;
 
-interface Lab {
-  dir: string;
-  clock: ManualClock;
-  ca: CertificateAuthority;
-  responder: StartedOcspResponder;
-  leaf: IssuedCertificate;
-}
+type Lab = TestLab<ManualClock>;
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -40,14 +32,9 @@ afterEach(async () => {
 
 /** A CA and a responder whose answers are valid `validitySeconds`, on one ManualClock, and a leaf pointing at it. */
 async function lab(validitySeconds = 3600): Promise<Lab> {
-  const { dir, cleanup } = await tempDir();
-  cleanups.push(cleanup);
-  const clock = labClock();
-  const ca = await CertificateAuthority.init(join(dir, "ca"), { clock });
-  const responder = await (await OcspResponder.forCa(ca)).withClock(clock).withValidity(validitySeconds).start();
-  cleanups.push(() => responder.stop());
-  const leaf = await ca.issueServer({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], ocspUrl: responder.url });
-  return { dir, clock, ca, responder, leaf };
+  const l = await startTestLab({ clock: labClock(), validitySeconds });
+  cleanups.push(() => l.stop());
+  return l;
 }
 
 /** A stapler for the lab's leaf on the lab's clock; stopped after the test. */
@@ -330,11 +317,7 @@ describe("stricter verification", () => {
 
   it("never staples a response whose nextUpdate is after the certificate's notAfter", async () => {
     const l = await lab(3600);
-    const shortLived = await l.ca.issueServer({
-      dnsNames: ["localhost"],
-      ocspUrl: l.responder.url,
-      notAfter: new Date(l.clock.now().getTime() + 600_000),
-    });
+    const shortLived = await l.issue({ dnsNames: ["localhost"], notAfter: new Date(l.clock.now().getTime() + 600_000) });
     const s = await (await StaplingServer.fromFiles(shortLived))
       .withAdmin(false)
       .withClock(l.clock)

@@ -3,9 +3,9 @@ import { once } from "node:events";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import type { CertificateAuthority, IssueServerOptions, IssuedCertificate } from "@ocsp-lab/ca";
 import { CRLReason } from "@ocsp-lab/ocsp";
-import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
+import type { StartedOcspResponder } from "@ocsp-lab/responder";
 import {
   CertificateSetupError,
   ReloadError,
@@ -15,29 +15,34 @@ import {
   type StapleSnapshot,
   type StartedStaplingServer,
 } from "@ocsp-lab/stapler";
-import { POLICIES, eventually, sClient, tempDir } from "../../../test-support/index.js";
+import { POLICIES, eventually, sClient, startTestLab, type TestLab } from "../../../test-support/index.js";
 
 const { QUICK_RETRIES } = POLICIES;
 
+let lab: TestLab;
 let dir: string;
 let ca: CertificateAuthority;
 let responder: StartedOcspResponder;
 const cleanups: (() => Promise<void>)[] = [];
 
-async function setup(): Promise<void> {
-  const t = await tempDir();
-  dir = t.dir;
-  cleanups.push(t.cleanup);
-  ca = await CertificateAuthority.init(join(dir, "ca"));
-  responder = await (await OcspResponder.forCa(ca)).start();
-  cleanups.push(() => responder.stop());
+/** The lab (system clock) with `leaf` as the first certificate it issues; resolves with that certificate. */
+async function setup(leaf: IssueServerOptions): Promise<IssuedCertificate> {
+  lab = await startTestLab({ leaf });
+  cleanups.push(() => lab.stop());
+  ({ dir, ca, responder } = lab);
+  return lab.leaf;
 }
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** Options for a server certificate for `name` alone (the issuer's key type unless `keyType` says). */
+function named(name: string, keyType?: "rsa-2048" | "ecdsa-p256"): IssueServerOptions {
+  return { dnsNames: [name], ...(keyType ? { keyType } : {}) };
+}
+
 function issue(name: string, keyType?: "rsa-2048" | "ecdsa-p256"): Promise<IssuedCertificate> {
-  return ca.issueServer({ dnsNames: [name], ocspUrl: responder.url, ...(keyType ? { keyType } : {}) });
+  return lab.issue(named(name, keyType));
 }
 
 function track(s: StartedStaplingServer): StartedStaplingServer {
@@ -47,8 +52,7 @@ function track(s: StartedStaplingServer): StartedStaplingServer {
 
 describe("several certificates on one listener", () => {
   it("chooses RSA and ECDSA certificates by SNI, each with its own staple state, on TLS 1.2 and 1.3", async () => {
-    await setup();
-    const rsa = await issue("rsa.test", "rsa-2048");
+    const rsa = await setup(named("rsa.test", "rsa-2048"));
     const ec = await issue("ec.test", "ecdsa-p256");
     const s = track(
       await new StaplingServer()
@@ -88,8 +92,7 @@ describe("several certificates on one listener", () => {
   });
 
   it("refuses a chain that did not issue the certificate, and a port in use, with one clear message each", async () => {
-    await setup();
-    const leaf = await issue("localhost");
+    const leaf = await setup(named("localhost"));
     const wrongChain = new StaplingServer()
       .withCertificateFiles({ ...leaf, chainFile: leaf.certFile })
       .withPolicy(QUICK_RETRIES)
@@ -105,8 +108,7 @@ describe("several certificates on one listener", () => {
   });
 
   it("refuses two certificates for one name", async () => {
-    await setup();
-    const a = await issue("same.test", "rsa-2048");
+    const a = await setup(named("same.test", "rsa-2048"));
     const b = await issue("same.test");
     const start = new StaplingServer()
       .withCertificateFiles(a)
@@ -121,8 +123,7 @@ describe("several certificates on one listener", () => {
 
 describe("reload", () => {
   it("serves a replaced certificate with a fresh staple, fetched before it is served", async () => {
-    await setup();
-    const first = await issue("localhost");
+    const first = await setup(named("localhost"));
     const files = { certFile: join(dir, "live.pem"), keyFile: join(dir, "live.key"), chainFile: join(dir, "live-chain.pem") };
     const place = async (c: IssuedCertificate): Promise<void> => {
       await fs.copyFile(c.keyFile, files.keyFile);
@@ -154,8 +155,7 @@ describe("reload", () => {
   });
 
   it("keeps the previous certificate when the new key does not match, and says why", async () => {
-    await setup();
-    const first = await issue("localhost");
+    const first = await setup(named("localhost"));
     const other = await issue("localhost");
     const files = { certFile: join(dir, "live.pem"), keyFile: join(dir, "live.key"), chainFile: first.chainFile };
     await fs.copyFile(first.certFile, files.certFile);
@@ -174,8 +174,7 @@ describe("reload", () => {
 
 describe("admin endpoint and metrics", () => {
   it("reports per-certificate status, queries now, exposes Prometheus metrics, and honours a bearer token", async () => {
-    await setup();
-    const leaf = await issue("localhost");
+    const leaf = await setup(named("localhost"));
     const s = track(
       await (await StaplingServer.fromFiles(leaf)).withPolicy(QUICK_RETRIES).withAdmin({ token: "s3cret-token" }).start(),
     );
@@ -215,8 +214,7 @@ describe("admin endpoint and metrics", () => {
   });
 
   it("POST /admin/ocsp/query?serial= finds a certificate whose serial begins with 0, however the serial is written", async () => {
-    await setup();
-    const leaf = await issueWithLeadingZero("localhost");
+    const leaf = await setup(withLeadingZero("localhost"));
     expect(leaf.serial).toMatch(/^0[1-9a-f]/);
     const s = track(await (await StaplingServer.fromFiles(leaf)).withPolicy(QUICK_RETRIES).start());
     for (const given of [leaf.serial, leaf.serial.toUpperCase(), `0x${leaf.serial}`]) {
@@ -235,8 +233,8 @@ describe("admin endpoint and metrics", () => {
  * A certificate whose canonical serial begins with a 0 hex digit (about 1 in 8 of the serials the
  * CA picks at random); chosen here, so the test is deterministic.
  */
-function issueWithLeadingZero(name: string): Promise<IssuedCertificate> {
-  return ca.issueServer({ dnsNames: [name], ocspUrl: responder.url, serial: "094f0f8d2c3b4a5e6f708192a3b4c5d6" });
+function withLeadingZero(name: string): IssueServerOptions {
+  return { dnsNames: [name], serial: "094f0f8d2c3b4a5e6f708192a3b4c5d6" };
 }
 
 /** Injected io for staplerMain: captured output, a stop signal and a reload signal we fire ourselves. */
@@ -272,8 +270,7 @@ function cliIo(): { io: StaplerCliIo; out: () => string; err: () => string; stop
 
 describe("ocsp-stapler --config", () => {
   it("--check validates; a bad field is named with its fix on one line, exit 1", async () => {
-    await setup();
-    const leaf = await issue("localhost");
+    const leaf = await setup(named("localhost"));
     const good = join(dir, "stapler.yaml");
     await fs.writeFile(
       good,
@@ -309,8 +306,7 @@ describe("ocsp-stapler --config", () => {
   });
 
   it("serves from a config file, persists staples in the state folder, reloads on the reload signal, stops on SIGTERM", async () => {
-    await setup();
-    const leaf = await issue("localhost");
+    const leaf = await setup(named("localhost"));
     const config = join(dir, "stapler.yaml");
     await fs.writeFile(
       config,

@@ -4,10 +4,9 @@
  * stapler share one ManualClock, so refresh and retry times are the ones the test advances to.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { join } from "node:path";
-import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import type { CertificateAuthority, IssuedCertificate } from "@ocsp-lab/ca";
 import { CRLReason, type ManualClock } from "@ocsp-lab/ocsp";
-import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
+import type { StartedOcspResponder } from "@ocsp-lab/responder";
 import {
   CertificateSetupError,
   InvalidPolicyError,
@@ -17,31 +16,26 @@ import {
   type StapleSnapshot,
   type StartedStaplingServer,
 } from "@ocsp-lab/stapler";
-import { POLICIES, run, sClient, tempDir } from "../../../test-support/index.js";
+import { POLICIES, run, sClient, startTestLab, type TestLab } from "../../../test-support/index.js";
 import { advanceFor, labClock, nextEvent, timerDueAt } from "./manual-time.js";
 
 const { QUICK_REFRESH } = POLICIES;
 
-let dir: string;
+let lab: TestLab<ManualClock>;
 let clock: ManualClock;
-let cleanup: () => Promise<void>;
 let ca: CertificateAuthority;
 let responder: StartedOcspResponder;
 let leaf: IssuedCertificate;
 let stapler: StartedStaplingServer | undefined;
 
 beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir());
-  clock = labClock();
-  ca = await CertificateAuthority.init(join(dir, "ca"), { clock });
-  responder = await (await OcspResponder.forCa(ca)).withClock(clock).start();
-  leaf = await ca.issueServer({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], ocspUrl: responder.url });
+  lab = await startTestLab({ clock: labClock() });
+  ({ clock, ca, responder, leaf } = lab);
 });
 afterEach(async () => {
   await stapler?.stop();
   stapler = undefined;
-  await responder.stop();
-  await cleanup();
+  await lab.stop();
 });
 
 /** A stapler for the leaf on the lab's clock. */
