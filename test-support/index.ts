@@ -3,7 +3,7 @@
  * waiting on a condition with a deadline (never a bare sleep).
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -277,4 +277,37 @@ export async function startTestLab<C extends Clock = Clock>(options: TestLabOpti
     await stop();
     throw error;
   }
+}
+
+/**
+ * A fresh ECDSA P-256 key and a PKCS#10 CSR made by `openssl req` (a key the CA never sees),
+ * written to `<dir>/<name>.key` and `<dir>/<name>.csr`. `subject` is openssl's `/CN=...` form;
+ * `subjectAltName` is an `-addext` value such as `DNS:a.test,IP:127.0.0.2`.
+ * @throws Error with openssl's stderr when it fails.
+ */
+export async function opensslCsr(options: {
+  dir: string;
+  name: string;
+  subject: string;
+  subjectAltName?: string;
+}): Promise<{ keyFile: string; csrFile: string; csrPem: string }> {
+  const keyFile = join(options.dir, `${options.name}.key`);
+  const csrFile = join(options.dir, `${options.name}.csr`);
+  const args = [
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    keyFile,
+    "-subj",
+    options.subject,
+  ];
+  if (options.subjectAltName) args.push("-addext", `subjectAltName=${options.subjectAltName}`);
+  const r = await run("openssl", [...args, "-out", csrFile]);
+  if (r.code !== 0) throw new Error(`openssl req exited ${r.code}: ${r.stderr}`);
+  return { keyFile, csrFile, csrPem: await readFile(csrFile, "utf8") };
 }

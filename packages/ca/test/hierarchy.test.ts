@@ -7,7 +7,7 @@ import { connect, createServer } from "node:tls";
 import * as x509 from "@peculiar/x509";
 import { CertificateAuthority, InvalidArgumentError, InvalidCsrError, KEY_TYPES, type KeyType } from "@ocsp-lab/ca";
 import { CRLReason, ManualClock } from "@ocsp-lab/ocsp";
-import { eventually, run, tempDir } from "../../../test-support/index.js";
+import { opensslCsr, eventually, run, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -113,24 +113,8 @@ describe("what the CA refuses", () => {
   it("refuses must-staple on an intermediate, a CSR for an intermediate, revoking the root, and holding a final revocation", async () => {
     const ca = await CertificateAuthority.init(dir);
     await expect(ca.issue("intermediate", { mustStaple: true })).rejects.toThrow(/server and client certificates only/);
-    const key = join(dir, "k.pem");
-    const csr = join(dir, "r.csr");
-    await run("openssl", [
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      key,
-      "-subj",
-      "/CN=x",
-      "-out",
-      csr,
-    ]);
-    await expect(ca.signCsr(await fs.readFile(csr, "utf8"), "intermediate")).rejects.toThrow(/needs its key in the store/);
+    const { csrPem } = await opensslCsr({ dir, name: "r", subject: "/CN=x" });
+    await expect(ca.signCsr(csrPem, "intermediate")).rejects.toThrow(/needs its key in the store/);
     await expect(ca.revoke(ca.rootSerial)).rejects.toThrow(/it is the root/);
     const leaf = await ca.issueServer();
     await ca.revoke(leaf.serial, { reason: CRLReason.keyCompromise });
@@ -174,26 +158,13 @@ describe("Node's TLS", () => {
 describe("CSR signing", () => {
   it("signs a CSR made by openssl and rejects one whose signature does not verify", async () => {
     const ca = await CertificateAuthority.init(dir);
-    const key = join(dir, "own.key");
-    const csr = join(dir, "own.csr");
-    await run("openssl", [
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      key,
-      "-subj",
-      "/CN=own.lab.test",
-      "-addext",
-      "subjectAltName=DNS:own.lab.test,IP:127.0.0.2",
-      "-out",
-      csr,
-    ]);
-    const issued = await ca.signCsr(await fs.readFile(csr, "utf8"));
+    const { keyFile: key, csrPem } = await opensslCsr({
+      dir,
+      name: "own",
+      subject: "/CN=own.lab.test",
+      subjectAltName: "DNS:own.lab.test,IP:127.0.0.2",
+    });
+    const issued = await ca.signCsr(csrPem);
     expect(issued.keyFile).toBe("");
     // No key here: keyPem is absent, not an empty string.
     expect("keyPem" in issued).toBe(false);
@@ -208,7 +179,7 @@ describe("CSR signing", () => {
     expect(fromCert.stdout).toBe(fromKey.stdout);
 
     // Flip a byte of the signature: the CSR no longer verifies.
-    const der = new x509.Pkcs10CertificateRequest(await fs.readFile(csr, "utf8")).rawData;
+    const der = new x509.Pkcs10CertificateRequest(csrPem).rawData;
     const bytes = new Uint8Array(der.slice(0));
     bytes[bytes.length - 5] ^= 0xff;
     const tampered = x509.PemConverter.encode(bytes.buffer, "CERTIFICATE REQUEST");

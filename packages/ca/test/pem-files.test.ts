@@ -6,7 +6,7 @@ import { join, relative } from "node:path";
 import { CertificateAuthority } from "@ocsp-lab/ca";
 import { caMain } from "@ocsp-lab/ca/cli";
 import { CRLReason } from "@ocsp-lab/ocsp";
-import { inProcess, freePort, run, sClient, tempDir } from "../../../test-support/index.js";
+import { opensslCsr, inProcess, freePort, run, sClient, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -97,24 +97,8 @@ describe("PEM files", () => {
     const mid = await ca.createIntermediate({ commonName: "lab intermediate" });
     const deep = await ca.issue("server", { issuer: mid.serial, dnsNames: ["deep.lab.test"] });
     await ca.issue("ocsp-signer", { issuer: mid.serial });
-    const csrKey = join(dir, "own.key");
-    const csr = join(dir, "own.csr");
-    await openssl([
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      csrKey,
-      "-subj",
-      "/CN=own.lab.test",
-      "-out",
-      csr,
-    ]);
-    await ca.signCsr(await fs.readFile(csr, "utf8"));
+    const { csrPem } = await opensslCsr({ dir, name: "own", subject: "/CN=own.lab.test" });
+    await ca.signCsr(csrPem);
     await ca.revoke(deep.serial, { reason: CRLReason.keyCompromise });
     await ca.hold(leaf.serial);
     await ca.refreshCrls();
@@ -256,23 +240,7 @@ describe("ocsp-ca export --format pem-bundle", () => {
 
   it("refuses, in one line, a certificate signed from a CSR (its key is not in the CA)", async () => {
     expect((await ocspCa(dir, "init")).code).toBe(0);
-    const key = join(dir, "own.key");
-    const csr = join(dir, "own.csr");
-    await openssl([
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      key,
-      "-subj",
-      "/CN=own.lab.test",
-      "-out",
-      csr,
-    ]);
+    const { csrFile: csr } = await opensslCsr({ dir, name: "own", subject: "/CN=own.lab.test" });
     const signed = JSON.parse((await ocspCa(dir, "sign-csr", csr, "--json")).out) as { serial: string };
     const out = join(dir, "bundle.pem");
     const r = await ocspCa(dir, "export", signed.serial, "--format", "pem-bundle", "--out", out);
