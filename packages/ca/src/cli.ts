@@ -177,7 +177,7 @@ export async function caMain(
   io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env },
 ): Promise<number> {
   const out = (s: string): void => void io.stdout.write(s.endsWith("\n") ? s : `${s}\n`);
-  const program = configureProgram(new Command("ocsp-ca"), "ocsp-ca", io)
+  const program = configureProgram(new Command("ocsp-ca"), "ocsp-ca", io, import.meta.url)
     .description("The ocsp-lab private CA: issue, revoke, hold, CRLs and exports in one state folder.")
     .option("--state-dir <dir>", "state folder (default $OCSP_LAB_HOME or ./.ocsp-lab)")
     .addHelpText(

@@ -19,6 +19,11 @@ async function ca(...argv: string[]): Promise<{ code: number; out: string; err: 
 const db = () => fs.readFile(join(dir, "ca.json"), "utf8");
 
 describe("ocsp-ca", () => {
+  it("prints its package's version with --version and -V", async () => {
+    const { version } = JSON.parse(await fs.readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    for (const flag of ["--version", "-V"]) expect(await ca(flag)).toEqual({ code: 0, out: `${version}\n`, err: "" });
+  });
+
   it("prints usage with examples when run bare", async () => {
     const r = await run(process.execPath, [BIN], { env: { ...process.env, OCSP_LAB_HOME: dir } });
     expect(r.code).toBe(2);

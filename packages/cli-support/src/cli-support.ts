@@ -1,6 +1,7 @@
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { readFile } from "node:fs/promises";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { type Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
@@ -33,10 +34,31 @@ export function processIo(): ServiceIo {
 }
 
 /**
- * Route a commander program's output to `io` and make its usage errors one line:
- * `<name>: <what is wrong> (see <name> --help)`. Returns the program.
+ * The `version` of the package a module belongs to: the nearest package.json above the module
+ * at `moduleUrl` (its `import.meta.url`). Undefined when none is found or it has no version.
  */
-export function configureProgram(program: Command, name: string, io: CliIo): Command {
+export function packageVersion(moduleUrl: string): string | undefined {
+  let dir = dirname(fileURLToPath(moduleUrl));
+  for (;;) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version?: unknown };
+      return typeof manifest.version === "string" ? manifest.version : undefined;
+    } catch {
+      const parent = dirname(dir);
+      if (parent === dir) return undefined;
+      dir = parent;
+    }
+  }
+}
+
+/**
+ * Route a commander program's output to `io` and make its usage errors one line:
+ * `<name>: <what is wrong> (see <name> --help)`. With `moduleUrl` (the command module's
+ * `import.meta.url`), `-V, --version` prints its package's version. Returns the program.
+ */
+export function configureProgram(program: Command, name: string, io: CliIo, moduleUrl?: string): Command {
+  const version = moduleUrl ? packageVersion(moduleUrl) : undefined;
+  if (version) program.version(version, "-V, --version", "print the version and exit");
   return program.exitOverride().configureOutput({
     writeOut: (s) => io.stdout.write(s),
     writeErr: (s) => io.stderr.write(s),

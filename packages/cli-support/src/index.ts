@@ -1,6 +1,7 @@
 export {
   configureProgram,
   isMainModule,
+  packageVersion,
   portOption,
   processIo,
   readConfigFile,

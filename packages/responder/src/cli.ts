@@ -14,7 +14,7 @@ const defaultIo = processIo;
  * Serves until SIGINT/SIGTERM. Resolves with the exit code (0, 1 failure, 2 usage).
  */
 export async function responderMain(argv: string[], io: ResponderCliIo = defaultIo()): Promise<number> {
-  const program = serviceOptions(configureProgram(new Command("ocsp-responder"), "ocsp-responder", io))
+  const program = serviceOptions(configureProgram(new Command("ocsp-responder"), "ocsp-responder", io, import.meta.url))
     .description("The ocsp-lab OCSP responder: every status and failure mode, on demand.")
     .addHelpText(
       "after",

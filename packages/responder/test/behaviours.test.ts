@@ -420,6 +420,11 @@ describe("signing options", () => {
 describe("ocsp-responder --config", () => {
   const cli = (...argv: string[]) => inProcess(responderMain, argv, { env: {}, stopSignal: () => Promise.resolve("SIGTERM") });
 
+  it("prints its package's version with --version", async () => {
+    const { version } = JSON.parse(await fs.readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    expect(await cli("--version")).toEqual({ code: 0, out: `${version}\n`, err: "" });
+  });
+
   it("starts from a YAML file with start-up behaviours and stops on a signal", async () => {
     const file = join(dir, "responder.yaml");
     await fs.writeFile(
