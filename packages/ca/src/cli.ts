@@ -206,7 +206,10 @@ export async function caMain(
     .command("init")
     .description("create the CA (root and OCSP signer) in the state folder")
     .addOption(
-      new Option("--key-type <type>", "key type of the root (default ecdsa-p256)").argParser(choice("--key-type", KEY_TYPES)),
+      new Option(
+        "--key-type <type>",
+        `key type of the root: ${KEY_TYPES.filter((t) => t !== "ed25519").join(", ")} (default ecdsa-p256)`,
+      ).argParser(choice("--key-type", KEY_TYPES)),
     )
     .option("--cn <name>", "root common name")
     .option("--json", "print the result as JSON")

@@ -19,6 +19,14 @@ async function ca(...argv: string[]): Promise<{ code: number; out: string; err: 
 const db = () => fs.readFile(join(dir, "ca.json"), "utf8");
 
 describe("ocsp-ca", () => {
+  it("lists the root key types in init --help", async () => {
+    const help = await ca("init", "--help");
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(
+      /--key-type <type>\s+key type of the root: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 \(default\s+ecdsa-p256\)/,
+    );
+  });
+
   it("prints its package's version with --version and -V", async () => {
     const { version } = JSON.parse(await fs.readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
     for (const flag of ["--version", "-V"]) expect(await ca(flag)).toEqual({ code: 0, out: `${version}\n`, err: "" });

@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { configureProgram, isMainModule, processIo, runProgram, serviceOptions, type ServiceIo } from "@ocsp-lab/cli-support";
-import { loadResponderConfig, startFromConfig } from "./config.js";
+import { CONFIG_OUTLINE, loadResponderConfig, startFromConfig } from "./config.js";
 
 /** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
 export type ResponderCliIo = ServiceIo;
@@ -8,12 +8,19 @@ export type ResponderCliIo = ServiceIo;
 const defaultIo = processIo;
 
 /**
- * Run `ocsp-responder` with `argv`: `--config file.yaml` (zod-validated; a bad file prints the
+ * Run `ocsp-responder` with `argv` (none: an outline of the config keys on stderr, exit 2): `--config file.yaml` (zod-validated; a bad file prints the
  * field and the fix; a deprecated name is accepted with a warning on stderr), `--check` to
  * validate and exit, `--port`/`--host` to override `listen`.
  * Serves until SIGINT/SIGTERM. Resolves with the exit code (0, 1 failure, 2 usage).
  */
 export async function responderMain(argv: string[], io: ResponderCliIo = defaultIo()): Promise<number> {
+  if (argv.length === 0) {
+    io.stderr.write(
+      `ocsp-responder: give a config file: ocsp-responder --config responder.yaml (--check validates it; --help for all options)\n` +
+        `A config file has these keys (all optional):\n\n${CONFIG_OUTLINE}\n`,
+    );
+    return 2;
+  }
   const program = serviceOptions(configureProgram(new Command("ocsp-responder"), "ocsp-responder", io, import.meta.url))
     .description("The ocsp-lab OCSP responder: every status and failure mode, on demand.")
     .addHelpText(

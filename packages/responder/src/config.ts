@@ -23,6 +23,19 @@ const scope = z.union([z.literal("global"), z.object({ issuer: serial }).strict(
 const MAX_VALIDITY_S = 10 * 365 * 86_400;
 const validity = z.number().int().positive().max(MAX_VALIDITY_S);
 
+/** An outline of the configuration file's keys, printed by a bare `ocsp-responder`. */
+export const CONFIG_OUTLINE = `listen: { host: 127.0.0.1, port: 8080 }    # default 127.0.0.1, port 0 (any free port)
+cas: [.ocsp-lab]                          # CA state folders; default $OCSP_LAB_HOME or ./.ocsp-lab
+validity: 3600                            # seconds from thisUpdate to nextUpdate
+signing: { by: delegated, responder_id: by_key, include_signer: true, rsa_pss: false }
+unknown_issuer: unauthorized              # or: unknown
+cache: true                               # pre-signed answers for nonce-less requests
+admin: { port: 8081, token: change-me-please }  # default: on the OCSP port, no token
+log_level: info                           # debug: one line per OCSP request too
+behaviours:                               # what to misbehave with from the start
+  - scope: global                         # or { issuer: <serial> } or { serial: <serial> }
+    steps: [{ actions: [{ kind: http, status: 503 }], count: 2 }, { actions: [{ kind: normal }] }]`;
+
 /**
  * The responder's configuration file (YAML or JSON), names in snake_case as operators' tools
  * write them. Durations are in seconds and named without a unit (`validity`, like the stapler's

@@ -420,6 +420,19 @@ describe("signing options", () => {
 describe("ocsp-responder --config", () => {
   const cli = (...argv: string[]) => inProcess(responderMain, argv, { env: {}, stopSignal: () => Promise.resolve("SIGTERM") });
 
+  it("run bare, prints how to give a config and an outline of its keys, and exits 2", async () => {
+    const bare = await cli();
+    expect(bare.code).toBe(2);
+    expect(bare.out).toBe("");
+    expect(bare.err).toMatch(/^ocsp-responder: give a config file: ocsp-responder --config responder.yaml/);
+    for (const key of ["listen:", "cas:", "validity:", "signing:", "admin:", "log_level:", "behaviours:"])
+      expect(bare.err).toContain(key);
+    // The outline is a valid config itself.
+    const file = join(dir, "outline.yaml");
+    await fs.writeFile(file, bare.err.slice(bare.err.indexOf("listen:")));
+    expect((await cli("--config", file, "--check")).code).toBe(0);
+  });
+
   it("prints its package's version with --version", async () => {
     const { version } = JSON.parse(await fs.readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
     expect(await cli("--version")).toEqual({ code: 0, out: `${version}\n`, err: "" });
