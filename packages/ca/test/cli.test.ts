@@ -22,8 +22,8 @@ describe("ocsp-ca", () => {
   it("lists the root key types in init --help", async () => {
     const help = await ca("init", "--help");
     expect(help.code).toBe(0);
-    expect(help.out).toMatch(
-      /--key-type <type>\s+key type of the root: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 \(default\s+ecdsa-p256\)/,
+    expect(help.out.replace(/\s+/g, " ")).toContain(
+      "--key-type <type> key type of the root: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 (default ecdsa-p256)",
     );
   });
 
