@@ -4,7 +4,7 @@ import { CRL_REASON_NAMES } from "@ocsp-lab/ocsp";
 import { formatMismatches, formatTable } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
 import { runScenarios, selectClients, selectScenarios } from "./run.js";
-import { SCENARIOS } from "./scenarios.js";
+import { builtInScenarios } from "./scenarios.js";
 import { describeEndpoints, startPersistentLab, UP_POLICY } from "./up.js";
 
 /** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
@@ -32,6 +32,7 @@ const port = (v: string): number => {
  * without a stack trace.
  */
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
+  const builtIn = await builtInScenarios();
   const program = configureProgram(new Command("ocsp-lab"), "ocsp-lab", io)
     .description("A private CA, an OCSP responder, a stapling server and real TLS clients: every revocation case on demand.")
     .option("--state-dir <dir>", "state folder of the lab CA (default $OCSP_LAB_HOME or ./.ocsp-lab)")
@@ -42,6 +43,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         "Examples:",
         "  ocsp-lab run                                   every scenario, every client, one table",
         "  ocsp-lab run --scenario revoked --client curl  one scenario, one client",
+        "  ocsp-lab run my-case.yaml --client node        your own scenario file",
         "  ocsp-lab up                                    a lab that stays up; prints the commands to try",
         "  ocsp-lab up --json --query-frequency 2         the same, one JSON line for scripts",
         "  ocsp-lab revoke .ocsp-lab/certs/<serial>/cert.pem --reason keyCompromise",
@@ -52,20 +54,23 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
 
   program
     .command("run")
-    .description("run every scenario against throw-away labs and print a scenario × client table; exit 1 on any mismatch")
-    .option("--scenario <name...>", `scenarios to run (${SCENARIOS.map((s) => s.name).join(", ")})`)
+    .description(
+      "run every built-in scenario (or the scenario files given) against throw-away labs and print a scenario × client table; exit 1 on any mismatch",
+    )
+    .argument("[files...]", "scenario files (YAML or JSON) to run instead of the built-in ones")
+    .option("--scenario <name...>", `built-in scenarios to run (${builtIn.map((s) => s.name).join(", ")})`)
     .option("--client <name...>", "clients to drive (node, curl, openssl)")
     .option("--json", "print the report as JSON instead of a table")
-    .option("--list", "list the scenarios and exit")
-    .action(async (opts: { scenario?: string[]; client?: string[]; json?: boolean; list?: boolean }) => {
+    .option("--list", "list the built-in scenarios and exit")
+    .action(async (files: string[], opts: { scenario?: string[]; client?: string[]; json?: boolean; list?: boolean }) => {
       if (opts.list) {
-        for (const s of SCENARIOS) io.stdout.write(`${s.name.padEnd(27)} ${s.summary}\n`);
+        for (const s of builtIn) io.stdout.write(`${s.name.padEnd(27)} ${s.description}\n`);
         return;
       }
-      selectScenarios(opts.scenario);
+      await selectScenarios(opts.scenario, files);
       selectClients(opts.client);
       if (!opts.json) io.stderr.write("ocsp-lab run: starting a throw-away CA, responder and stapler per scenario...\n");
-      const report = await runScenarios({ scenarios: opts.scenario, clients: opts.client });
+      const report = await runScenarios({ scenarios: opts.scenario, files, clients: opts.client });
       if (opts.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else {
         io.stdout.write(formatTable(report));
@@ -159,7 +164,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       io.stdout.write("A running responder answers revoked within 1 s; the stapler staples it at its next query.\n");
     });
 
-  const status = await runProgram(program, "ocsp-lab", argv, io, ["OCSP_LAB_USAGE"]);
+  const status = await runProgram(program, "ocsp-lab", argv, io, ["OCSP_LAB_USAGE", "OCSP_LAB_SCENARIO_FILE"]);
   return status !== 0 ? status : code;
 }
 

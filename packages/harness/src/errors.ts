@@ -31,3 +31,14 @@ export class PortInUseError extends HarnessError {
     );
   }
 }
+
+/** A scenario file that cannot be read or does not match the scenario schema. */
+export class ScenarioFileError extends HarnessError {
+  /**
+   * @param file the path as given; @param field the dotted path of the bad field (`timeline.1.at`),
+   * empty for the file as a whole; @param problem what is wrong, with the offending value.
+   */
+  constructor(file: string, field: string, problem: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_SCENARIO_FILE", `${file}: ${field ? `${field}: ` : ""}${problem}`, options);
+  }
+}

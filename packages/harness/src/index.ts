@@ -5,7 +5,20 @@ export type { Lab, LabOptions } from "./lab.js";
 export { runScenarios, defaultClients, selectClients, selectScenarios } from "./run.js";
 export type { ReportRow, RunOptions, RunReport } from "./run.js";
 export { formatTable, formatMismatches, summaryLine } from "./report.js";
-export { SCENARIOS, SCALED_POLICY } from "./scenarios.js";
+export {
+  BUILT_IN_SCENARIO_DIR,
+  CLIENT_CLASSES,
+  SCALED_POLICY,
+  builtInScenarios,
+  compileScenario,
+  loadScenarioFile,
+} from "./scenarios.js";
+export { certificateSchema, expectSchema, scenarioFileSchema, timelineStepSchema, TIMELINE_ACTIONS } from "./scenario-file.js";
+export type { ScenarioFile, ScenarioFileInput, TimelineStep } from "./scenario-file.js";
+export { STAPLER_CHECKS, STAPLER_CHECK_NAMES } from "./stapler-checks.js";
+export type { CheckContext, StaplerCheckDefinition, StaplerCheckName } from "./stapler-checks.js";
+export { applyStep, playTimeline } from "./timeline.js";
+export { parseDuration, describeDurationError } from "./duration.js";
 export { TurnClock } from "./turn-clock.js";
 export type { Scenario, ScenarioContext, StaplerCheck } from "./scenarios.js";
 export { startPersistentLab, describeEndpoints, UP_POLICY } from "./up.js";
@@ -16,4 +29,4 @@ export { NodeStrictClient } from "./clients/node-client.js";
 export { CurlClient } from "./clients/curl-client.js";
 export { OpensslClient } from "./clients/openssl-client.js";
 export type { ClientDriver, ClientObservation, TlsTarget } from "./clients/client.js";
-export { HarnessError, UsageError, ScenarioTimeoutError, PortInUseError } from "./errors.js";
+export { HarnessError, UsageError, ScenarioTimeoutError, PortInUseError, ScenarioFileError } from "./errors.js";

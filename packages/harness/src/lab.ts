@@ -1,7 +1,7 @@
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
-import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
+import { CertificateAuthority, type IssuedCertificate, type KeyType } from "@ocsp-lab/ca";
 import { systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { StaplingServer, aiaOcspUrl, type PollingPolicyInput, type StartedStaplingServer } from "@ocsp-lab/stapler";
@@ -28,6 +28,11 @@ export interface LabOptions {
   staplerPort?: number;
   /** Responder's nextUpdate − thisUpdate, in seconds; default 3600. */
   responseValiditySeconds?: number;
+  /**
+   * The server certificate to issue: key type (default the CA's), RFC 7633 must-staple, and
+   * whether an intermediate CA (created under the root) issues it instead of the root.
+   */
+  leaf?: { keyType?: string | undefined; mustStaple?: boolean | undefined; issuer?: "root" | "intermediate" | undefined };
   /** Reuse the server certificate recorded in lab.json when its OCSP URL still matches. */
   reuseCertificate?: boolean;
   clock?: Clock;
@@ -91,6 +96,11 @@ export async function startLab(options: LabOptions): Promise<Lab> {
         dnsNames: [LAB_SERVER_NAME],
         ipAddresses: ["127.0.0.1"],
         ocspUrl: responder.url,
+        ...(options.leaf?.keyType !== undefined ? { keyType: options.leaf.keyType as KeyType } : {}),
+        ...(options.leaf?.mustStaple !== undefined ? { mustStaple: options.leaf.mustStaple } : {}),
+        ...(options.leaf?.issuer === "intermediate"
+          ? { issuer: (await ca.createIntermediate({ ocspUrl: responder.url })).serial }
+          : {}),
       }));
     await ca.store.writeAtomic(
       LAB_FILE,

@@ -8,7 +8,7 @@ import { NodeStrictClient } from "./clients/node-client.js";
 import { OpensslClient } from "./clients/openssl-client.js";
 import { UsageError } from "./errors.js";
 import { startLab } from "./lab.js";
-import { SCENARIOS, type Scenario, type StaplerCheck } from "./scenarios.js";
+import { builtInScenarios, loadScenarioFile, type Scenario, type StaplerCheck } from "./scenarios.js";
 import { TurnClock } from "./turn-clock.js";
 
 /** One row of the report: a scenario seen by one client (or by the stapler itself). */
@@ -34,8 +34,10 @@ export interface RunReport {
 
 /** Options of runScenarios. */
 export interface RunOptions {
-  /** Scenario names to run; default all, in order. */
+  /** Built-in scenario names to run; default all, in order (none when `files` are given). */
   scenarios?: string[];
+  /** Scenario files (YAML or JSON) to run after the named built-in ones. */
+  files?: string[];
   /** Client names to drive; default node, curl, openssl. */
   clients?: string[];
   /** Called with each row as soon as it is known (for live output). */
@@ -54,11 +56,11 @@ export function defaultClients(): ClientDriver[] {
  * ephemeral ports, on a TurnClock (real time, standing still within a synchronous run), driven
  * into the scenario's state, then probed by every client. Returns one row per scenario ×
  * client plus one for the stapler itself.
- * @throws UsageError for an unknown scenario or client name.
+ * @throws UsageError for an unknown scenario or client name; ScenarioFileError for a bad file.
  */
 export async function runScenarios(options: RunOptions = {}): Promise<RunReport> {
   const started = performance.now();
-  const scenarios = selectScenarios(options.scenarios);
+  const scenarios = await selectScenarios(options.scenarios, options.files);
   const clients = selectClients(options.clients);
   const node = clients.find((c) => c.name === "node") ?? new NodeStrictClient();
   const availability = new Map(await Promise.all(clients.map(async (c) => [c.name, await c.available()] as const)));
@@ -69,8 +71,8 @@ export async function runScenarios(options: RunOptions = {}): Promise<RunReport>
     options.onRow?.(row);
   };
   try {
-    for (const scenario of scenarios) {
-      await runOne(scenario, join(work, scenario.name), clients, node, availability, add);
+    for (const [i, scenario] of scenarios.entries()) {
+      await runOne(scenario, join(work, `${i + 1}-${scenario.name}`), clients, node, availability, add);
     }
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -87,7 +89,13 @@ async function runOne(
   add: (row: ReportRow) => void,
 ): Promise<void> {
   // A TurnClock: the scenarios judge retry spacing from the stapler's own schedule (see retryCadence).
-  const lab = await startLab({ stateDir, policy: scenario.policy, clock: new TurnClock() });
+  const cert = scenario.certificate;
+  const lab = await startLab({
+    stateDir,
+    policy: scenario.policy,
+    clock: new TurnClock(),
+    ...(cert ? { leaf: { keyType: cert.key_type, mustStaple: cert.must_staple, issuer: cert.issuer } } : {}),
+  });
   try {
     let check: StaplerCheck;
     try {
@@ -126,11 +134,17 @@ async function runOne(
 }
 
 /**
- * The scenarios named, in the order given; all of them when `names` is empty or absent.
- * @throws UsageError naming the first unknown scenario and the known ones.
+ * The built-in scenarios named, in the order given, then the scenarios of `files` in order;
+ * every built-in one when neither names nor files are given.
+ * @throws UsageError naming the first unknown scenario and the known ones; ScenarioFileError
+ * naming the first bad file and field.
  */
-export function selectScenarios(names?: string[]): Scenario[] {
-  return pick(SCENARIOS, names, "scenario");
+export async function selectScenarios(names?: string[], files?: string[]): Promise<Scenario[]> {
+  const builtIn = await builtInScenarios();
+  const own: Scenario[] = [];
+  for (const f of files ?? []) own.push(await loadScenarioFile(f));
+  if (own.length > 0 && (!names || names.length === 0)) return own;
+  return [...pick(builtIn, names, "scenario"), ...own];
 }
 
 /**

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { ManualClock } from "@ocsp-lab/ocsp";
 import { parsePolicy, type PollingPolicyInput } from "@ocsp-lab/stapler";
-import { NodeStrictClient, SCALED_POLICY, SCENARIOS, TurnClock, startLab, type StaplerCheck } from "@ocsp-lab/harness";
+import { NodeStrictClient, SCALED_POLICY, TurnClock, builtInScenarios, startLab, type StaplerCheck } from "@ocsp-lab/harness";
 import { eventually, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
@@ -48,7 +48,7 @@ describe("TurnClock", () => {
 
 /** Run one scenario's act() on a fresh lab whose stapler follows `staplerPolicy`, judged against `judgedPolicy`. */
 async function act(name: string, staplerPolicy: PollingPolicyInput, judgedPolicy: PollingPolicyInput): Promise<StaplerCheck> {
-  const scenario = SCENARIOS.find((s) => s.name === name)!;
+  const scenario = (await builtInScenarios()).find((s) => s.name === name)!;
   const lab = await startLab({ stateDir: join(dir, name), policy: staplerPolicy, clock: new TurnClock() });
   try {
     return await scenario.act({ lab, policy: parsePolicy(judgedPolicy), nodeClient: new NodeStrictClient() });

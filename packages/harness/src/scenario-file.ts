@@ -1,0 +1,145 @@
+import { z } from "zod";
+import { CRL_REASON_NAMES, UNSUCCESSFUL_STATUS_NAMES, parseCrlReason, type CRLReason } from "@ocsp-lab/ocsp";
+import { KEY_TYPES } from "@ocsp-lab/ca";
+import { CONTENT_FLAWS } from "@ocsp-lab/responder";
+import { pollingPolicySchema } from "@ocsp-lab/stapler";
+import { describeDurationError, parseDuration } from "./duration.js";
+import { STAPLER_CHECK_NAMES } from "./stapler-checks.js";
+
+/** A duration written `250ms`, `2s`, `1h` (see parseDuration), as milliseconds. */
+const duration = z.unknown().transform((v, ctx): number => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: "custom", message: describeDurationError(v) });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** An RFC 5280 CRLReason by name (`keyCompromise`, `key-compromise`) or number. */
+const reason = z.union([z.string(), z.number()]).transform((v, ctx): CRLReason => {
+  try {
+    return parseCrlReason(v);
+  } catch {
+    ctx.addIssue({
+      code: "custom",
+      message: `unknown CRLReason ${JSON.stringify(v)}: use one of ${CRL_REASON_NAMES.join(", ")}`,
+    });
+    return z.NEVER;
+  }
+});
+
+/** The keys of a timeline step that are actions; exactly one per step. */
+export const TIMELINE_ACTIONS = ["responder", "http", "responseStatus", "delay", "revoke", "status", "flaw"] as const;
+
+/**
+ * One step of a scenario's timeline: at `at` (from the start of the scenario, on the lab's
+ * clock) do exactly one action to the responder or the CA:
+ * - `responder: good | revoked | unknown`: answer this status for the lab's certificate
+ *   whatever the CA says; `responder: down` (close every connection), `hang` (never answer),
+ *   `reset` (TCP RST); `responder: normal` clears every behaviour, status and delay;
+ * - `http: 500`: answer this HTTP error status with no OCSP body;
+ * - `responseStatus: tryLater`: an unsigned unsuccessful OCSP answer (RFC 6960 §4.2.1);
+ * - `delay: 2s`: wait this long before every answer;
+ * - `revoke: keyCompromise`: revoke the lab's certificate in the CA with this RFC 5280 reason;
+ * - `status: unknown` (with `reason` for revoked): like `responder: <status>`, usually with `count`;
+ * - `flaw: bad-signature`: sign the answers with this content flaw (the responder's CONTENT_FLAWS).
+ * `count` limits `responder` (except normal), `http`, `responseStatus`, `status` and `flaw` to
+ * the next `count` requests; without it the action holds until another step replaces it.
+ */
+export const timelineStepSchema = z
+  .object({
+    at: duration,
+    responder: z.enum(["good", "revoked", "unknown", "down", "hang", "reset", "normal"]).optional(),
+    http: z.number().int().min(300).max(599).optional(),
+    responseStatus: z.enum(UNSUCCESSFUL_STATUS_NAMES as [string, ...string[]]).optional(),
+    delay: duration.optional(),
+    revoke: reason.optional(),
+    status: z.enum(["good", "revoked", "unknown"]).optional(),
+    reason: reason.optional(),
+    flaw: z.enum(CONTENT_FLAWS).optional(),
+    count: z.number().int().positive().optional(),
+  })
+  .strict()
+  .superRefine((step, ctx) => {
+    const given = TIMELINE_ACTIONS.filter((k) => step[k] !== undefined);
+    if (given.length !== 1)
+      ctx.addIssue({
+        code: "custom",
+        message: `give exactly one action of ${TIMELINE_ACTIONS.join(", ")}${given.length ? `, not ${given.join(" and ")}` : ""}`,
+      });
+    if (step.reason !== undefined && step.status !== "revoked")
+      ctx.addIssue({ code: "custom", path: ["reason"], message: "reason goes with status: revoked" });
+  });
+
+/**
+ * The certificate the lab's stapler serves. `key_type` and `must_staple` (RFC 7633 TLS Feature)
+ * shape the issued leaf; `issuer: intermediate` issues it from an intermediate CA under the root.
+ * `cert_id_hash` (the hash of the stapler's CertID, RFC 6960 §4.1.1) is accepted for files
+ * written ahead; only `sha1`, the stapler's own, runs today.
+ */
+export const certificateSchema = z
+  .object({
+    key_type: z.enum(KEY_TYPES as [string, ...string[]]).optional(),
+    must_staple: z.boolean().optional(),
+    issuer: z.enum(["root", "intermediate"]).default("root"),
+    cert_id_hash: z
+      .enum(["sha1", "sha256"])
+      .default("sha1")
+      .refine((h) => h === "sha1", { message: "sha256 CertIDs are not supported by the stapler yet: use sha1" }),
+  })
+  .strict();
+
+/**
+ * What the run must see. `stapler`: the text the stapler check must observe (default: the
+ * check's own, derived from the policy). Per client (`node`, `curl`, `openssl`) or per class
+ * of clients (`strict`: node and curl, which refuse a bad or missing staple; `soft-fail`:
+ * openssl s_client, which never refuses and reports what it saw); a client's own entry beats
+ * its class, and a client named nowhere is expected to be `connected`.
+ */
+export const expectSchema = z
+  .object({
+    stapler: z.string().min(1).optional(),
+    node: z.string().min(1).optional(),
+    curl: z.string().min(1).optional(),
+    openssl: z.string().min(1).optional(),
+    strict: z.string().min(1).optional(),
+    "soft-fail": z.string().min(1).optional(),
+  })
+  .strict();
+
+/**
+ * A scenario file (YAML or JSON): one real-world revocation, timeout or server-behaviour case.
+ * `policy` is the stapler's polling policy in seconds (PollingPolicyInput; default SCALED_POLICY
+ * when absent); `stapler_check` names the code that observes the stapler (see STAPLER_CHECKS).
+ */
+export const scenarioFileSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "a name is letters, digits, '.', '_' and '-' (it names a folder)"),
+    description: z.string().min(1),
+    certificate: certificateSchema.optional(),
+    policy: pollingPolicySchema.optional(),
+    timeline: z.array(timelineStepSchema).default([]),
+    stapler_check: z.enum(STAPLER_CHECK_NAMES).default("staple-status"),
+    expect: expectSchema,
+  })
+  .strict()
+  .superRefine((file, ctx) => {
+    for (let i = 1; i < file.timeline.length; i++) {
+      if (file.timeline[i]!.at < file.timeline[i - 1]!.at)
+        ctx.addIssue({ code: "custom", path: ["timeline", i, "at"], message: "steps must be in time order" });
+    }
+    if (file.stapler_check === "staple-status" && !/^staple (good|revoked|unknown)$/.test(file.expect.stapler ?? ""))
+      ctx.addIssue({
+        code: "custom",
+        path: ["expect", "stapler"],
+        message: 'with stapler_check staple-status, give "staple good", "staple revoked" or "staple unknown"',
+      });
+  });
+
+/** A scenario file as validated (durations in milliseconds, reasons as CRLReason numbers). */
+export type ScenarioFile = z.output<typeof scenarioFileSchema>;
+/** A scenario file as written (durations as `2s`, reasons by name). */
+export type ScenarioFileInput = z.input<typeof scenarioFileSchema>;
+/** One timeline step as validated. */
+export type TimelineStep = z.output<typeof timelineStepSchema>;

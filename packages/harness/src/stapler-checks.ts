@@ -1,0 +1,273 @@
+import type { FetchError, PollingPolicy, StapleManager, StapleSnapshot } from "@ocsp-lab/stapler";
+import type { ClientDriver, ClientObservation } from "./clients/client.js";
+import { ScenarioTimeoutError } from "./errors.js";
+import type { Lab } from "./lab.js";
+
+/** Everything a stapler check may act on. */
+export interface CheckContext {
+  /** The scenario's name, for timeout messages. */
+  scenario: string;
+  /**
+   * The lab, on a TurnClock (as runScenarios starts it): the retry cadence is judged from the
+   * stapler's schedule against the instant of each failure, which only a TurnClock makes exact.
+   */
+  lab: Lab;
+  /** The policy in force, in milliseconds. */
+  policy: PollingPolicy;
+  /** The strict Node client, for probes during an outage. */
+  nodeClient: ClientDriver;
+  /** The text the scenario expects the check to observe. */
+  expected: string;
+  /**
+   * Play the scenario's timeline (steps applied at their `at` on the lab's clock); resolves
+   * once the last step is applied. Each check calls it once, after it starts listening.
+   */
+  applyTimeline(): Promise<void>;
+}
+
+/** Code that observes the stapler in a scenario and says what it saw, in the words of `expected`. */
+export interface StaplerCheckDefinition {
+  /** One line for documentation. */
+  description: string;
+  /** The expected text when the scenario file gives none, derived from the policy. */
+  defaultExpected(policy: PollingPolicy): string | undefined;
+  /** Play the timeline, wait for the stapler, and describe what happened. */
+  observe(ctx: CheckContext): Promise<string>;
+}
+
+/** A recorded stapler event with the lab-clock time it arrived, in ms since the epoch. */
+interface Recorded {
+  event: "staple:updated" | "staple:invalidated" | "fetch:failed";
+  at: number;
+  snapshot: StapleSnapshot;
+  error?: FetchError;
+}
+
+/**
+ * Record the lab stapler's events from now on and wait for one matching `until`, polling nothing:
+ * each event is checked as it arrives.
+ * @throws ScenarioTimeoutError after `timeoutMs`.
+ */
+function watchUntil(
+  lab: Lab,
+  scenario: string,
+  waitingFor: string,
+  until: (r: Recorded, all: Recorded[]) => boolean,
+  timeoutMs: number,
+): Promise<Recorded[]> {
+  const manager: StapleManager = lab.stapler.manager;
+  const now = (): number => lab.clock.now().getTime();
+  return new Promise((resolve, reject) => {
+    const all: Recorded[] = [];
+    const handlers = {
+      "staple:updated": (snapshot: StapleSnapshot) => push({ event: "staple:updated", at: now(), snapshot }),
+      "staple:invalidated": (snapshot: StapleSnapshot) => push({ event: "staple:invalidated", at: now(), snapshot }),
+      "fetch:failed": (e: { error: FetchError; snapshot: StapleSnapshot }) =>
+        push({ event: "fetch:failed", at: now(), snapshot: e.snapshot, error: e.error }),
+    };
+    const off = (): void => {
+      clearTimeout(timer);
+      manager.off("staple:updated", handlers["staple:updated"]);
+      manager.off("staple:invalidated", handlers["staple:invalidated"]);
+      manager.off("fetch:failed", handlers["fetch:failed"]);
+    };
+    const push = (r: Recorded): void => {
+      all.push(r);
+      if (until(r, all)) {
+        off();
+        resolve(all);
+      }
+    };
+    const timer = setTimeout(() => {
+      off();
+      reject(new ScenarioTimeoutError(scenario, waitingFor, timeoutMs));
+    }, timeoutMs);
+    manager.on("staple:updated", handlers["staple:updated"]);
+    manager.on("staple:invalidated", handlers["staple:invalidated"]);
+    manager.on("fetch:failed", handlers["fetch:failed"]);
+  });
+}
+
+/** Deadline for a scenario's wait: a regular query plus every retry, with generous slack for a loaded CI machine. */
+function deadline(policy: PollingPolicy): number {
+  return policy.queryFrequencyMs + policy.recoveryMaxTries * (policy.recoveryFrequencyMs + policy.responseTimeoutMs) + 10_000;
+}
+
+const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(2))} s`;
+
+/** How much earlier than scheduled a timer may seem to fire: node rounds timer instants to the millisecond. */
+const EARLY_SLACK_MS = 2;
+
+/**
+ * "retried every X s", judged from the stapler's own schedule, not from when its timers fired
+ * (which depends on how busy the machine is). Each `fetch:failed` snapshot carries `nextFetch`,
+ * the instant the stapler set for its next query; the lab runs on a TurnClock, so the event's
+ * `at` is the very instant the stapler scheduled from. The cadence is the policy's when every
+ * failure scheduled the next query exactly recovery_frequency later and each retry began after
+ * the failure before it; otherwise the delays as scheduled are reported (`never` for a failure
+ * that scheduled nothing). A retry that began less than recovery_frequency after the failure
+ * before it is reported with its real delay: timers never fire early, so that is the stapler's.
+ */
+function retryCadence(failures: Recorded[], policy: PollingPolicy): string {
+  const want = policy.recoveryFrequencyMs;
+  const scheduled = failures.map((f) => (f.snapshot.nextFetch ? f.snapshot.nextFetch.getTime() - f.at : undefined));
+  // A timer never fires early (node may round by a millisecond), so a retry that began less than
+  // recovery_frequency after the failure before it is the stapler's doing, whatever the machine.
+  const early = failures.findIndex(
+    (f, i) =>
+      i > 0 &&
+      (f.snapshot.lastFetch === undefined || f.snapshot.lastFetch.at.getTime() < failures[i - 1]!.at + want - EARLY_SLACK_MS),
+  );
+  if (early !== -1) {
+    const began = failures[early]!.snapshot.lastFetch?.at.getTime();
+    return began === undefined
+      ? "a retry with no start time"
+      : `a retry began ${seconds(began - failures[early - 1]!.at)} after the failure before it`;
+  }
+  if (scheduled.every((d) => d === want)) return `retried every ${seconds(want)}`;
+  return `retries scheduled ${scheduled.map((d) => (d === undefined ? "never" : seconds(d))).join(", ")} after each failure`;
+}
+
+/** Wait for the stapler's staple to have `status`, checking the current one first. */
+async function stapleBecomes(ctx: CheckContext, status: string): Promise<string> {
+  const { lab, policy, scenario } = ctx;
+  if (lab.stapler.status()[0]!.staple !== status) {
+    await watchUntil(
+      lab,
+      scenario,
+      `staple with status ${status}`,
+      (r) => r.event === "staple:updated" && r.snapshot.staple === status,
+      deadline(policy),
+    );
+  }
+  return `staple ${lab.stapler.status()[0]!.staple}`;
+}
+
+/**
+ * The checks a scenario file selects with `stapler_check`:
+ * - `staple-status`: after the timeline, the staple reaches the status of `expect.stapler`
+ *   (`staple good|revoked|unknown`);
+ * - `invalidation`: the stapler retries every recovery_frequency and drops the staple after
+ *   recovery_max_tries failed queries;
+ * - `invalidation-timeouts`: the same, counting queries that failed by timeout;
+ * - `recovery`: queries fail and then succeed; the staple is kept throughout (a strict client
+ *   probed after each failure still connects) and restored;
+ * - `lazy-first-handshake` (nginx): no staple at start; the first handshake gets none and
+ *   triggers the fetch; the staple follows;
+ * - `in-handshake` (Apache): one handshake after the timeline, then the staple and its source.
+ */
+export const STAPLER_CHECKS = {
+  "staple-status": {
+    description: "the staple reaches the status expect.stapler names",
+    defaultExpected: () => undefined,
+    async observe(ctx) {
+      await ctx.applyTimeline();
+      return stapleBecomes(ctx, ctx.expected.replace(/^staple /, ""));
+    },
+  },
+  invalidation: {
+    description: "retries every recovery_frequency, invalidated after recovery_max_tries failed queries",
+    defaultExpected: (policy) =>
+      `invalidated after ${policy.recoveryMaxTries} failed queries, retried every ${seconds(policy.recoveryFrequencyMs)}`,
+    async observe(ctx) {
+      const waiting = watchUntil(
+        ctx.lab,
+        ctx.scenario,
+        "invalidation",
+        (r) => r.event === "staple:invalidated",
+        deadline(ctx.policy),
+      );
+      await ctx.applyTimeline();
+      const failures = (await waiting).filter((e) => e.event === "fetch:failed");
+      return `invalidated after ${failures.length} failed queries, ${retryCadence(failures, ctx.policy)}`;
+    },
+  },
+  "invalidation-timeouts": {
+    description: "every query times out; retries every recovery_frequency, invalidated after recovery_max_tries",
+    defaultExpected: (policy) =>
+      `invalidated after ${policy.recoveryMaxTries} timeouts, retried every ${seconds(policy.recoveryFrequencyMs)}`,
+    async observe(ctx) {
+      const waiting = watchUntil(
+        ctx.lab,
+        ctx.scenario,
+        "invalidation",
+        (r) => r.event === "staple:invalidated",
+        deadline(ctx.policy),
+      );
+      await ctx.applyTimeline();
+      const failures = (await waiting).filter((e) => e.event === "fetch:failed");
+      const timeouts = failures.filter((e) => e.error?.kind === "timeout").length;
+      return `invalidated after ${timeouts} timeouts${timeouts !== failures.length ? ` (+${failures.length - timeouts} other failures)` : ""}, ${retryCadence(failures, ctx.policy)}`;
+    },
+  },
+  recovery: {
+    description: "queries fail, then succeed: the staple is kept throughout and restored",
+    defaultExpected: (policy) => `${policy.recoveryMaxTries - 1} failed queries, staple kept, restored`,
+    async observe({ lab, policy, nodeClient, scenario, applyTimeline }) {
+      const probes: Array<Promise<ClientObservation>> = [];
+      const waiting = watchUntil(
+        lab,
+        scenario,
+        "a staple after the failures",
+        (r, all) => {
+          // Probe a strict client during the outage: it must still get the cached staple.
+          if (r.event === "fetch:failed") probes.push(nodeClient.probe(lab.target));
+          return r.event === "staple:updated" && all.some((e) => e.event === "fetch:failed");
+        },
+        deadline(policy),
+      );
+      await applyTimeline();
+      const events = await waiting;
+      const during = await Promise.all(probes);
+      const failures = events.filter((e) => e.event === "fetch:failed").length;
+      const invalidated = events.some((e) => e.event === "staple:invalidated");
+      const refused = during.filter((o) => o.outcome !== "connected");
+      return (
+        `${failures} failed queries, ` +
+        (invalidated
+          ? "staple invalidated"
+          : refused.length > 0
+            ? `client refused during outage (${refused[0]!.outcome})`
+            : "staple kept") +
+        `, ${lab.stapler.status()[0]!.staple === "good" ? "restored" : "not restored"}`
+      );
+    },
+  },
+  "lazy-first-handshake": {
+    description: "no staple at start; the first handshake gets none and triggers the fetch",
+    defaultExpected: () => "no staple at start, first handshake refused: no staple, then staple good",
+    async observe({ lab, policy, nodeClient, scenario, applyTimeline }) {
+      const before = lab.stapler.status()[0]!.staple;
+      const waiting = watchUntil(
+        lab,
+        scenario,
+        "the fetch the first handshake triggered",
+        (r) => r.event === "staple:updated",
+        deadline(policy),
+      );
+      await applyTimeline();
+      const first = await nodeClient.probe(lab.target);
+      await waiting;
+      return `${before === "none" ? "no staple at start" : `staple ${before} at start`}, first handshake ${first.outcome}, then staple ${lab.stapler.status()[0]!.staple}`;
+    },
+  },
+  "in-handshake": {
+    description: "one handshake after the timeline, then the staple and where it came from",
+    defaultExpected: () => undefined,
+    async observe({ lab, nodeClient, applyTimeline }) {
+      await applyTimeline();
+      await nodeClient.probe(lab.target);
+      const snap = lab.stapler.status()[0]!;
+      return `staple ${snap.staple}${snap.source ? ` (${snap.source})` : ""}`;
+    },
+  },
+} as const satisfies Record<string, StaplerCheckDefinition>;
+
+/** The names a scenario file may give as `stapler_check`. */
+export const STAPLER_CHECK_NAMES = Object.keys(STAPLER_CHECKS) as [
+  keyof typeof STAPLER_CHECKS,
+  ...Array<keyof typeof STAPLER_CHECKS>,
+];
+
+/** One stapler check name. */
+export type StaplerCheckName = keyof typeof STAPLER_CHECKS;

@@ -1,0 +1,183 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import { BUILT_IN_SCENARIO_DIR, builtInScenarios, loadScenarioFile, main, parseDuration } from "@ocsp-lab/harness";
+import { inProcess, tempDir } from "../../../test-support/index.js";
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir());
+});
+afterEach(async () => cleanup());
+
+async function mainCaptured(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return inProcess(main, argv, { env: { OCSP_LAB_HOME: dir }, stopSignal: () => new Promise<string>(() => undefined) });
+}
+
+async function write(name: string, text: string): Promise<string> {
+  const file = join(dir, name);
+  await fs.writeFile(file, text);
+  return file;
+}
+
+describe("parseDuration", () => {
+  it("reads ms, s, m and h into whole milliseconds", () => {
+    expect(parseDuration("250ms")).toBe(250);
+    expect(parseDuration("0s")).toBe(0);
+    expect(parseDuration("2s")).toBe(2000);
+    expect(parseDuration("1.5s")).toBe(1500);
+    expect(parseDuration("5m")).toBe(300_000);
+    expect(parseDuration("1h")).toBe(3_600_000);
+    expect(parseDuration("0.1h")).toBe(360_000);
+  });
+
+  it("refuses other units, missing units, signs, spaces and fractions of a millisecond", () => {
+    for (const bad of ["3 sec", "3sec", "2", "2d", "-1s", "s", "", "1.5ms", "1e3ms", "2 s"])
+      expect(parseDuration(bad), bad).toBeUndefined();
+    for (const bad of [2, null, undefined, {}]) expect(parseDuration(bad)).toBeUndefined();
+  });
+});
+
+describe("built-in scenario files", () => {
+  it("load in file-name order with the names, expectations and stapler texts of the report", async () => {
+    const files = (await fs.readdir(BUILT_IN_SCENARIO_DIR)).sort();
+    const scenarios = await builtInScenarios();
+    expect(scenarios.map((s) => s.file)).toEqual(files.map((f) => join(BUILT_IN_SCENARIO_DIR, f)));
+    expect(scenarios.map((s) => s.name)).toEqual([
+      "good",
+      "revoked",
+      "unknown",
+      "responder-down",
+      "recovers-within-max-tries",
+      "slow-responder",
+      "nginx-lazy",
+      "apache-fake-trylater",
+    ]);
+    expect(scenarios.map((s) => s.staplerExpected)).toEqual([
+      "staple good",
+      "staple revoked",
+      "staple unknown",
+      "invalidated after 3 failed queries, retried every 0.2 s",
+      "2 failed queries, staple kept, restored",
+      "invalidated after 3 timeouts, retried every 0.2 s",
+      "no staple at start, first handshake refused: no staple, then staple good",
+      "staple tryLater (made-up)",
+    ]);
+    for (const s of scenarios) {
+      expect(s.description.length, s.name).toBeGreaterThan(20);
+      expect(Object.keys(s.expect).sort(), s.name).toEqual(["curl", "node", "openssl"]);
+    }
+    expect(scenarios.find((s) => s.name === "revoked")!.expect).toEqual({
+      node: "refused: revoked",
+      curl: "refused: revoked",
+      openssl: "staple: revoked",
+    });
+    expect(scenarios.find((s) => s.name === "nginx-lazy")!.policy).toMatchObject({ mode: "lazy", query_frequency: 1 });
+  });
+});
+
+describe("ocsp-lab run --list", () => {
+  it("lists every built-in scenario with its description, in order", async () => {
+    const r = await mainCaptured(["run", "--list"]);
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split("\n");
+    expect(lines.map((l) => l.split(/\s+/)[0])).toEqual((await builtInScenarios()).map((s) => s.name));
+    expect(lines[1]).toMatch(/^revoked +the certificate is revoked \(keyCompromise\) in the CA; /);
+  });
+});
+
+describe("a scenario file", () => {
+  it("expands client classes, a client's own entry winning, and defaults the check's text from the policy", async () => {
+    const file = await write(
+      "classes.yaml",
+      [
+        "name: classes",
+        "description: a class expectation for strict clients, overridden for curl",
+        "policy: { recovery_max_tries: 4, recovery_frequency: 0.5 }",
+        "timeline: [{ at: 0s, responder: down }]",
+        "stapler_check: invalidation",
+        "expect:",
+        '  strict: "refused: no staple"',
+        "  soft-fail: no staple",
+        "  curl: connected",
+        "",
+      ].join("\n"),
+    );
+    const s = await loadScenarioFile(file);
+    expect(s.expect).toEqual({ node: "refused: no staple", curl: "connected", openssl: "no staple" });
+    expect(s.staplerExpected).toBe("invalidated after 4 failed queries, retried every 0.5 s");
+  });
+
+  it.each([
+    [
+      "timeline.1.at",
+      'timeline: [{ at: 0s, responder: down }, { at: "3 sec", responder: normal }]',
+      '"3 sec" is not a duration like 250ms, 2s or 1h',
+    ],
+    [
+      "timeline.0",
+      "timeline: [{ at: 0s, responder: down, http: 500 }]",
+      "give exactly one action of responder, http, responseStatus, delay, revoke, status, flaw, not responder and http",
+    ],
+    [
+      "timeline.0.revoke",
+      "timeline: [{ at: 0s, revoke: sorry }]",
+      'unknown CRLReason "sorry": use one of unspecified, keyCompromise',
+    ],
+    [
+      "expect.stapler",
+      "timeline: []",
+      'with stapler_check staple-status, give "staple good", "staple revoked" or "staple unknown"',
+    ],
+  ])("with a bad %s gets one line naming the file and the field, exit 2", async (field, timeline, problem) => {
+    const file = await write("bad.yaml", `name: bad\ndescription: a bad file\n${timeline}\nexpect: { node: connected }\n`);
+    const r = await mainCaptured(["run", file, "--client", "node"]);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe("");
+    expect(r.err.split("\n")).toHaveLength(2);
+    expect(r.err.startsWith(`ocsp-lab: ${file}: ${field}: ${problem}`), r.err).toBe(true);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  it("that is missing or not YAML is named in one line", async () => {
+    const missing = join(dir, "nope.yaml");
+    const r = await mainCaptured(["run", missing]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(`ocsp-lab: ${missing}: cannot read it (ENOENT); check the path\n`);
+    const broken = await write("broken.yaml", "name: [unclosed\n");
+    const b = await mainCaptured(["run", broken]);
+    expect(b.code).toBe(2);
+    expect(b.err).toMatch(new RegExp(`^ocsp-lab: ${broken}: not valid YAML: .*\\n$`));
+  });
+
+  it("of the user's own runs end to end through ocsp-lab run, reported as JSON", async () => {
+    const file = await write(
+      "my-revoked.yaml",
+      [
+        "name: my-revoked",
+        "description: the CA revokes the server certificate with reason superseded",
+        "policy: { query_frequency: 1, response_timeout: 1, recovery_frequency: 0.2, recovery_max_tries: 3 }",
+        "timeline:",
+        "  - at: 0s",
+        "    revoke: superseded",
+        "expect:",
+        "  stapler: staple revoked",
+        '  strict: "refused: revoked"',
+        "",
+      ].join("\n"),
+    );
+    const r = await mainCaptured(["run", file, "--client", "node", "--json"]);
+    expect(r.code, r.err).toBe(0);
+    const report = JSON.parse(r.out) as {
+      ok: boolean;
+      rows: Array<{ scenario: string; client: string; expected: string; observed: string; verdict: string; detail: string }>;
+    };
+    expect(report.ok).toBe(true);
+    expect(report.rows.map((x) => [x.scenario, x.client, x.expected, x.observed, x.verdict])).toEqual([
+      ["my-revoked", "stapler", "staple revoked", "staple revoked", "ok"],
+      ["my-revoked", "node", "refused: revoked", "refused: revoked", "ok"],
+    ]);
+    expect(report.rows[1]!.detail).toMatch(/^staple revoked/);
+  });
+});
