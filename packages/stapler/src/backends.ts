@@ -16,7 +16,8 @@ export type Backend = { kind: "status" } | { kind: "http"; url: string } | { kin
 /**
  * The HTTPS request handler of the `status` and `http` backends.
  * - `status`: 200 text/plain, one line per certificate (`ocsp-lab stapler: <subject> serial
- *   <serial> staple <state>`) from `status()`;
+ *   <serial> staple <state>`, then ` (source <kind>, unverified)` when the staple source is not
+ *   `verified`) from `status()`;
  * - `http`: the request passed to `backend.url` with `X-Forwarded-For` (the client address) and
  *   `X-Forwarded-Proto: https`, the backend's answer streamed back; an unreachable backend is
  *   a 502 (or a cut connection once the answer has begun), logged at warn.
@@ -31,7 +32,10 @@ export function httpBackend(
       res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
       res.end(
         status()
-          .map((s) => `ocsp-lab stapler: ${s.subject} serial ${s.serial} staple ${s.staple}\n`)
+          .map(
+            (s) =>
+              `ocsp-lab stapler: ${s.subject} serial ${s.serial} staple ${s.staple}${s.stapleSource === "verified" ? "" : ` (source ${s.stapleSource}, unverified)`}\n`,
+          )
           .join(""),
       );
     };

@@ -2,6 +2,7 @@ import { promises as fs } from "node:fs";
 import { createSecureContext, type SecureContext, type SecureVersion } from "node:tls";
 import * as x509 from "@peculiar/x509";
 import { CertificateSetupError } from "./errors.js";
+import { readStapleFile, toStapleSource, type StapleSourceInput, type StapleSourceSpec } from "./staple-source.js";
 
 /** PEM material of one served certificate. */
 export interface ServedCertificate {
@@ -13,6 +14,8 @@ export interface ServedCertificate {
   issuer?: string;
   /** Ask this responder instead of the certificate's AIA OCSP URL. */
   responderUrl?: string;
+  /** Where this certificate's staple comes from; default the server's (withStapleSource), `verified`. */
+  stapleSource?: StapleSourceInput;
 }
 
 /** Files of one served certificate; watched for changes when reloading is on. */
@@ -25,6 +28,8 @@ export interface CertificateFiles {
   chainFile?: string;
   /** Ask this responder instead of the certificate's AIA OCSP URL. */
   responderUrl?: string;
+  /** Where this certificate's staple comes from; default the server's (withStapleSource), `verified`. */
+  stapleSource?: StapleSourceInput;
 }
 
 /** TLS protocol versions offered (default TLS 1.2 to 1.3). */
@@ -49,6 +54,10 @@ export interface LoadedCertificate {
   context: SecureContext;
   /** cert + key PEM, for the default context of the listener. */
   pem: { cert: string; key: string };
+  /** Where its staple comes from. */
+  stapleSource: StapleSourceSpec;
+  /** For a `file` source: the file's bytes as read with the certificate. */
+  stapleDer: Uint8Array | undefined;
 }
 
 /** What loading a certificate needs besides its PEM. */
@@ -59,6 +68,8 @@ export interface LoadOptions {
   responderUrl: string | undefined;
   /** WebCrypto used to check that the issuer signed the leaf. */
   crypto: Crypto;
+  /** Staple source of a certificate without its own; default `verified`. */
+  stapleSource?: StapleSourceSpec;
 }
 
 /**
@@ -74,12 +85,13 @@ export async function readEntry(entry: CertificateEntry): Promise<ServedCertific
       throw new CertificateSetupError("cannot read", f, "check the path and its permissions", { cause });
     }
   };
-  const { certFile, keyFile, chainFile, responderUrl } = entry.files;
+  const { certFile, keyFile, chainFile, responderUrl, stapleSource } = entry.files;
   return {
     cert: await read(certFile),
     key: await read(keyFile),
     ...(chainFile ? { issuer: await read(chainFile) } : {}),
     ...(responderUrl ? { responderUrl } : {}),
+    ...(stapleSource ? { stapleSource } : {}),
   };
 }
 
@@ -88,11 +100,18 @@ export async function readEntry(entry: CertificateEntry): Promise<ServedCertific
  * `issuer` PEM or the second block) which must have signed it, the responder to ask
  * (`material.responderUrl`, then `options.responderUrl`, then the AIA OCSP URL, RFC 5280
  * §4.2.2.1), its DNS names (SAN, RFC 5280 §4.2.1.6, or the CN), and a secure context with the
- * chain (the issuer appended when the file lacks it) and the key.
+ * chain (the issuer appended when the file lacks it) and the key; its staple source
+ * (`material.stapleSource`, then `options.stapleSource`, then `verified`), and for a `file`
+ * source the file's bytes.
  * @throws CertificateSetupError for no or unreadable PEM, no issuer, an issuer that did not sign
- * the leaf, no OCSP URL, a key that does not belong to the certificate.
+ * the leaf, no OCSP URL, a key that does not belong to the certificate, an unreadable staple file;
+ * InvalidStapleSourceError for a bad staple source.
  */
 export async function loadCertificate(material: ServedCertificate, options: LoadOptions): Promise<LoadedCertificate> {
+  const stapleSource = material.stapleSource
+    ? toStapleSource(material.stapleSource)
+    : (options.stapleSource ?? { kind: "verified" as const });
+  const stapleDer = stapleSource.kind === "file" ? new Uint8Array(await readStapleFile(stapleSource.path)) : undefined;
   const certs = splitPem(material.cert);
   if (certs.length === 0)
     throw new CertificateSetupError("no certificate in", material.cert.slice(0, 40), "give a PEM certificate");
@@ -147,6 +166,8 @@ export async function loadCertificate(material: ServedCertificate, options: Load
     issuerDer: Buffer.from(issuer.rawData).toString("latin1"),
     context,
     pem,
+    stapleSource,
+    stapleDer,
   };
 }
 

@@ -54,8 +54,10 @@ export async function staplerMain(argv: string[], io: StaplerCliIo = staplerProc
         // The certificates too: readable, an issuer and an OCSP URL each, the key matches.
         const served = await builderFromConfig(config, { env: io.env }).check();
         io.stdout.write(
-          `ocsp-stapler: ${opts.config} is valid (${served.length} certificate(s): ${served.map((c) => `${c.serial} for ${c.names.join(" ") || c.subject} via ${c.responderUrl}`).join("; ")}; mode ${config.policy.mode}, on_failure ${config.policy.on_failure})\n`,
+          `ocsp-stapler: ${opts.config} is valid (${served.length} certificate(s): ${served.map((c) => `${c.serial} for ${c.names.join(" ") || c.subject} ${sourceText(c)}`).join("; ")}; mode ${config.policy.mode}, on_failure ${config.policy.on_failure})\n`,
         );
+        if (served.some((c) => c.stapleSource !== "verified"))
+          io.stdout.write("ocsp-stapler: warning: stapling unverified responses: for testing clients only\n");
         return;
       }
       const stopping = io.stopSignal();
@@ -82,6 +84,20 @@ export async function staplerMain(argv: string[], io: StaplerCliIo = staplerProc
       io.stdout.write(`ocsp-stapler: ${signal} received, stopped\n`);
     });
   return runProgram(program, "ocsp-stapler", argv, io);
+}
+
+/** Where a checked certificate's staple comes from, for the --check line. */
+function sourceText(c: { responderUrl: string; stapleSource: string; stapleFile?: string }): string {
+  switch (c.stapleSource) {
+    case "verified":
+      return `via ${c.responderUrl}`;
+    case "as-received":
+      return `via ${c.responderUrl}, staple source as-received (unverified)`;
+    case "file":
+      return `staple source file ${c.stapleFile}`;
+    default:
+      return `staple source ${c.stapleSource}`;
+  }
 }
 
 if (isMainModule(import.meta.url)) {

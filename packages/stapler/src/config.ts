@@ -5,6 +5,7 @@ import { readConfigFile, resolveStateDir } from "@ocsp-lab/cli-support";
 import { ConfigError, InvalidPolicyError } from "./errors.js";
 import { parsePolicy, pollingPolicySchema } from "./policy.js";
 import type { Backend } from "./backends.js";
+import { stapleSourceConfigSchema, stapleSourceFromConfig } from "./staple-source.js";
 import { StaplingServer, type StartedStaplingServer } from "./stapling-server.js";
 
 const port = z.number().int().min(0).max(65535);
@@ -28,6 +29,9 @@ const backend = z.string().superRefine((v, ctx) => {
  * certificates:                      # several: chosen by SNI; paths relative to this file
  *   - { cert: rsa.pem, key: rsa.key, chain: ca.pem }
  *   - { cert: ec.pem, key: ec.key, responder_url: http://127.0.0.1:8080 }
+ *   - { cert: t.pem, key: t.key, staple_source: { kind: file, path: flawed.der } }   # per certificate
+ * staple_source: verified            # default; for testing clients: as-received, none,
+ *                                    # { kind: bytes, base64: MAMKAQM= }, { kind: file, path: staple.der }
  * backend: tcp://127.0.0.1:6379      # or http://127.0.0.1:8080, or status (default)
  * policy: { query_frequency: 3600, response_timeout: 1, recovery_frequency: 60, recovery_max_tries: 5,
  *           on_failure: invalidate, expiry_margin: 60, mode: eager, startup: wait-for-staple }
@@ -53,11 +57,13 @@ export const staplerConfigSchema = z
             key: z.string().min(1),
             chain: z.string().min(1).optional(),
             responder_url: z.string().url().optional(),
+            staple_source: stapleSourceConfigSchema.optional(),
           })
           .strict(),
       )
       .min(1, "give at least one certificate: certificates: [{ cert: leaf.pem, key: leaf.key }]"),
     responder_url: z.string().url().optional(),
+    staple_source: stapleSourceConfigSchema.default("verified"),
     backend: backend.default("status"),
     policy: pollingPolicySchema.default(pollingPolicySchema.parse({})),
     tls: z
@@ -101,13 +107,18 @@ export async function loadStaplerConfig(file: string): Promise<StaplerConfig> {
     throw err;
   }
   const base = dirname(resolve(file));
+  const inBase = (p: string): string => resolve(base, p);
+  const relative = <T extends { kind: string; path?: string } | string>(source: T): T =>
+    typeof source === "object" && source.kind === "file" && source.path ? { ...source, path: inBase(source.path) } : source;
   return {
     ...data,
+    staple_source: relative(data.staple_source),
     certificates: data.certificates.map((c) => ({
       ...c,
-      cert: resolve(base, c.cert),
-      key: resolve(base, c.key),
-      ...(c.chain ? { chain: resolve(base, c.chain) } : {}),
+      cert: inBase(c.cert),
+      key: inBase(c.key),
+      ...(c.chain ? { chain: inBase(c.chain) } : {}),
+      ...(c.staple_source ? { staple_source: relative(c.staple_source) } : {}),
     })),
     ...(data.state_dir ? { state_dir: resolve(base, data.state_dir) } : {}),
     file,
@@ -156,6 +167,7 @@ export function builderFromConfig(
           },
     )
     .withWatch(config.watch_interval * 1000)
+    .withStapleSource(stapleSourceFromConfig(config.staple_source, (p) => p))
     .withLogger(logger);
   if (config.responder_url) builder = builder.withResponderUrl(config.responder_url);
   if (config.persist) builder = builder.withStateDir(config.state_dir ?? resolveStateDir(undefined, options.env));
@@ -165,6 +177,7 @@ export function builderFromConfig(
       keyFile: c.key,
       ...(c.chain ? { chainFile: c.chain } : {}),
       ...(c.responder_url ? { responderUrl: c.responder_url } : {}),
+      ...(c.staple_source ? { stapleSource: stapleSourceFromConfig(c.staple_source, (p) => p) } : {}),
     });
   }
   return builder;

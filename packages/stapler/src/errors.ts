@@ -54,3 +54,10 @@ export class ReloadError extends StaplerError {
     super("OCSP_LAB_STAPLER_RELOAD", `reload kept the previous certificates: ${JSON.stringify(file)} ${reason}`, options);
   }
 }
+
+/** A staple source (`withStapleSource`, `staple_source`) that is not one of the known kinds or lacks its bytes or path. */
+export class InvalidStapleSourceError extends StaplerError {
+  constructor(value: unknown, fix: string) {
+    super("OCSP_LAB_STAPLER_STAPLE_SOURCE", `invalid staple source ${JSON.stringify(value)}: ${fix}`);
+  }
+}

@@ -15,6 +15,13 @@ export type {
   StapleState,
 } from "./staple-manager.js";
 export { StapleStore, STAPLES_FOLDER } from "./staple-store.js";
+export {
+  STAPLE_SOURCE_KINDS,
+  toStapleSource,
+  readStaple,
+  stapleSourceConfigSchema,
+} from "./staple-source.js";
+export type { StapleSourceKind, StapleSourceSpec, StapleSourceInput, StapleSourceConfig } from "./staple-source.js";
 export { StaplerMetrics } from "./metrics.js";
 export {
   parsePolicy,
@@ -30,5 +37,13 @@ export { loadStaplerConfig, startFromConfig, builderFromConfig, staplerConfigSch
 export type { StaplerConfig } from "./config.js";
 export { staplerMain, staplerProcessIo } from "./cli.js";
 export type { StaplerCliIo } from "./cli.js";
-export { StaplerError, InvalidPolicyError, CertificateSetupError, FetchError, ConfigError, ReloadError } from "./errors.js";
+export {
+  StaplerError,
+  InvalidPolicyError,
+  CertificateSetupError,
+  FetchError,
+  ConfigError,
+  ReloadError,
+  InvalidStapleSourceError,
+} from "./errors.js";
 export type { FetchFailureKind } from "./errors.js";

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { StapleSnapshot, StapleState } from "./staple-manager.js";
+import { STAPLE_SOURCE_KINDS } from "./staple-source.js";
 
 const STATES: StapleState[] = [
   "good",
@@ -11,11 +12,14 @@ const STATES: StapleState[] = [
   "malformedRequest",
   "sigRequired",
   "unauthorized",
+  "unreadable",
 ];
 
 /**
  * Prometheus metrics of one stapling server, in a registry of its own:
  * - `ocsp_staple_state{serial, state}`: 1 for what the next handshake gets, 0 for the others;
+ * - `ocsp_staple_source{serial, source}`: 1 for the staple source in force (`verified`,
+ *   `as-received`, `bytes`, `file`, `none`), 0 for the others;
  * - `ocsp_staple_next_update_timestamp_seconds{serial}`, `ocsp_staple_age_seconds{serial}`
  *   (since thisUpdate), `ocsp_staple_consecutive_failures{serial}`: read from the snapshots at
  *   scrape time;
@@ -65,6 +69,17 @@ export class StaplerMetrics {
         this.reset();
         for (const s of snapshots())
           for (const state of STATES) this.set({ serial: s.serial, state }, s.staple === state ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "ocsp_staple_source",
+      help: "1 for the staple source in force (anything but verified is for testing clients), 0 otherwise",
+      labelNames: ["serial", "source"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of snapshots())
+          for (const source of STAPLE_SOURCE_KINDS) this.set({ serial: s.serial, source }, s.stapleSource === source ? 1 : 0);
       },
     });
     new Gauge({

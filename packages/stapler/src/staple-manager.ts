@@ -23,16 +23,32 @@ import {
 import { FetchError } from "./errors.js";
 import { fetchOcsp } from "./fetcher.js";
 import type { PollingPolicy } from "./policy.js";
+import {
+  describeStapleSource,
+  fetchesFromResponder,
+  readStaple,
+  readStapleFile,
+  type StapleSourceKind,
+  type StapleSourceSpec,
+} from "./staple-source.js";
 import type { StapleStore } from "./staple-store.js";
 
 /** Unsuccessful responseStatus names (RFC 6960 §4.2.1) a `staple-errors` policy may staple. */
 export type ResponseErrorName = UnsuccessfulStatusName;
 
-/** What a handshake gets: the status of the staple it would be sent, an error answer (staple-errors), or `none`. */
-export type StapleState = CertStatusName | ResponseErrorName | "none";
+/**
+ * What a handshake gets: the status of the staple it would be sent, an error answer
+ * (staple-errors, or an unsuccessful answer stapled as received), `unreadable` (unverified
+ * bytes that do not decode as an OCSPResponse with a SingleResponse), or `none`.
+ */
+export type StapleState = CertStatusName | ResponseErrorName | "unreadable" | "none";
 
-/** Where the staple in memory came from. */
-export type StapleSource = "fetched" | "persisted" | "made-up";
+/**
+ * Where the staple in memory came from: `fetched` from the responder, `persisted` (restored
+ * from the state folder), `made-up` (staple-errors' tryLater), `configured` (a `bytes` or
+ * `file` staple source).
+ */
+export type StapleSource = "fetched" | "persisted" | "made-up" | "configured";
 
 /** The outcome of the last fetch. */
 export interface FetchOutcome {
@@ -64,6 +80,15 @@ export interface StapleSnapshot {
   nextFetch?: Date;
   mode: PollingPolicy["mode"];
   onFailure: PollingPolicy["onFailure"];
+  /** The staple source in force (see STAPLE_SOURCE_KINDS); anything but `verified` is for testing clients. */
+  stapleSource: StapleSourceKind;
+  /** The file of a `file` staple source. */
+  stapleFile?: string;
+  /**
+   * For a staple served without verification (any source but `verified`): why
+   * verifyOcspResponse would refuse it; absent when it would pass.
+   */
+  verifyError?: string;
 }
 
 /** Events a StapleManager emits. */
@@ -92,13 +117,24 @@ export interface StapleManagerOptions {
   logger?: Logger;
   /** Send a nonce (RFC 8954) and require it back. Default false, as RFC 5019 clients do. */
   nonce?: boolean;
-  /** Persist verified staples here and restore them (re-verified) at start. */
+  /** Persist verified staples here and restore them (re-verified) at start (the `verified` source only). */
   store?: StapleStore;
+  /** Where staples come from (default `{ kind: "verified" }`; see STAPLE_SOURCE_KINDS). */
+  stapleSource?: StapleSourceSpec;
+  /** For a `file` source: its bytes, already read (otherwise start() reads the file). */
+  stapleDer?: Uint8Array;
 }
 
 type Held =
   | { kind: "verified"; der: Buffer; verified: VerifiedOcspResponse; source: "fetched" | "persisted" }
-  | { kind: "error"; der: Buffer; status: ResponseErrorName; source: "fetched" | "made-up" };
+  | { kind: "error"; der: Buffer; status: ResponseErrorName; source: "fetched" | "made-up" }
+  | {
+      kind: "unverified";
+      der: Buffer;
+      read: ReturnType<typeof readStaple>;
+      verifyError: string | undefined;
+      source: "fetched" | "configured";
+    };
 
 /**
  * Keeps the OCSP staple of one certificate under a stapling policy (see `PollingPolicy`).
@@ -121,10 +157,12 @@ type Held =
  * refresh that changed nothing at debug.
  */
 export class StapleManager extends EventEmitter<StapleManagerEvents> {
-  private readonly opts: Required<Omit<StapleManagerOptions, "logger" | "store">> & {
+  private readonly opts: Required<Omit<StapleManagerOptions, "logger" | "store" | "stapleSource" | "stapleDer">> & {
     logger: Logger;
     store: StapleStore | undefined;
   };
+  private readonly source: StapleSourceSpec;
+  private configuredDer: Uint8Array | undefined;
   private held: Held | undefined;
   private failures = 0;
   private last: FetchOutcome | undefined;
@@ -155,6 +193,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       logger: options.logger ?? pino({ level: "silent" }),
       store: options.store,
     };
+    this.source = options.stapleSource ?? { kind: "verified" };
+    this.configuredDer = options.stapleDer;
     this.serialHex = normalizeSerial(options.certificate.serialNumber);
   }
 
@@ -183,6 +223,11 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     return this.opts.policy;
   }
 
+  /** The staple source in force. */
+  get stapleSource(): StapleSourceSpec {
+    return this.source;
+  }
+
   /**
    * The DER staple for a handshake, or undefined when there is none or it is past its limit:
    * nextUpdate (minus `expiry_margin` under `serve-until-expiry`). No side effect.
@@ -190,7 +235,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   current(): Buffer | undefined {
     const h = this.held;
     if (!h) return undefined;
-    if (h.kind === "error") return h.der;
+    if (h.kind !== "verified") return h.der;
     const margin = this.opts.policy.onFailure === "serve-until-expiry" ? this.opts.policy.expiryMarginMs : 0;
     if (h.verified.nextUpdate.getTime() - margin <= this.opts.clock.now().getTime()) return undefined;
     return h.der;
@@ -207,7 +252,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
    */
   handshake(): Buffer | undefined | Promise<Buffer | undefined> {
     const mode = this.opts.policy.mode;
-    if (mode === "eager") return this.current();
+    if (mode === "eager" || !fetchesFromResponder(this.source)) return this.current();
     const due = this.dueAt === undefined || this.opts.clock.now().getTime() >= this.dueAt;
     const now = this.current();
     if (!due || this.stopped) return now;
@@ -221,13 +266,27 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
    * start-up (`eager`, `expire-then-fetch`), query as `startup` says:
    * `wait-for-staple` resolves once a staple is in (or after recovery_max_tries failures);
    * `ready-after-timeout` resolves after the first query. `lazy` and `in-handshake` fetch on
-   * the first handshake instead. Never rejects for a responder failure.
+   * the first handshake instead. Never rejects for a responder failure. A `bytes` or `file`
+   * source holds its bytes (a file not read yet is read now) and asks no responder; `none`
+   * holds nothing. Any source but `verified` is logged at warn.
+   * @throws CertificateSetupError when the file of a `file` source cannot be read.
    */
   async start(): Promise<void> {
     this.stopped = false;
     if (this.aborter.signal.aborted) this.aborter = new AbortController();
     this.generation += 1;
-    await this.restore();
+    if (this.source.kind !== "verified")
+      this.opts.logger.warn(
+        { serial: this.serial, stapleSource: describeStapleSource(this.source) },
+        "stapling unverified responses: for testing clients only",
+      );
+    if (!fetchesFromResponder(this.source)) {
+      if (this.source.kind === "bytes") await this.useStapleBytes(this.source.der);
+      else if (this.source.kind === "file")
+        await this.useStapleBytes(this.configuredDer ?? (await readStapleFile(this.source.path)));
+      return;
+    }
+    if (this.source.kind === "verified") await this.restore();
     this.armExpiry();
     const { mode, startup } = this.opts.policy;
     if (mode === "lazy" || mode === "in-handshake") return;
@@ -270,10 +329,36 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   }
 
   /**
+   * Staple these bytes from now on (a `bytes` or `file` source; a reload hands a `file`
+   * source its re-read bytes), unverified; what verification would say is in the snapshot's
+   * `verifyError`. Emits `staple:updated`.
+   */
+  async useStapleBytes(der: Uint8Array): Promise<void> {
+    this.configuredDer = der;
+    const before = this.servedState();
+    const verifyError = await this.verify(der).then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    this.hold({
+      kind: "unverified",
+      der: Buffer.from(der),
+      read: readStaple(der, this.serial),
+      verifyError,
+      source: "configured",
+    });
+    this.logChange(before);
+    this.safeEmit("staple:updated", this.snapshot());
+  }
+
+  /**
    * Query the responder now (a "query now" action), then reschedule. Concurrent calls share
-   * one query. Resolves true when a verified response was stapled.
+   * one query. Resolves true when a response was stapled (verified, or as received under
+   * `as-received`). With a source that asks no responder (`bytes`, `file`, `none`): no query;
+   * resolves with whether a staple is held.
    */
   queryNow(): Promise<boolean> {
+    if (!fetchesFromResponder(this.source)) return Promise.resolve(this.held !== undefined);
     if (!this.inFlight) {
       this.inFlight = this.query().finally(() => {
         this.inFlight = undefined;
@@ -305,8 +390,18 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       consecutiveFailures: this.failures,
       mode: this.opts.policy.mode,
       onFailure: this.opts.policy.onFailure,
+      stapleSource: this.source.kind,
     };
+    if (this.source.kind === "file") snap.stapleFile = this.source.path;
     if (served) snap.source = served.source;
+    if (served?.kind === "unverified") {
+      const r = served.read;
+      if (r.producedAt) snap.producedAt = r.producedAt;
+      if (r.thisUpdate) snap.thisUpdate = r.thisUpdate;
+      if (r.nextUpdate) snap.nextUpdate = r.nextUpdate;
+      if (r.thisUpdate) snap.stapleAgeMs = Math.max(0, this.opts.clock.now().getTime() - r.thisUpdate.getTime());
+      if (served.verifyError !== undefined) snap.verifyError = served.verifyError;
+    }
     if (served?.kind === "verified") {
       snap.producedAt = served.verified.producedAt;
       snap.thisUpdate = served.verified.thisUpdate;
@@ -364,9 +459,9 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     const generation = this.generation;
     const started = clock.now();
     const t0 = performance.now();
-    let verified: VerifiedOcspResponse;
+    let fresh: Held;
     try {
-      verified = await this.fetchAndVerify();
+      fresh = this.source.kind === "as-received" ? await this.fetchAsReceived() : await this.fetchAndVerify();
     } catch (err) {
       // Stopped (or restarted) meanwhile: nothing to record, nothing to announce.
       if (this.stopped || generation !== this.generation) return false;
@@ -403,14 +498,15 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       return false;
     }
     if (this.stopped || generation !== this.generation) return false;
-    const der = Buffer.from(verified.response.der);
+    const der = fresh.der;
     const before = this.servedState();
-    this.hold({ kind: "verified", der, verified, source: "fetched" });
+    this.hold(fresh);
     this.failures = 0;
     this.last = { at: started, ok: true, durationMs: Math.round(performance.now() - t0) };
-    this.schedule(this.refreshDelay(verified));
+    // An answer held as received is not trusted for its times: refreshed every query_frequency.
+    this.schedule(fresh.kind === "verified" ? this.refreshDelay(fresh.verified) : policy.queryFrequencyMs);
     this.logChange(before);
-    if (this.opts.store) {
+    if (this.opts.store && fresh.kind === "verified") {
       await this.opts.store
         .save(this.opts.certificate.rawData, der)
         .catch((err: unknown) =>
@@ -443,7 +539,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   private logChange(before: StapleState): void {
     const after = this.servedState();
     const h = this.held;
-    const nextUpdate = h?.kind === "verified" ? h.verified.nextUpdate : undefined;
+    const nextUpdate = h?.kind === "verified" ? h.verified.nextUpdate : h?.kind === "unverified" ? h.read.nextUpdate : undefined;
     if (after !== before)
       this.opts.logger.info({ serial: this.serial, from: before, to: after, nextUpdate }, "staple status changed");
     else this.opts.logger.debug({ serial: this.serial, status: after, nextUpdate }, "staple refreshed");
@@ -528,7 +624,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     });
   }
 
-  private async fetchAndVerify(): Promise<VerifiedOcspResponse> {
+  /** One query: the request's nonce and the DER body of the 200 answer. @throws FetchError as fetchOcsp. */
+  private async fetch(): Promise<{ der: Uint8Array; nonce: Uint8Array | undefined }> {
     const { certificate, issuer, responderUrl, policy, crypto } = this.opts;
     const request = await buildOcspRequest({
       certificate: toPkiCertificate(certificate),
@@ -537,8 +634,25 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
       crypto,
     });
     const der = await fetchOcsp(responderUrl, request.der, policy.responseTimeoutMs, this.aborter.signal, this.opts.clock);
+    return { der, nonce: request.nonce };
+  }
+
+  /** `as-received`: whatever body came, held unverified with what verification says of it. */
+  private async fetchAsReceived(): Promise<Held> {
+    const { der, nonce } = await this.fetch();
+    const verifyError = await this.verify(der, nonce).then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    return { kind: "unverified", der: Buffer.from(der), read: readStaple(der, this.serial), verifyError, source: "fetched" };
+  }
+
+  private async fetchAndVerify(): Promise<Held> {
+    const { responderUrl } = this.opts;
+    const { der, nonce } = await this.fetch();
     try {
-      return await this.verify(der, request.nonce);
+      const verified = await this.verify(der, nonce);
+      return { kind: "verified", der: Buffer.from(verified.response.der), verified, source: "fetched" };
     } catch (cause) {
       const reason = cause instanceof OcspVerifyError ? cause.message : String(cause);
       throw new FetchError("invalid", `response from ${responderUrl} not stapled: ${reason}`, { cause, response: der });
@@ -568,6 +682,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
 /** The StapleState of a held staple (undefined: `none`). */
 function stateOf(held: Held | undefined): StapleState {
   if (!held) return "none";
+  if (held.kind === "unverified") return held.read.state;
   return held.kind === "verified" ? held.verified.status : held.status;
 }
 

@@ -25,6 +25,13 @@ import { StaplerMetrics } from "./metrics.js";
 import { parsePolicy, type PollingPolicy, type PollingPolicyInput } from "./policy.js";
 import { StapleManager, type StapleManagerEvents, type StapleSnapshot } from "./staple-manager.js";
 import { StapleStore } from "./staple-store.js";
+import {
+  sameStapleSource,
+  toStapleSource,
+  type StapleSourceInput,
+  type StapleSourceKind,
+  type StapleSourceSpec,
+} from "./staple-source.js";
 
 /**
  * Builder of a TLS server that staples OCSP responses for its certificates (testcontainers
@@ -54,6 +61,7 @@ export class StaplingServer {
   private stateDir: string | undefined;
   private admin: AdminOptions | false = {};
   private watchMs = 1000;
+  private stapleSource: StapleSourceSpec = { kind: "verified" };
 
   /** A server; give it certificates with withCertificate()/withCertificateFiles() (or here, for one). */
   constructor(material?: ServedCertificate) {
@@ -96,6 +104,20 @@ export class StaplingServer {
   /** Stapling policy in seconds (see PollingPolicyInput: query_frequency, on_failure, mode...). */
   withPolicy(policy: PollingPolicyInput): this {
     this.policyInput = policy;
+    return this;
+  }
+
+  /**
+   * Where the staples of every certificate without its own `stapleSource` come from (default
+   * `verified`, the production behaviour): `as-received` (whatever the responder answered,
+   * unverified, fetched under the same policy), `{ kind: "bytes", der }` (exactly these DER
+   * bytes), `{ kind: "file", path }` (a DER file, re-read on reload and watched with the
+   * certificate files), `none` (never staple). Anything but `verified` is for testing TLS
+   * clients and logged at warn at start. See STAPLE_SOURCE_KINDS.
+   * @throws InvalidStapleSourceError for an unknown kind, bytes without `der`, file without `path`.
+   */
+  withStapleSource(source: StapleSourceInput): this {
+    this.stapleSource = toStapleSource(source);
     return this;
   }
 
@@ -164,7 +186,16 @@ export class StaplingServer {
    * or listening; resolves with what would be served.
    * @throws InvalidPolicyError, CertificateSetupError as start().
    */
-  async check(): Promise<{ serial: string; subject: string; names: string[]; responderUrl: string }[]> {
+  async check(): Promise<
+    {
+      serial: string;
+      subject: string;
+      names: string[];
+      responderUrl: string;
+      stapleSource: StapleSourceKind;
+      stapleFile?: string;
+    }[]
+  > {
     parsePolicy(this.policyInput);
     if (this.entries.length === 0)
       throw new CertificateSetupError(
@@ -172,7 +203,12 @@ export class StaplingServer {
         "StaplingServer",
         "add one with withCertificate() or withCertificateFiles()",
       );
-    const options = { tls: this.tls, responderUrl: this.responderUrl, crypto: this.crypto };
+    const options = {
+      tls: this.tls,
+      responderUrl: this.responderUrl,
+      crypto: this.crypto,
+      stapleSource: this.stapleSource,
+    };
     const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), options)));
     checkNames(loaded);
     return loaded.map((l) => ({
@@ -180,6 +216,8 @@ export class StaplingServer {
       subject: l.leaf.subject,
       names: l.names,
       responderUrl: l.url,
+      stapleSource: l.stapleSource.kind,
+      ...(l.stapleSource.kind === "file" ? { stapleFile: l.stapleSource.path } : {}),
     }));
   }
 
@@ -209,6 +247,7 @@ export class StaplingServer {
       logger: this.logger,
       tls: this.tls,
       responderUrl: this.responderUrl,
+      stapleSource: this.stapleSource,
       store: this.stateDir ? new StapleStore(this.stateDir) : undefined,
     };
     const loaded = await Promise.all(this.entries.map(async (e) => loadCertificate(await readEntry(e), services)));
@@ -234,6 +273,7 @@ export class StaplingServer {
 /** What the certificate loads and the staple managers of one server share. */
 interface Services extends LoadOptions {
   metrics: StaplerMetrics;
+  stapleSource: StapleSourceSpec;
   /** Managers being started (at start or by a reload), not yet serving: stop() stops them too. */
   pending: Set<StapleManager>;
   policy: PollingPolicy;
@@ -270,7 +310,9 @@ async function buildState(
     // Reuse a manager only for the same certificate, issuer and responder: a corrected chain
     // file or responder URL gets a fresh manager (and a fresh fetch).
     const reusable = (c: StapleManager | undefined): StapleManager | undefined =>
-      c && c.issuerDer === l.issuerDer && c.responderUrl === l.url ? c : undefined;
+      c && c.issuerDer === l.issuerDer && c.responderUrl === l.url && sameStapleSource(c.stapleSource, l.stapleSource)
+        ? c
+        : undefined;
     let m = reusable(previous?.byDer.get(l.derKey)) ?? reusable(byDer.get(l.derKey));
     if (!m) {
       m = new StapleManager({
@@ -281,6 +323,8 @@ async function buildState(
         clock: services.clock,
         crypto: services.crypto,
         logger: services.logger,
+        stapleSource: l.stapleSource,
+        ...(l.stapleDer ? { stapleDer: l.stapleDer } : {}),
         ...(services.store ? { store: services.store } : {}),
       });
       countFetches(m, services.metrics);
@@ -297,6 +341,11 @@ async function buildState(
     throw err;
   } finally {
     for (const m of fresh) services.pending.delete(m);
+  }
+  // A `file` source kept across a reload staples the bytes just re-read.
+  for (const l of loaded) {
+    const m = byDer.get(l.derKey)!;
+    if (!fresh.includes(m) && l.stapleDer) await m.useStapleBytes(l.stapleDer);
   }
   const only = managers.length === 1 ? { manager: managers[0]!, der: Buffer.from(loaded[0]!.leaf.rawData) } : undefined;
   return { only, loaded, managers, byDer, byName };
@@ -471,9 +520,11 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
       }
     }
     if (this.watchMs > 0) {
-      for (const e of this.entries) {
-        if (e.kind !== "files") continue;
-        for (const f of [e.files.certFile, e.files.keyFile, e.files.chainFile]) {
+      const stapleFiles = this.state.loaded.flatMap((l) => (l.stapleSource.kind === "file" ? [l.stapleSource.path] : []));
+      for (const e of [...this.entries, { kind: "staple-files" as const, files: stapleFiles }]) {
+        const files =
+          e.kind === "staple-files" ? e.files : e.kind === "files" ? [e.files.certFile, e.files.keyFile, e.files.chainFile] : [];
+        for (const f of files) {
           if (!f || this.watched.includes(f)) continue;
           this.watched.push(f);
           watchFile(f, { interval: this.watchMs, persistent: false }, (curr: Stats, prev: Stats) => {
@@ -543,8 +594,9 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   /**
    * Re-read every certificate and key; certificates that changed get a fresh fetch before they
    * are served (so they are served with a staple when the responder answers), unchanged ones
-   * keep their staple. Serialised: concurrent calls run one after the other. Also run on a file
-   * change and (by the CLI) on SIGHUP.
+   * keep their staple; a `file` staple source is re-read (its new bytes served from then on).
+   * Serialised: concurrent calls run one after the other. Also run on a change of a certificate
+   * or staple file and (by the CLI) on SIGHUP.
    * @throws ReloadError (also emitted as `reload:failed`) when a file cannot be read or served;
    * the previous certificates stay in service.
    */
