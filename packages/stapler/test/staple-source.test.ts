@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { once } from "node:events";
 import { promises as fs } from "node:fs";
 import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from "node:http";
+import { get as httpsGet } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -27,7 +28,7 @@ import {
 } from "@ocsp-lab/stapler";
 import { POLICIES, startTestLab, type TestLab } from "../../../test-support/index.js";
 import { PassThrough } from "node:stream";
-import { nextEvent } from "./manual-time.js";
+import { advanceFor, labClock, nextEvent } from "./manual-time.js";
 
 let lab: TestLab;
 let dir: string;
@@ -189,6 +190,31 @@ describe("staple source as-received", () => {
     expect(admin.certificates[0]!.stapleSource).toBe("as-received");
     const page = await (await fetch(`${s.adminUrl}/metrics`)).text();
     expect(page).toContain(`ocsp_staple_source{serial="${leaf.serial}",source="as-received"} 1`);
+  });
+
+  it("follows the polling policy: the next query_frequency brings the responder's next answer, as received", async () => {
+    const clock = labClock();
+    const r = await startRelay();
+    const { s } = await startStapler("as-received", (b) => b.withClock(clock));
+    expect((await stapleSeen(s.port))!.equals(r.bodies[0]!)).toBe(true);
+    expect(s.status()[0]!.nextFetch!.getTime() - clock.now().getTime()).toBe(3600_000);
+    responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "content", flaw: "wrong-serial" }] }] });
+    const updated = await advanceFor<{ verifyError?: string }>(clock, 3600_000, s, "staple:updated");
+    expect(updated.verifyError).toMatch(/wrong certificate/);
+    expect(r.bodies).toHaveLength(2);
+    expect((await stapleSeen(s.port))!.equals(r.bodies[1]!)).toBe(true);
+  });
+
+  it("the status page says the source is not verified", async () => {
+    const { s } = await startStapler("as-received");
+    const page = await new Promise<string>((resolve, reject) => {
+      httpsGet(`${s.url}/`, { ca: rootPem, servername: "localhost" }, (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d.toString()));
+        res.on("end", () => resolve(text));
+      }).on("error", reject);
+    });
+    expect(page).toContain(`serial ${leaf.serial} staple good (source as-received, unverified)`);
   });
 
   it("a garbage body is stapled as received, reported unreadable", async () => {
