@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import { BUILT_IN_SCENARIO_DIR, builtInScenarios, loadScenarioFile, main, parseDuration } from "@ocsp-lab/harness";
+import { BUILT_IN_SCENARIO_DIR, builtInScenarios, loadScenarioFile, main, parseDuration, startLab } from "@ocsp-lab/harness";
 import { inProcess, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
@@ -179,5 +179,43 @@ describe("a scenario file", () => {
       ["my-revoked", "node", "refused: revoked", "refused: revoked", "ok"],
     ]);
     expect(report.rows[1]!.detail).toMatch(/^staple revoked/);
+  });
+});
+
+describe("a scenario's certificate", () => {
+  it("key_type and must_staple shape the lab's server certificate", async () => {
+    const lab = await startLab({ stateDir: join(dir, "cert"), leaf: { keyType: "rsa-2048", mustStaple: true } });
+    try {
+      expect(lab.leaf.certificate.publicKey.algorithm.name).toBe("RSASSA-PKCS1-v1_5");
+      // RFC 7633 TLS Feature extension (id-pe-tlsfeature), status_request.
+      expect(lab.leaf.certificate.getExtension("1.3.6.1.5.5.7.1.24")).not.toBeNull();
+    } finally {
+      await lab.stop();
+    }
+  });
+
+  it("runs with a timeline of counted and later steps: unknown for one request, revoked 250 ms in", async () => {
+    const file = await write(
+      "later.yaml",
+      [
+        "name: later",
+        "description: an RSA must-staple leaf answered unknown once, then revoked in the CA",
+        "certificate: { key_type: rsa-2048, must_staple: true }",
+        "timeline:",
+        "  - { at: 0s, status: unknown, count: 1 }",
+        "  - { at: 250ms, revoke: keyCompromise }",
+        "expect:",
+        "  stapler: staple revoked",
+        '  strict: "refused: revoked"',
+        "",
+      ].join("\n"),
+    );
+    const r = await mainCaptured(["run", file, "--client", "node", "--json"]);
+    expect(r.code, r.out + r.err).toBe(0);
+    const report = JSON.parse(r.out) as { rows: Array<{ client: string; observed: string; verdict: string }> };
+    expect(report.rows.map((x) => `${x.client}/${x.observed}/${x.verdict}`)).toEqual([
+      "stapler/staple revoked/ok",
+      "node/refused: revoked/ok",
+    ]);
   });
 });
