@@ -33,7 +33,7 @@ const port = (v: string): number => {
  */
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
   const builtIn = await builtInScenarios();
-  const program = configureProgram(new Command("ocsp-lab"), "ocsp-lab", io)
+  const program = configureProgram(new Command("ocsp-lab"), "ocsp-lab", io, import.meta.url)
     .description("A private CA, an OCSP responder, a stapling server and real TLS clients: every revocation case on demand.")
     .option("--state-dir <dir>", "state folder of the lab CA (default $OCSP_LAB_HOME or ./.ocsp-lab)")
     .addHelpText(

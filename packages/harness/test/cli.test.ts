@@ -21,6 +21,13 @@ async function mainCaptured(argv: string[]): Promise<{ code: number; out: string
   return inProcess(main, argv, { env: { OCSP_LAB_HOME: dir }, stopSignal: () => new Promise<string>(() => undefined) });
 }
 
+describe("ocsp-lab --version", () => {
+  it("prints its package's version", async () => {
+    const { version } = JSON.parse(await fs.readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    expect(await mainCaptured(["--version"])).toEqual({ code: 0, out: `${version}\n`, err: "" });
+  });
+});
+
 describe("ocsp-lab run", () => {
   it("prints every scenario × client as expected and exits 0", async () => {
     const r = await ocspLab(["run"]);

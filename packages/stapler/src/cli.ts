@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { configureProgram, isMainModule, processIo, runProgram, serviceOptions, type ServiceIo } from "@ocsp-lab/cli-support";
-import { builderFromConfig, loadStaplerConfig, parseBackend, startFromConfig } from "./config.js";
+import { CONFIG_OUTLINE, builderFromConfig, loadStaplerConfig, parseBackend, startFromConfig } from "./config.js";
 
 /**
  * Streams, environment, stop signal and reload signal the CLI uses, injectable so tests read
@@ -23,13 +23,20 @@ export function staplerProcessIo(): StaplerCliIo {
 }
 
 /**
- * Run `ocsp-stapler` with `argv`: `--config file.yaml` (zod-validated; a bad file prints the
+ * Run `ocsp-stapler` with `argv` (none: an outline of the config keys on stderr, exit 2): `--config file.yaml` (zod-validated; a bad file prints the
  * field and the fix), `--check` to validate it and its certificates' policy and exit,
  * `--port`/`--host` to override `listen`. Serves until SIGINT/SIGTERM; SIGHUP reloads the
  * certificates. Resolves with the exit code (0, 1 failure, 2 usage).
  */
 export async function staplerMain(argv: string[], io: StaplerCliIo = staplerProcessIo()): Promise<number> {
-  const program = serviceOptions(configureProgram(new Command("ocsp-stapler"), "ocsp-stapler", io))
+  if (argv.length === 0) {
+    io.stderr.write(
+      `ocsp-stapler: give a config file: ocsp-stapler --config stapler.yaml (--check validates it; --help for all options)\n` +
+        `A config file has these keys (certificates is required):\n\n${CONFIG_OUTLINE}\n`,
+    );
+    return 2;
+  }
+  const program = serviceOptions(configureProgram(new Command("ocsp-stapler"), "ocsp-stapler", io, import.meta.url))
     .description(
       "The ocsp-lab stapling server: TLS server or TLS proxy that fetches, verifies, caches and staples OCSP responses.",
     )

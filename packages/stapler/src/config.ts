@@ -20,6 +20,19 @@ const backend = z.string().superRefine((v, ctx) => {
   ctx.addIssue({ code: "custom", message });
 });
 
+/** An outline of the configuration file's keys, printed by a bare `ocsp-stapler` (`certificates` is the one required key). */
+export const CONFIG_OUTLINE = `listen: { host: 127.0.0.1, port: 8443 }    # default 127.0.0.1, port 0 (any free port)
+certificates:                             # required; chosen by SNI; paths relative to the config file
+  - { cert: cert.pem, key: key.pem, chain: chain.pem }     # responder_url: when the certificate has no AIA OCSP URL
+staple_source: verified                   # for testing clients: as-received, none, { kind: file, path: x.der }
+backend: status                           # or http://127.0.0.1:8080 (HTTPS reverse proxy), tcp://127.0.0.1:6379 (TLS proxy)
+policy: { query_frequency: 3600, response_timeout: 1, recovery_frequency: 60, recovery_max_tries: 5 }   # seconds
+tls: { min_version: TLSv1.2, max_version: TLSv1.3 }
+admin: { port: 9443 }                     # 127.0.0.1; token: ... ; false turns it off
+state_dir: .ocsp-lab                      # staples persisted in <state_dir>/staples
+watch_interval: 1                         # seconds between certificate file checks; 0: SIGHUP only
+log_level: info`;
+
 /**
  * The stapler's configuration file (YAML or JSON), with the library's names (policy fields
  * exactly as `withPolicy` takes them) and units in seconds:

@@ -15,7 +15,7 @@ import {
   type StapleSnapshot,
   type StartedStaplingServer,
 } from "@ocsp-lab/stapler";
-import { POLICIES, eventually, sClient, startTestLab, type TestLab } from "../../../test-support/index.js";
+import { POLICIES, eventually, inProcess, sClient, startTestLab, type TestLab } from "../../../test-support/index.js";
 
 const { QUICK_RETRIES } = POLICIES;
 
@@ -269,6 +269,36 @@ function cliIo(): { io: StaplerCliIo; out: () => string; err: () => string; stop
 }
 
 describe("ocsp-stapler --config", () => {
+  it("run bare, prints how to give a config and an outline of its keys, and exits 2; --version prints the version", async () => {
+    const bare = await inProcess(staplerMain, [], {
+      env: {},
+      stopSignal: () => new Promise<string>(() => undefined),
+      onReloadSignal: () => () => {},
+    });
+    expect(bare.code).toBe(2);
+    expect(bare.out).toBe("");
+    expect(bare.err).toMatch(/^ocsp-stapler: give a config file: ocsp-stapler --config stapler.yaml/);
+    for (const key of [
+      "listen:",
+      "certificates:",
+      "staple_source:",
+      "backend:",
+      "policy:",
+      "tls:",
+      "admin:",
+      "state_dir:",
+      "log_level:",
+    ])
+      expect(bare.err).toContain(key);
+    const { version } = JSON.parse(await fs.readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    const v = await inProcess(staplerMain, ["--version"], {
+      env: {},
+      stopSignal: () => new Promise<string>(() => undefined),
+      onReloadSignal: () => () => {},
+    });
+    expect(v).toEqual({ code: 0, out: `${version}\n`, err: "" });
+  });
+
   it("--check validates; a bad field is named with its fix on one line, exit 1", async () => {
     const leaf = await setup(named("localhost"));
     const good = join(dir, "stapler.yaml");
