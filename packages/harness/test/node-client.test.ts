@@ -13,6 +13,8 @@ let ca: CertificateAuthority;
 let other: CertificateAuthority;
 let leaf: IssuedCertificate;
 let sibling: IssuedCertificate;
+let intermediate: IssuedCertificate;
+let interLeaf: IssuedCertificate;
 const HOUR = 3_600_000;
 
 beforeAll(async () => {
@@ -22,6 +24,8 @@ beforeAll(async () => {
   other = await CertificateAuthority.init(join(dir, "other"));
   leaf = await ca.issueServer({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
   sibling = await ca.issueServer({ dnsNames: ["localhost"] });
+  intermediate = await ca.createIntermediate();
+  interLeaf = await ca.issueServer({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], issuer: intermediate.serial });
 });
 afterAll(async () => cleanup());
 
@@ -33,8 +37,11 @@ async function response(opts: {
   from?: number;
   validMs?: number;
   includeSigner?: boolean;
+  /** The certificate that issued `about` (default the root). */
+  issuer?: IssuedCertificate;
 }): Promise<Uint8Array> {
   const about = opts.about ?? leaf;
+  const issuerCert = opts.issuer?.certificate ?? ca.root.certificate;
   const from = new Date(opts.from ?? Date.now() - 60_000);
   return OcspResponseGenerator.create({
     signer: opts.signer ?? ca.ocspSigner,
@@ -42,7 +49,7 @@ async function response(opts: {
     includeSignerCertificate: opts.includeSigner ?? true,
     responses: [
       {
-        certId: await createCertId(toPkiCertificate(about.certificate), toPkiCertificate(ca.root.certificate)),
+        certId: await createCertId(toPkiCertificate(about.certificate), toPkiCertificate(issuerCert)),
         status: opts.status ?? { status: "good" },
         thisUpdate: from,
         nextUpdate: new Date(from.getTime() + (opts.validMs ?? HOUR)),
@@ -51,9 +58,16 @@ async function response(opts: {
   });
 }
 
-/** A bare node:tls server that staples exactly `staple` (or nothing). */
-async function withServer<T>(staple: Uint8Array | undefined, fn: (target: TlsTarget) => Promise<T>): Promise<T> {
-  const server: Server = createServer({ cert: leaf.certPem + ca.root.certificate.toString("pem"), key: leaf.keyPem });
+/** A bare node:tls server that staples exactly `staple` (or nothing), serving `served` (default the root-issued leaf). */
+async function withServer<T>(
+  staple: Uint8Array | undefined,
+  fn: (target: TlsTarget) => Promise<T>,
+  served: { cert: string; key: string | undefined } = {
+    cert: leaf.certPem + ca.root.certificate.toString("pem"),
+    key: leaf.keyPem,
+  },
+): Promise<T> {
+  const server: Server = createServer(served);
   server.on("OCSPRequest", (_c: Buffer, _i: Buffer, cb: (e: Error | null, r?: Buffer) => void) =>
     cb(null, staple ? Buffer.from(staple) : undefined),
   );
@@ -99,6 +113,31 @@ describe("NodeStrictClient", () => {
     const staple = await make();
     const obs = await withServer(staple, (t) => node.probe(t));
     expect(obs.outcome, obs.detail).toBe(want);
+  });
+});
+
+describe("NodeStrictClient with a certificate issued by an intermediate", () => {
+  const node = new NodeStrictClient();
+  // The server sends the leaf and the intermediate; the client trusts only the root.
+  const served = () => ({ cert: interLeaf.certPem + intermediate.certificate.toString("pem"), key: interLeaf.keyPem });
+  const signedByIntermediate = async (status: CertStatus): Promise<Uint8Array> =>
+    response({ about: interLeaf, issuer: intermediate, signer: await ca.ocspSignerOf(intermediate.serial), status });
+
+  it("verifies a good staple against the intermediate and connects", async () => {
+    const obs = await withServer(await signedByIntermediate({ status: "good" }), (t) => node.probe(t), served());
+    expect(obs.outcome, obs.detail).toBe("connected");
+  });
+
+  it("refuses a revoked staple signed for the intermediate as revoked", async () => {
+    const staple = await signedByIntermediate({ status: "revoked", revocationTime: new Date(Date.now() - HOUR) });
+    const obs = await withServer(staple, (t) => node.probe(t), served());
+    expect(obs.outcome, obs.detail).toBe("refused: revoked");
+  });
+
+  it("refuses a staple the root's signer made for the intermediate's certificate", async () => {
+    // Signed under the root, but CertID and signer must belong to the leaf's real issuer.
+    const obs = await withServer(await response({ about: interLeaf }), (t) => node.probe(t), served());
+    expect(obs.outcome, obs.detail).toMatch(/^refused: (wrong certificate|unauthorized signer)$/);
   });
 });
 

@@ -44,7 +44,8 @@ describe("built-in scenario files", () => {
     const files = (await fs.readdir(BUILT_IN_SCENARIO_DIR)).sort();
     const scenarios = await builtInScenarios();
     expect(scenarios.map((s) => s.file)).toEqual(files.map((f) => join(BUILT_IN_SCENARIO_DIR, f)));
-    expect(scenarios.map((s) => s.name)).toEqual([
+    // The catalogue opens with the eight scenarios of the README's table, in this order.
+    expect(scenarios.slice(0, 8).map((s) => s.name)).toEqual([
       "good",
       "revoked",
       "unknown",
@@ -54,7 +55,7 @@ describe("built-in scenario files", () => {
       "nginx-lazy",
       "apache-fake-trylater",
     ]);
-    expect(scenarios.map((s) => s.staplerExpected)).toEqual([
+    expect(scenarios.slice(0, 8).map((s) => s.staplerExpected)).toEqual([
       "staple good",
       "staple revoked",
       "staple unknown",
