@@ -13,7 +13,14 @@ export {
   compileScenario,
   loadScenarioFile,
 } from "./scenarios.js";
-export { certificateSchema, expectSchema, scenarioFileSchema, timelineStepSchema, TIMELINE_ACTIONS } from "./scenario-file.js";
+export {
+  certificateSchema,
+  documentedSchema,
+  expectSchema,
+  scenarioFileSchema,
+  timelineStepSchema,
+  TIMELINE_ACTIONS,
+} from "./scenario-file.js";
 export type { ScenarioFile, ScenarioFileInput, TimelineStep } from "./scenario-file.js";
 export { STAPLER_CHECKS, STAPLER_CHECK_NAMES } from "./stapler-checks.js";
 export type { CheckContext, StaplerCheckDefinition, StaplerCheckName } from "./stapler-checks.js";

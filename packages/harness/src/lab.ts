@@ -4,7 +4,13 @@ import { pino, type Logger } from "pino";
 import { CertificateAuthority, type IssuedCertificate, type KeyType } from "@ocsp-lab/ca";
 import { systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { OcspResponder, type StartedOcspResponder } from "@ocsp-lab/responder";
-import { StaplingServer, aiaOcspUrl, type PollingPolicyInput, type StartedStaplingServer } from "@ocsp-lab/stapler";
+import {
+  StaplingServer,
+  aiaOcspUrl,
+  type PollingPolicyInput,
+  type StapleSourceInput,
+  type StartedStaplingServer,
+} from "@ocsp-lab/stapler";
 import * as x509 from "@peculiar/x509";
 import type { TlsTarget } from "./clients/client.js";
 import { PortInUseError } from "./errors.js";
@@ -33,6 +39,11 @@ export interface LabOptions {
    * whether an intermediate CA (created under the root) issues it instead of the root.
    */
   leaf?: { keyType?: string | undefined; mustStaple?: boolean | undefined; issuer?: "root" | "intermediate" | undefined };
+  /**
+   * What the stapler staples (the stapler's staple sources): `verified` (default), or, for
+   * testing clients, `as-received`, `none`, `{ kind: "bytes", der }`, `{ kind: "file", path }`.
+   */
+  stapleSource?: StapleSourceInput;
   /** Reuse the server certificate recorded in lab.json when its OCSP URL still matches. */
   reuseCertificate?: boolean;
   clock?: Clock;
@@ -114,6 +125,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       .withHost(host)
       .withPort(options.staplerPort ?? 0)
       .withPolicy(options.policy ?? {})
+      .withStapleSource(options.stapleSource ?? "verified")
       .withClock(clock)
       .withLogger(logger)
       .start()

@@ -93,6 +93,7 @@ async function runOne(
   const lab = await startLab({
     stateDir,
     policy: scenario.policy,
+    stapleSource: scenario.stapleSource,
     clock: new TurnClock(),
     ...(cert ? { leaf: { keyType: cert.key_type, mustStaple: cert.must_staple, issuer: cert.issuer } } : {}),
   });

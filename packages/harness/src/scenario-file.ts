@@ -2,7 +2,7 @@ import { z } from "zod";
 import { CRL_REASON_NAMES, UNSUCCESSFUL_STATUS_NAMES, parseCrlReason, type CRLReason } from "@ocsp-lab/ocsp";
 import { KEY_TYPES } from "@ocsp-lab/ca";
 import { CONTENT_FLAWS } from "@ocsp-lab/responder";
-import { pollingPolicySchema } from "@ocsp-lab/stapler";
+import { pollingPolicySchema, stapleSourceConfigSchema } from "@ocsp-lab/stapler";
 import { describeDurationError, parseDuration } from "./duration.js";
 import { STAPLER_CHECK_NAMES } from "./stapler-checks.js";
 
@@ -109,9 +109,26 @@ export const expectSchema = z
   .strict();
 
 /**
- * A scenario file (YAML or JSON): one real-world revocation, timeout or server-behaviour case.
- * `policy` is the stapler's polling policy in seconds (PollingPolicyInput; default SCALED_POLICY
- * when absent); `stapler_check` names the code that observes the stapler (see STAPLER_CHECKS).
+ * Where a client's documentation says it accepts (or does not judge) what the scenario staples,
+ * per built-in client: a manual page section or URL, quoted or paraphrased, so an expectation
+ * such as `staple: good` for a flawed staple is a documented behaviour, not an accident.
+ */
+export const documentedSchema = z
+  .object({
+    node: z.string().min(1).optional(),
+    curl: z.string().min(1).optional(),
+    openssl: z.string().min(1).optional(),
+  })
+  .strict();
+
+/**
+ * A scenario file (YAML or JSON): one real-world revocation, timeout, server-behaviour or
+ * client-validation case. `policy` is the stapler's polling policy in seconds
+ * (PollingPolicyInput; default SCALED_POLICY when absent); `staple_source` what the stapler
+ * staples, as the stapler's own `staple_source` (`verified`, the default; `as-received`, the
+ * responder's answers unverified; `none`; `{ kind: bytes, base64 }`; `{ kind: file, path }`
+ * relative to the scenario file); `stapler_check` names the code that observes the stapler
+ * (see STAPLER_CHECKS); `documented` cites the clients' documentation for their expectations.
  */
 export const scenarioFileSchema = z
   .object({
@@ -119,9 +136,11 @@ export const scenarioFileSchema = z
     description: z.string().min(1),
     certificate: certificateSchema.optional(),
     policy: pollingPolicySchema.optional(),
+    staple_source: stapleSourceConfigSchema.default("verified"),
     timeline: z.array(timelineStepSchema).default([]),
     stapler_check: z.enum(STAPLER_CHECK_NAMES).default("staple-status"),
     expect: expectSchema,
+    documented: documentedSchema.optional(),
   })
   .strict()
   .superRefine((file, ctx) => {

@@ -1,8 +1,8 @@
 import { readdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { readConfigFile } from "@ocsp-lab/cli-support";
-import { parsePolicy, type PollingPolicy, type PollingPolicyInput } from "@ocsp-lab/stapler";
+import { parsePolicy, type PollingPolicy, type PollingPolicyInput, type StapleSourceSpec } from "@ocsp-lab/stapler";
 import type { ClientDriver } from "./clients/client.js";
 import { ScenarioFileError } from "./errors.js";
 import type { Lab } from "./lab.js";
@@ -52,6 +52,10 @@ export interface Scenario {
   policy: PollingPolicyInput;
   /** The certificate options of the file (see certificateSchema). */
   certificate: ScenarioFile["certificate"];
+  /** What the lab's stapler staples (see scenarioFileSchema's staple_source). */
+  stapleSource: StapleSourceSpec;
+  /** Where the clients' documentation says what they accept, per client (the file's `documented`). */
+  documented: Record<string, string>;
   /** The text the stapler check must observe (the file's `expect.stapler`, or the check's default). */
   staplerExpected: string;
   /** Expected outcome per client name (see ClientObservation.outcome); absent means `connected`. */
@@ -87,6 +91,8 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
     description: file.description,
     policy,
     certificate: file.certificate,
+    stapleSource: stapleSourceSpec(file.staple_source, path),
+    documented: { ...file.documented },
     staplerExpected: expected,
     expect,
     file: path,
@@ -100,6 +106,14 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
       return { expected, observed };
     },
   };
+}
+
+/** The stapler's spec of a file's staple_source; a `file` path is relative to the scenario file. */
+function stapleSourceSpec(config: ScenarioFile["staple_source"], path: string): StapleSourceSpec {
+  if (typeof config === "string") return { kind: config };
+  if (config.kind === "bytes") return { kind: "bytes", der: new Uint8Array(Buffer.from(config.base64, "base64")) };
+  if (config.kind === "file") return { kind: "file", path: resolve(dirname(path), config.path) };
+  return { kind: config.kind };
 }
 
 /**

@@ -154,7 +154,10 @@ async function stapleBecomes(ctx: CheckContext, status: string): Promise<string>
  *   probed after each failure still connects) and restored;
  * - `lazy-first-handshake` (nginx): no staple at start; the first handshake gets none and
  *   triggers the fetch; the staple follows;
- * - `in-handshake` (Apache): one handshake after the timeline, then the staple and its source.
+ * - `in-handshake` (Apache): one handshake after the timeline, then the staple and its source;
+ * - `unverified-staple` (client validation, with a staple_source other than `verified`): after
+ *   the timeline the stapler queries at once (as-received) and staples what it got, unverified;
+ *   reports what it staples, the source, and what verification would say.
  */
 export const STAPLER_CHECKS = {
   "staple-status": {
@@ -261,7 +264,28 @@ export const STAPLER_CHECKS = {
       return `staple ${snap.staple}${snap.source ? ` (${snap.source})` : ""}`;
     },
   },
+  "unverified-staple": {
+    description: "the stapler staples exactly what its staple source gives, unverified; what verification would say",
+    defaultExpected: () => undefined,
+    async observe({ lab, applyTimeline }) {
+      await applyTimeline();
+      await lab.stapler.manager.queryNow();
+      return describeUnverified(lab.stapler.status()[0]!);
+    },
+  },
 } as const satisfies Record<string, StaplerCheckDefinition>;
+
+/**
+ * `staple good as-received, verify: bad signature`, `staple tryLater as-received, verify: not
+ * successful`, `staple unreadable bytes, verify: malformed`, `no staple (none)`: what the
+ * stapler serves, from which staple source, and the OcspVerifyError reason verifyOcspResponse
+ * gives for it (`passes` when none).
+ */
+export function describeUnverified(snap: StapleSnapshot): string {
+  if (snap.staple === "none") return `no staple (${snap.stapleSource})`;
+  const reason = snap.verifyError === undefined ? "passes" : (/\(([^)]+)\)/.exec(snap.verifyError)?.[1] ?? snap.verifyError);
+  return `staple ${snap.staple} ${snap.stapleSource}, verify: ${reason}`;
+}
 
 /** The names a scenario file may give as `stapler_check`. */
 export const STAPLER_CHECK_NAMES = Object.keys(STAPLER_CHECKS) as [

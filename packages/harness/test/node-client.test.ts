@@ -159,4 +159,9 @@ describe("command-line client drivers", () => {
     expect((await withServer(await response({}), (t) => new OpensslClient().probe(t))).outcome).toBe("staple: good");
     expect((await withServer(undefined, (t) => new OpensslClient().probe(t))).outcome).toBe("no staple");
   });
+
+  it("openssl s_client reports bytes that are no OCSPResponse as a parse error", async () => {
+    const garbage = new TextEncoder().encode("this is not an OCSP response");
+    expect((await withServer(garbage, (t) => new OpensslClient().probe(t))).outcome).toBe("staple: parse error");
+  });
 });

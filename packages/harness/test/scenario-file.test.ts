@@ -110,6 +110,49 @@ describe("a scenario file", () => {
     expect(s.staplerExpected).toBe("invalidated after 4 failed queries, retried every 0.5 s");
   });
 
+  it("gives the stapler its staple_source: verified by default, bytes from base64, a file relative to the scenario file", async () => {
+    const head = "name: src\ndescription: a staple source for testing clients\nstapler_check: unverified-staple\n";
+    const tail = "expect: { stapler: no staple (none) }\n";
+    expect((await loadScenarioFile(await write("default.yaml", `${head}${tail}`))).stapleSource).toEqual({ kind: "verified" });
+    expect((await loadScenarioFile(await write("none.yaml", `${head}staple_source: none\n${tail}`))).stapleSource).toEqual({
+      kind: "none",
+    });
+    const bytes = await loadScenarioFile(
+      await write("bytes.yaml", `${head}staple_source: { kind: bytes, base64: MAMKAQM= }\n${tail}`),
+    );
+    expect(bytes.stapleSource).toEqual({ kind: "bytes", der: new Uint8Array([0x30, 0x03, 0x0a, 0x01, 0x03]) });
+    const file = await loadScenarioFile(
+      await write("file.yaml", `${head}staple_source: { kind: file, path: staple.der }\n${tail}`),
+    );
+    expect(file.stapleSource).toEqual({ kind: "file", path: join(dir, "staple.der") });
+  });
+
+  it("keeps what the clients' documentation says, per client", async () => {
+    const file = await write(
+      "documented.yaml",
+      [
+        "name: documented",
+        "description: an expectation backed by a manual page",
+        "stapler_check: unverified-staple",
+        "expect: { stapler: no staple (none), openssl: no staple }",
+        'documented: { openssl: "openssl-s_client(1): -status prints the response" }',
+        "",
+      ].join("\n"),
+    );
+    expect((await loadScenarioFile(file)).documented).toEqual({ openssl: "openssl-s_client(1): -status prints the response" });
+  });
+
+  it("of the catalogue's client-validation cases cite the documentation of every client that does not refuse", async () => {
+    for (const s of await builtInScenarios()) {
+      if (s.stapleSource.kind === "verified") continue;
+      for (const [client, outcome] of Object.entries(s.expect)) {
+        if (client !== "node" && !outcome.startsWith("refused:"))
+          expect(s.documented[client], `${s.name}/${client}`).toBeDefined();
+      }
+      expect(s.expect.node, s.name).toMatch(/^refused: /);
+    }
+  });
+
   it.each([
     [
       "timeline.1.at",
@@ -126,6 +169,12 @@ describe("a scenario file", () => {
       "timeline: [{ at: 0s, revoke: sorry }]",
       'unknown CRLReason "sorry": use one of unspecified, keyCompromise',
     ],
+    [
+      "staple_source",
+      "staple_source: sometimes\ntimeline: []",
+      "give verified, as-received, none, { kind: bytes, base64: <DER in base64> } or { kind: file, path: staple.der }",
+    ],
+    ["documented", "stapler_check: in-handshake\ndocumented: { firefox: accepts }\ntimeline: []", 'Unrecognized key: "firefox"'],
     [
       "expect.stapler",
       "timeline: []",

@@ -4,7 +4,7 @@ import { commandAvailable, execCapture } from "./exec.js";
 /**
  * `openssl s_client -status`: asks for a staple and prints it without enforcing anything, so it
  * reports what it saw: `staple: good|revoked|unknown`, `staple: <responseStatus>` for an error
- * response, or `no staple`.
+ * response, `staple: parse error` for bytes it cannot decode as an OCSPResponse, or `no staple`.
  */
 export class OpensslClient implements ClientDriver {
   readonly name = "openssl";
@@ -31,6 +31,8 @@ export class OpensslClient implements ClientDriver {
     if (r.spawnError) return { client: this.name, outcome: "error", detail: r.spawnError.message };
     if (/OCSP response: no response sent/.test(out))
       return { client: this.name, outcome: "no staple", detail: `verify ${verify}` };
+    if (/OCSP response: response parse error/.test(out))
+      return { client: this.name, outcome: "staple: parse error", detail: `verify ${verify}` };
     const certStatus = /Cert Status: (\w+)/.exec(out)?.[1];
     if (certStatus) return { client: this.name, outcome: `staple: ${certStatus}`, detail: `verify ${verify}` };
     const responseStatus = /OCSP Response Status: (\w+)/.exec(out)?.[1];
