@@ -46,6 +46,12 @@ export interface LabOptions {
   stapleSource?: StapleSourceInput;
   /** Reuse the server certificate recorded in lab.json when its OCSP URL still matches. */
   reuseCertificate?: boolean;
+  /**
+   * Called once the CA, the responder and the server certificate are ready and before the
+   * stapler starts (so before its first OCSP query): to put the responder or the CA in the
+   * state the stapler must find at start-up. A rejection stops the lab and is rethrown.
+   */
+  beforeStapler?: (lab: LabParts) => Promise<void>;
   clock?: Clock;
   logger?: Logger;
 }
@@ -65,6 +71,9 @@ export interface Lab {
   stop(): Promise<void>;
 }
 
+/** The parts of a lab that exist before its stapler starts (see LabOptions.beforeStapler). */
+export type LabParts = Pick<Lab, "ca" | "responder" | "leaf" | "clock">;
+
 /** Name the lab's server certificate is issued for (SAN DNS:localhost, IP:127.0.0.1). */
 export const LAB_SERVER_NAME = "localhost";
 /** What a lab records in the state folder for the next start: server certificate serial and responder port. */
@@ -72,8 +81,9 @@ export const LAB_FILE = "lab.json";
 
 /**
  * Start a lab in `stateDir`: open (or create) the CA with store watching, start the responder,
- * issue (or reuse) a server certificate whose AIA points at it, and start the stapler, which
- * has run its first OCSP query when this resolves.
+ * issue (or reuse) a server certificate whose AIA points at it, call `beforeStapler`, and start
+ * the stapler, which has run its first OCSP query when this resolves.
+ * @throws PortInUseError for a taken port given explicitly; whatever `beforeStapler` throws.
  */
 export async function startLab(options: LabOptions): Promise<Lab> {
   const clock = options.clock ?? systemClock;
@@ -118,6 +128,8 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       `${JSON.stringify({ serial: leaf.serial, responderPort: responder.port }, null, 2)}\n`,
       0o644,
     );
+
+    await options.beforeStapler?.({ ca, responder, leaf, clock });
 
     const stapler = await (
       await StaplingServer.fromFiles({ certFile: leaf.certFile, keyFile: leaf.keyFile, chainFile: leaf.chainFile })

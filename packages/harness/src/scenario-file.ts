@@ -29,8 +29,13 @@ const reason = z.union([z.string(), z.number()]).transform((v, ctx): CRLReason =
   }
 });
 
+/** What a `staple-status` check may expect: `staple good`, `staple revoked (keyCompromise)`... */
+const STAPLE_STATUS_TEXT = new RegExp(`^staple (good|unknown|revoked( \\((${CRL_REASON_NAMES.join("|")})\\))?)$`);
+/** What a `staple-sequence` check may expect: `staple good, revoked`, then optionally `; revoked within 1 s`. */
+const STAPLE_SEQUENCE_TEXT = /^staple [a-zA-Z-]+(, [a-zA-Z-]+)*(; .+)?$/;
+
 /** The keys of a timeline step that are actions; exactly one per step. */
-export const TIMELINE_ACTIONS = ["responder", "http", "responseStatus", "delay", "revoke", "status", "flaw"] as const;
+export const TIMELINE_ACTIONS = ["responder", "http", "responseStatus", "delay", "revoke", "release", "status", "flaw"] as const;
 
 /**
  * One step of a scenario's timeline: at `at` (from the start of the scenario, on the lab's
@@ -42,10 +47,18 @@ export const TIMELINE_ACTIONS = ["responder", "http", "responseStatus", "delay",
  * - `responseStatus: tryLater`: an unsigned unsuccessful OCSP answer (RFC 6960 §4.2.1);
  * - `delay: 2s`: wait this long before every answer;
  * - `revoke: keyCompromise`: revoke the lab's certificate in the CA with this RFC 5280 reason;
+ * - `release: true`: release the lab's certificate from hold in the CA (after a `revoke:
+ *   certificateHold`; RFC 5280 §5.3.1: it is good again);
  * - `status: unknown` (with `reason` for revoked): like `responder: <status>`, usually with `count`;
  * - `flaw: bad-signature`: sign the answers with this content flaw (the responder's CONTENT_FLAWS).
  * `count` limits `responder` (except normal), `http`, `responseStatus`, `status` and `flaw` to
  * the next `count` requests; without it the action holds until another step replaces it.
+ *
+ * When the timeline starts: `at` counts from the moment the lab is up, which is after the
+ * stapler's first query (its start-up fetch sees the responder as the CA made it). A step with
+ * `before_start: true` is applied instead after the certificate is issued and before the
+ * stapler starts, so that first query already sees it ("unknown from issuance on"); such a step
+ * has `at: 0s` and comes before every other step.
  */
 export const timelineStepSchema = z
   .object({
@@ -55,13 +68,17 @@ export const timelineStepSchema = z
     responseStatus: z.enum(UNSUCCESSFUL_STATUS_NAMES as [string, ...string[]]).optional(),
     delay: duration.optional(),
     revoke: reason.optional(),
+    release: z.literal(true).optional(),
     status: z.enum(["good", "revoked", "unknown"]).optional(),
     reason: reason.optional(),
     flaw: z.enum(CONTENT_FLAWS).optional(),
     count: z.number().int().positive().optional(),
+    before_start: z.boolean().optional(),
   })
   .strict()
   .superRefine((step, ctx) => {
+    if (step.before_start && step.at !== 0)
+      ctx.addIssue({ code: "custom", path: ["at"], message: "a before_start step is at 0s" });
     const given = TIMELINE_ACTIONS.filter((k) => step[k] !== undefined);
     if (given.length !== 1)
       ctx.addIssue({
@@ -147,12 +164,26 @@ export const scenarioFileSchema = z
     for (let i = 1; i < file.timeline.length; i++) {
       if (file.timeline[i]!.at < file.timeline[i - 1]!.at)
         ctx.addIssue({ code: "custom", path: ["timeline", i, "at"], message: "steps must be in time order" });
+      if (file.timeline[i]!.before_start && !file.timeline[i - 1]!.before_start)
+        ctx.addIssue({
+          code: "custom",
+          path: ["timeline", i, "before_start"],
+          message: "before_start steps come before every other step",
+        });
     }
-    if (file.stapler_check === "staple-status" && !/^staple (good|revoked|unknown)$/.test(file.expect.stapler ?? ""))
+    const stapler = file.expect.stapler ?? "";
+    if (file.stapler_check === "staple-status" && !STAPLE_STATUS_TEXT.test(stapler))
       ctx.addIssue({
         code: "custom",
         path: ["expect", "stapler"],
-        message: 'with stapler_check staple-status, give "staple good", "staple revoked" or "staple unknown"',
+        message:
+          'with stapler_check staple-status, give "staple good", "staple revoked", "staple revoked (<reason>)" or "staple unknown"',
+      });
+    if (file.stapler_check === "staple-sequence" && !STAPLE_SEQUENCE_TEXT.test(stapler))
+      ctx.addIssue({
+        code: "custom",
+        path: ["expect", "stapler"],
+        message: 'with stapler_check staple-sequence, give the states in order, like "staple good, revoked"',
       });
   });
 

@@ -5,10 +5,10 @@ import { readConfigFile } from "@ocsp-lab/cli-support";
 import { parsePolicy, type PollingPolicy, type PollingPolicyInput, type StapleSourceSpec } from "@ocsp-lab/stapler";
 import type { ClientDriver } from "./clients/client.js";
 import { ScenarioFileError } from "./errors.js";
-import type { Lab } from "./lab.js";
+import type { Lab, LabParts } from "./lab.js";
 import { scenarioFileSchema, type ScenarioFile } from "./scenario-file.js";
 import { STAPLER_CHECKS } from "./stapler-checks.js";
-import { playTimeline } from "./timeline.js";
+import { applyBeforeStart, playTimeline } from "./timeline.js";
 
 /**
  * The stapler's polling policy, time-scaled so a whole run takes seconds: one hour of
@@ -62,7 +62,16 @@ export interface Scenario {
   expect: Record<string, string>;
   /** Where it came from: the file path. */
   file: string;
-  /** Play the timeline and observe the stapler; resolves once the stapler is in the state to probe. */
+  /**
+   * Apply the timeline's `before_start` steps: give it to startLab as `beforeStapler` (see
+   * LabOptions) so the stapler's first query sees them. Without any such step it does nothing.
+   */
+  beforeStapler(lab: LabParts): Promise<void>;
+  /**
+   * Play the timeline and observe the stapler; resolves once the stapler is in the state to probe.
+   * @throws ScenarioFileError when the file has `before_start` steps and the lab was started
+   * without this scenario's beforeStapler.
+   */
   act(ctx: ScenarioContext): Promise<StaplerCheck>;
 }
 
@@ -86,6 +95,8 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
     const text = file.expect[client];
     if (text !== undefined) expect[client] = text;
   }
+  const prepared = new WeakSet<LabParts["ca"]>();
+  const firstBeforeStart = file.timeline.findIndex((s) => s.before_start);
   return {
     name: file.name,
     description: file.description,
@@ -96,7 +107,17 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
     staplerExpected: expected,
     expect,
     file: path,
+    async beforeStapler(lab) {
+      await applyBeforeStart(lab, file.timeline);
+      prepared.add(lab.ca);
+    },
     async act(ctx) {
+      if (firstBeforeStart !== -1 && !prepared.has(ctx.lab.ca))
+        throw new ScenarioFileError(
+          path,
+          `timeline.${firstBeforeStart}.before_start`,
+          "the lab was started without this step: give startLab the scenario's beforeStapler",
+        );
       const observed = await check.observe({
         ...ctx,
         scenario: file.name,

@@ -1,3 +1,4 @@
+import { OcspResponse, crlReasonName } from "@ocsp-lab/ocsp";
 import type { FetchError, PollingPolicy, StapleManager, StapleSnapshot } from "@ocsp-lab/stapler";
 import type { ClientDriver, ClientObservation } from "./clients/client.js";
 import { ScenarioTimeoutError } from "./errors.js";
@@ -41,6 +42,8 @@ interface Recorded {
   at: number;
   snapshot: StapleSnapshot;
   error?: FetchError;
+  /** For a revoked staple: the CA's revocation time of the certificate then, in ms since the epoch. */
+  revokedAt?: number;
 }
 
 /**
@@ -128,6 +131,117 @@ function retryCadence(failures: Recorded[], policy: PollingPolicy): string {
   return `retries scheduled ${scheduled.map((d) => (d === undefined ? "never" : seconds(d))).join(", ")} after each failure`;
 }
 
+/**
+ * The revocation reason of the staple the stapler serves now (RFC 6960 §4.2.1 RevokedInfo):
+ * `superseded`, `no reason` when the RevokedInfo has none, `not revoked` for any other staple.
+ */
+function stapledReason(lab: Lab): string {
+  const der = lab.stapler.manager.current();
+  if (der === undefined) return "no staple";
+  try {
+    const single = OcspResponse.fromDer(der).responses.find((r) => r.certId.serial === lab.leaf.serial);
+    if (single?.status !== "revoked") return "not revoked";
+    return single.revocationReason === undefined ? "no reason" : crlReasonName(single.revocationReason);
+  } catch {
+    return "unreadable";
+  }
+}
+
+/**
+ * Record the lab stapler's events from now on, with the snapshot in force before the first.
+ * `until(done)` (called once) resolves as soon as `done()` holds, checked at once and after each
+ * event; `timeoutMs` after the call it resolves anyway with what was recorded (the check then
+ * describes what it saw, which does not match) and recording stops.
+ */
+function recordUntil(
+  lab: Lab,
+  timeoutMs: number,
+): { events: Recorded[]; initial: StapleSnapshot; until(done: () => boolean): Promise<Recorded[]> } {
+  const manager: StapleManager = lab.stapler.manager;
+  const now = (): number => lab.clock.now().getTime();
+  const events: Recorded[] = [];
+  let check: (() => void) | undefined;
+  const handlers = {
+    "staple:updated": (snapshot: StapleSnapshot) => push({ event: "staple:updated", at: now(), snapshot }),
+    "staple:invalidated": (snapshot: StapleSnapshot) => push({ event: "staple:invalidated", at: now(), snapshot }),
+    "fetch:failed": (e: { error: FetchError; snapshot: StapleSnapshot }) =>
+      push({ event: "fetch:failed", at: now(), snapshot: e.snapshot, error: e.error }),
+  };
+  const push = (r: Recorded): void => {
+    const revocation = r.snapshot.staple === "revoked" ? lab.ca.get(lab.leaf.serial)?.revocation : undefined;
+    if (revocation) r.revokedAt = new Date(revocation.time).getTime();
+    events.push(r);
+    check?.();
+  };
+  manager.on("staple:updated", handlers["staple:updated"]);
+  manager.on("staple:invalidated", handlers["staple:invalidated"]);
+  manager.on("fetch:failed", handlers["fetch:failed"]);
+  const off = (): void => {
+    manager.off("staple:updated", handlers["staple:updated"]);
+    manager.off("staple:invalidated", handlers["staple:invalidated"]);
+    manager.off("fetch:failed", handlers["fetch:failed"]);
+  };
+  return {
+    events,
+    initial: lab.stapler.status()[0]!,
+    until: (done) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => finish(), timeoutMs);
+        const finish = (): void => {
+          clearTimeout(timer);
+          check = undefined;
+          off();
+          resolve(events);
+        };
+        check = () => {
+          if (done()) finish();
+        };
+        check();
+      }),
+  };
+}
+
+/** The staple states in the order served, each change once: `["good", "revoked"]`. */
+function servedStates(initial: StapleSnapshot, events: readonly Recorded[]): string[] {
+  const states = [initial.staple as string];
+  for (const e of events) {
+    if (e.event === "fetch:failed") continue;
+    if (e.snapshot.staple !== states[states.length - 1]) states.push(e.snapshot.staple);
+  }
+  return states;
+}
+
+/**
+ * How soon the stapler stapled `revoked` after the lab's CA revoked the certificate, judged from
+ * the stapler's own schedule, not a stopwatch: the query that brought the first revoked staple
+ * was scheduled (the `nextFetch` of the snapshot before it) at some instant; it is "within" one
+ * query_frequency when that instant is at most query_frequency after the CA's revocation time.
+ * Undefined when the certificate was not revoked in the CA after `since` (ms, lab clock), or no
+ * revoked staple came.
+ */
+function revocationSeen(
+  policy: PollingPolicy,
+  since: number,
+  initial: StapleSnapshot,
+  events: readonly Recorded[],
+): string | undefined {
+  let before = initial;
+  for (const e of events) {
+    if (e.event === "staple:updated" && e.snapshot.staple === "revoked" && before.staple !== "revoked") {
+      const time = e.revokedAt;
+      if (time === undefined || time < since) return undefined;
+      const scheduled = before.nextFetch?.getTime();
+      if (scheduled === undefined) return "seen by an unscheduled query";
+      const after = scheduled - time;
+      return after <= policy.queryFrequencyMs
+        ? `seen within ${seconds(policy.queryFrequencyMs)} of the revocation`
+        : `seen by the query scheduled ${seconds(after)} after the revocation`;
+    }
+    before = e.snapshot;
+  }
+  return undefined;
+}
+
 /** Wait for the stapler's staple to have `status`, checking the current one first. */
 async function stapleBecomes(ctx: CheckContext, status: string): Promise<string> {
   const { lab, policy, scenario } = ctx;
@@ -146,7 +260,13 @@ async function stapleBecomes(ctx: CheckContext, status: string): Promise<string>
 /**
  * The checks a scenario file selects with `stapler_check`:
  * - `staple-status`: after the timeline, the staple reaches the status of `expect.stapler`
- *   (`staple good|revoked|unknown`);
+ *   (`staple good|revoked|unknown`); `staple revoked (superseded)` also names the staple's
+ *   revocation reason (RFC 6960 §4.2.1 RevokedInfo);
+ * - `staple-sequence`: the staple states the stapler served from the start of the timeline
+ *   until the last state `expect.stapler` names, each change once (`staple good, revoked`,
+ *   `staple unknown, good`); when the CA revoked the certificate during the timeline, `; seen
+ *   within 1 s of the revocation` when the query that first stapled revoked was scheduled at
+ *   most query_frequency after the CA's revocation time (see revocationSeen);
  * - `invalidation`: the stapler retries every recovery_frequency and drops the staple after
  *   recovery_max_tries failed queries;
  * - `invalidation-timeouts`: the same, counting queries that failed by timeout;
@@ -161,11 +281,30 @@ async function stapleBecomes(ctx: CheckContext, status: string): Promise<string>
  */
 export const STAPLER_CHECKS = {
   "staple-status": {
-    description: "the staple reaches the status expect.stapler names",
+    description: "the staple reaches the status expect.stapler names (and for `revoked (reason)`, that reason)",
     defaultExpected: () => undefined,
     async observe(ctx) {
       await ctx.applyTimeline();
-      return stapleBecomes(ctx, ctx.expected.replace(/^staple /, ""));
+      const [, status = "", withReason] = /^staple (\S+)( \(.*\))?$/.exec(ctx.expected) ?? [];
+      const seen = await stapleBecomes(ctx, status);
+      return withReason !== undefined && seen === "staple revoked" ? `${seen} (${stapledReason(ctx.lab)})` : seen;
+    },
+  },
+  "staple-sequence": {
+    description: "the staple states served in order, each change once; with a CA revocation, how soon it was seen",
+    defaultExpected: () => undefined,
+    async observe({ lab, policy, expected, applyTimeline }) {
+      const since = lab.clock.now().getTime();
+      const wanted = expected
+        .replace(/^staple /, "")
+        .split(";")[0]!
+        .split(", ");
+      const last = wanted[wanted.length - 1];
+      const recorder = recordUntil(lab, deadline(policy));
+      await applyTimeline();
+      const events = await recorder.until(() => lab.stapler.status()[0]!.staple === last);
+      const seen = revocationSeen(policy, since, recorder.initial, events);
+      return `staple ${servedStates(recorder.initial, events).join(", ")}${seen ? `; ${seen}` : ""}`;
     },
   },
   invalidation: {

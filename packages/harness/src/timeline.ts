@@ -1,13 +1,16 @@
 import type { ActionInput } from "@ocsp-lab/responder";
-import type { Lab } from "./lab.js";
+import type { Lab, LabParts } from "./lab.js";
 import type { TimelineStep } from "./scenario-file.js";
 
 /**
  * Apply one timeline step to the lab: the responder's behaviours API (setStatus, setFault,
- * setDelay, setBehaviour) for the lab's certificate or every request, or a revocation in the CA.
- * See timelineStepSchema for what each action means.
+ * setDelay, setBehaviour) for the lab's certificate or every request, or a revocation or
+ * release in the CA. Needs only the CA, the responder and the certificate, so it also runs
+ * before the stapler starts (LabOptions.beforeStapler). See timelineStepSchema for what each
+ * action means.
+ * @throws the CA's InvalidArgumentError for `release` when the certificate is not on hold.
  */
-export async function applyStep(lab: Lab, step: TimelineStep): Promise<void> {
+export async function applyStep(lab: LabParts, step: TimelineStep): Promise<void> {
   const { responder } = lab;
   const serial = lab.leaf.serial;
   const counted = (action: ActionInput): { steps: Array<{ actions: ActionInput[]; count?: number }> } => ({
@@ -15,6 +18,8 @@ export async function applyStep(lab: Lab, step: TimelineStep): Promise<void> {
   });
   if (step.revoke !== undefined) {
     await lab.ca.revoke(serial, { reason: step.revoke });
+  } else if (step.release) {
+    await lab.ca.release(serial);
   } else if (step.delay !== undefined) {
     responder.setDelay(step.delay);
   } else if (step.http !== undefined) {
@@ -49,13 +54,24 @@ export async function applyStep(lab: Lab, step: TimelineStep): Promise<void> {
 
 /**
  * Play `steps` on the lab: each at `at` milliseconds after the call, on the lab's clock (a step
- * at 0 is applied at once, before this yields to timers). Resolves once the last step is applied.
+ * at 0 is applied at once, before this yields to timers). Steps marked `before_start` are
+ * skipped: they were applied before the stapler started (see applyBeforeStart). Resolves once
+ * the last step is applied.
  */
 export async function playTimeline(lab: Lab, steps: readonly TimelineStep[]): Promise<void> {
   const start = lab.clock.now().getTime();
   for (const step of steps) {
+    if (step.before_start) continue;
     const wait = start + step.at - lab.clock.now().getTime();
     if (wait > 0) await new Promise<void>((resolve) => lab.clock.setTimeout(resolve, wait));
     await applyStep(lab, step);
   }
+}
+
+/**
+ * Apply the steps marked `before_start`, in order, to a lab whose stapler has not started
+ * (LabOptions.beforeStapler): so the stapler's first query already sees them.
+ */
+export async function applyBeforeStart(lab: LabParts, steps: readonly TimelineStep[]): Promise<void> {
+  for (const step of steps) if (step.before_start) await applyStep(lab, step);
 }

@@ -162,7 +162,18 @@ describe("a scenario file", () => {
     [
       "timeline.0",
       "timeline: [{ at: 0s, responder: down, http: 500 }]",
-      "give exactly one action of responder, http, responseStatus, delay, revoke, status, flaw, not responder and http",
+      "give exactly one action of responder, http, responseStatus, delay, revoke, release, status, flaw, not responder and http",
+    ],
+    ["timeline.0.at", "timeline: [{ at: 1s, before_start: true, responder: unknown }]", "a before_start step is at 0s"],
+    [
+      "timeline.1.before_start",
+      "timeline: [{ at: 0s, responder: down }, { at: 0s, before_start: true, responder: unknown }]",
+      "before_start steps come before every other step",
+    ],
+    [
+      "expect.stapler",
+      "stapler_check: staple-sequence\ntimeline: []",
+      'with stapler_check staple-sequence, give the states in order, like "staple good, revoked"',
     ],
     [
       "timeline.0.revoke",
@@ -178,7 +189,7 @@ describe("a scenario file", () => {
     [
       "expect.stapler",
       "timeline: []",
-      'with stapler_check staple-status, give "staple good", "staple revoked" or "staple unknown"',
+      'with stapler_check staple-status, give "staple good", "staple revoked", "staple revoked (<reason>)" or "staple unknown"',
     ],
   ])("with a bad %s gets one line naming the file and the field, exit 2", async (field, timeline, problem) => {
     const file = await write("bad.yaml", `name: bad\ndescription: a bad file\n${timeline}\nexpect: { node: connected }\n`);
