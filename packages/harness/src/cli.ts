@@ -1,9 +1,10 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { configureProgram, isMainModule, resolveStateDir, runProgram, processIo, type ServiceIo } from "@ocsp-lab/cli-support";
 import { CRL_REASON_NAMES } from "@ocsp-lab/ocsp";
-import { formatMismatches, formatTable } from "./report.js";
+import { RunProgress } from "./progress.js";
+import { formatMismatches, formatTable, TABLE_WIDTH } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
-import { runScenarios, selectClients, selectScenarios } from "./run.js";
+import { defaultJobs, runScenarios, selectClients, selectScenarios, type RunReport } from "./run.js";
 import { builtInScenarios } from "./scenarios.js";
 import { describeEndpoints, startPersistentLab, UP_POLICY } from "./up.js";
 
@@ -20,6 +21,7 @@ const positiveSeconds =
       throw new InvalidArgumentError(`${name} must be a positive number of seconds, got "${v}"`);
     return n;
   };
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
 const port = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`a port is a whole number 0..65535, got "${v}"`);
@@ -43,6 +45,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         "Examples:",
         "  ocsp-lab run                                   every scenario, every client, one table",
         "  ocsp-lab run --scenario revoked --client curl  one scenario, one client",
+        "  ocsp-lab run --jobs 1 --wide                   one scenario at a time, full text of every cell",
         "  ocsp-lab run my-case.yaml --client node        your own scenario file",
         "  ocsp-lab up                                    a lab that stays up; prints the commands to try",
         "  ocsp-lab up --json --query-frequency 2         the same, one JSON line for scripts",
@@ -60,25 +63,57 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .argument("[files...]", "scenario files (YAML or JSON) to run instead of the built-in ones")
     .option("--scenario <name...>", `built-in scenarios to run (${builtIn.map((s) => s.name).join(", ")})`)
     .option("--client <name...>", "clients to drive (node, curl, openssl)")
+    .addOption(
+      new Option(
+        "--jobs <n>",
+        `scenarios run at the same time, each in its own lab (default: the number of cores, ${defaultJobs()} here)`,
+      ).argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`jobs must be a whole number ≥ 1, got "${v}"`);
+        return n;
+      }),
+    )
     .option("--json", "print the report as JSON instead of a table")
+    .option("--wide", `print the full text of every cell, one line per row (default: fit ${TABLE_WIDTH} columns)`)
     .option("--list", "list the built-in scenarios and exit")
-    .action(async (files: string[], opts: { scenario?: string[]; client?: string[]; json?: boolean; list?: boolean }) => {
-      if (opts.list) {
-        for (const s of builtIn) io.stdout.write(`${s.name.padEnd(27)} ${s.description}\n`);
-        return;
-      }
-      await selectScenarios(opts.scenario, files);
-      selectClients(opts.client);
-      if (!opts.json) io.stderr.write("ocsp-lab run: starting a throw-away CA, responder and stapler per scenario...\n");
-      const report = await runScenarios({ scenarios: opts.scenario, files, clients: opts.client });
-      if (opts.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else {
-        io.stdout.write(formatTable(report));
-        const mismatches = formatMismatches(report);
-        if (mismatches) io.stdout.write(`${mismatches}\n`);
-      }
-      code = report.ok ? 0 : 1;
-    });
+    .action(
+      async (
+        files: string[],
+        opts: { scenario?: string[]; client?: string[]; jobs?: number; json?: boolean; wide?: boolean; list?: boolean },
+      ) => {
+        if (opts.list) {
+          for (const s of builtIn) io.stdout.write(`${s.name.padEnd(27)} ${s.description}\n`);
+          return;
+        }
+        const scenarios = await selectScenarios(opts.scenario, files);
+        const clients = selectClients(opts.client);
+        const jobs = opts.jobs ?? defaultJobs();
+        io.stderr.write(
+          `ocsp-lab run: ${plural(scenarios.length, "scenario")} × ${plural(clients.length, "client")}, ${Math.min(jobs, scenarios.length)} at a time, each with a throw-away CA, responder and stapler\n`,
+        );
+        const progress = new RunProgress(io.stderr);
+        let report: RunReport;
+        try {
+          report = await runScenarios({
+            scenarios: opts.scenario,
+            files,
+            clients: opts.client,
+            jobs,
+            onScenarioStart: (s) => progress.started(s),
+            onScenarioDone: (r) => progress.finished(r),
+          });
+        } finally {
+          progress.stop();
+        }
+        if (opts.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        else {
+          io.stdout.write(formatTable(report, { wide: opts.wide === true }));
+          const mismatches = formatMismatches(report);
+          if (mismatches) io.stdout.write(`${mismatches}\n`);
+        }
+        code = report.ok ? 0 : 1;
+      },
+    );
 
   program
     .command("up")

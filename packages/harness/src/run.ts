@@ -1,11 +1,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePolicy } from "@ocsp-lab/stapler";
 import type { ClientDriver } from "./clients/client.js";
 import { CurlClient } from "./clients/curl-client.js";
 import { NodeStrictClient } from "./clients/node-client.js";
 import { OpensslClient } from "./clients/openssl-client.js";
+import { mapConcurrent } from "./concurrent.js";
 import { UsageError } from "./errors.js";
 import { startLab } from "./lab.js";
 import { builtInScenarios, loadScenarioFile, type Scenario, type StaplerCheck } from "./scenarios.js";
@@ -23,13 +24,44 @@ export interface ReportRow {
   detail: string;
 }
 
+/** One scenario of a run as it starts: its place in the run's order and its name. */
+export interface ScenarioStart {
+  /** 0-based position in the run's order (the catalogue's, then the files'). */
+  index: number;
+  /** How many scenarios the run has. */
+  total: number;
+  name: string;
+}
+
+/** One scenario of a run once it has finished: its rows and how long it took. */
+export interface ScenarioResult extends ScenarioStart {
+  /** Its rows: the stapler's, then one per client, in the clients' order. */
+  rows: ReportRow[];
+  /** Wall time from starting its lab to stopping it, in milliseconds. */
+  durationMs: number;
+}
+
+/** How long one scenario took, for the report (time per scenario). */
+export interface ScenarioTiming {
+  name: string;
+  /** Wall time from starting its lab to stopping it, in milliseconds. */
+  durationMs: number;
+  /** `MISMATCH` when any of its rows is one, else `ok`. */
+  verdict: "ok" | "MISMATCH";
+}
+
 /** The result of a run. */
 export interface RunReport {
+  /** Every row, in the run's scenario order (stapler first, then the clients), whatever order the scenarios finished in. */
   rows: ReportRow[];
   /** True when no row is a mismatch. */
   ok: boolean;
   /** Wall time of the whole run, in milliseconds. */
   durationMs: number;
+  /** How many scenarios ran at a time. */
+  jobs: number;
+  /** Time per scenario, in the run's order. */
+  scenarios: ScenarioTiming[];
 }
 
 /** Options of runScenarios. */
@@ -40,8 +72,17 @@ export interface RunOptions {
   files?: string[];
   /** Client names to drive; default node, curl, openssl. */
   clients?: string[];
-  /** Called with each row as soon as it is known (for live output). */
+  /**
+   * How many scenarios run at the same time, each in its own lab; default
+   * `os.availableParallelism()` (the number of cores). A whole number ≥ 1.
+   */
+  jobs?: number;
+  /** Called with each row as soon as it is known (for live output; scenarios running at once interleave their rows). */
   onRow?: (row: ReportRow) => void;
+  /** Called when a scenario starts (its lab is being started). */
+  onScenarioStart?: (scenario: ScenarioStart) => void;
+  /** Called when a scenario has finished and its lab has stopped, in finishing order. */
+  onScenarioDone?: (scenario: ScenarioResult) => void;
   /** Parent of the throw-away state folders; default the OS temp folder. Removed afterwards. */
   workDir?: string;
 }
@@ -51,33 +92,61 @@ export function defaultClients(): ClientDriver[] {
   return [new NodeStrictClient(), new CurlClient(), new OpensslClient()];
 }
 
+/** How many scenarios runScenarios runs at once by default: the number of cores (`os.availableParallelism()`). */
+export function defaultJobs(): number {
+  return availableParallelism();
+}
+
 /**
  * The main job: for each scenario, a throw-away CA, responder and stapler on 127.0.0.1
- * ephemeral ports, on a TurnClock (real time, standing still within a synchronous run), driven
- * into the scenario's state, then probed by every client. Returns one row per scenario ×
- * client plus one for the stapler itself.
- * @throws UsageError for an unknown scenario or client name; ScenarioFileError for a bad file.
+ * ephemeral ports, on a TurnClock of its own (real time, standing still within a synchronous
+ * run), driven into the scenario's state, then probed by every client. Up to `jobs` scenarios
+ * run at once; they share nothing but the process (each lab has its own state folder, ports,
+ * clock, CA, responder and stapler). Returns one row per scenario × client plus one for the
+ * stapler itself, in the run's scenario order.
+ * @throws UsageError for an unknown scenario or client name; ScenarioFileError for a bad file;
+ * RangeError for `jobs` not a whole number ≥ 1; the first error of a lab that could not start
+ * (after the scenarios already running have finished).
  */
 export async function runScenarios(options: RunOptions = {}): Promise<RunReport> {
   const started = performance.now();
+  const jobs = options.jobs ?? defaultJobs();
+  if (!Number.isInteger(jobs) || jobs < 1) throw new RangeError(`jobs must be a whole number ≥ 1, got ${jobs}`);
   const scenarios = await selectScenarios(options.scenarios, options.files);
   const clients = selectClients(options.clients);
   const node = clients.find((c) => c.name === "node") ?? new NodeStrictClient();
   const availability = new Map(await Promise.all(clients.map(async (c) => [c.name, await c.available()] as const)));
   const work = await mkdtemp(join(options.workDir ?? tmpdir(), "ocsp-lab-run-"));
-  const rows: ReportRow[] = [];
-  const add = (row: ReportRow): void => {
-    rows.push(row);
-    options.onRow?.(row);
-  };
+  const total = scenarios.length;
+  let results: ScenarioResult[];
   try {
-    for (const [i, scenario] of scenarios.entries()) {
-      await runOne(scenario, join(work, `${i + 1}-${scenario.name}`), clients, node, availability, add);
-    }
+    results = await mapConcurrent(scenarios, jobs, async (scenario, index) => {
+      options.onScenarioStart?.({ index, total, name: scenario.name });
+      const began = performance.now();
+      const rows: ReportRow[] = [];
+      await runOne(scenario, join(work, `${index + 1}-${scenario.name}`), clients, node, availability, (row) => {
+        rows.push(row);
+        options.onRow?.(row);
+      });
+      const result = { index, total, name: scenario.name, rows, durationMs: Math.round(performance.now() - began) };
+      options.onScenarioDone?.(result);
+      return result;
+    });
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  return { rows, ok: rows.every((r) => r.verdict !== "MISMATCH"), durationMs: Math.round(performance.now() - started) };
+  const rows = results.flatMap((r) => r.rows);
+  return {
+    rows,
+    ok: rows.every((r) => r.verdict !== "MISMATCH"),
+    durationMs: Math.round(performance.now() - started),
+    jobs,
+    scenarios: results.map((r) => ({
+      name: r.name,
+      durationMs: r.durationMs,
+      verdict: r.rows.some((row) => row.verdict === "MISMATCH") ? "MISMATCH" : "ok",
+    })),
+  };
 }
 
 async function runOne(
@@ -95,6 +164,7 @@ async function runOne(
     policy: scenario.policy,
     stapleSource: scenario.stapleSource,
     clock: new TurnClock(),
+    beforeStapler: (parts) => scenario.beforeStapler(parts),
     ...(cert ? { leaf: { keyType: cert.key_type, mustStaple: cert.must_staple, issuer: cert.issuer } } : {}),
   });
   try {

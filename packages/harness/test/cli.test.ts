@@ -44,14 +44,66 @@ describe("ocsp-lab run", () => {
     ]) {
       expect(r.stdout).toMatch(new RegExp(`^${scenario} +stapler`, "m"));
     }
-    expect(r.stdout).toMatch(/^ +node +refused: revoked +refused: revoked +ok$/m);
-    expect(r.stdout).toMatch(/^ +curl +refused: no staple +refused: no staple +ok$/m);
-    expect(r.stdout).toMatch(/^ +openssl +staple: trylater +staple: trylater +ok$/m);
+    // The default table says `same` where the observation is the expectation, and fits 100 columns.
+    expect(r.stdout).toMatch(/^ +node +refused: revoked +same +ok$/m);
+    expect(r.stdout).toMatch(/^ +curl +refused: no staple +same +ok$/m);
+    expect(r.stdout).toMatch(/^ +openssl +staple: trylater +same +ok$/m);
+    for (const line of r.stdout.split("\n")) expect(line.length, line).toBeLessThanOrEqual(100);
     // The eight scenarios above and every other file of the catalogue: a stapler row and three clients each.
-    const rows = (await builtInScenarios()).length * 4;
+    const scenarios = await builtInScenarios();
+    const rows = scenarios.length * 4;
     expect(rows).toBeGreaterThanOrEqual(32);
     expect(r.stdout).toMatch(new RegExp(`${rows} rows: ${rows} as expected, 0 mismatched, 0 skipped`));
     expect(r.stdout).not.toContain("MISMATCH");
+    // Progress on stderr: one line per scenario as it finished, each place 1..N once.
+    const progress = r.stderr.split("\n").filter((l) => /^ocsp-lab run: \[\d+\//.test(l));
+    expect(progress).toHaveLength(scenarios.length);
+    for (const [i, l] of progress.entries())
+      expect(l).toMatch(new RegExp(`^ocsp-lab run: \\[${i + 1}/${scenarios.length}\\] [a-z0-9-]+ ok \\(\\d+\\.\\d s\\)$`));
+    expect(progress.map((l) => l.split(" ")[3]).sort()).toEqual(scenarios.map((s) => s.name).sort());
+  });
+
+  it("--wide prints the full text of every cell, one line per row", async () => {
+    const r = await ocspLab(["run", "--wide", "--scenario", "revoked", "responder-down", "apache-fake-trylater", "nginx-lazy"]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ +node +refused: revoked +refused: revoked +ok$/m);
+    expect(r.stdout).toMatch(/^ +curl +refused: no staple +refused: no staple +ok$/m);
+    expect(r.stdout).toMatch(/^ +openssl +staple: trylater +staple: trylater +ok$/m);
+    const lazy = "no staple at start, first handshake refused: no staple, then staple good";
+    expect(r.stdout).toMatch(new RegExp(`^nginx-lazy +stapler +${lazy} +${lazy} +ok$`, "m"));
+    // Header, rule, 4 × 4 rows, blank line, summary.
+    expect(r.stdout.trimEnd().split("\n")).toHaveLength(2 + 16 + 2);
+    expect(r.stdout).toMatch(/16 rows: 16 as expected, 0 mismatched, 0 skipped/);
+  });
+
+  it("--jobs N runs N scenarios at a time; the JSON report keeps the order asked for", async () => {
+    const r = await mainCaptured([
+      "run",
+      "--jobs",
+      "3",
+      "--scenario",
+      "unknown",
+      "good",
+      "revoked",
+      "--client",
+      "node",
+      "--json",
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const report = JSON.parse(r.out) as { jobs: number; rows: Array<{ scenario: string }>; scenarios: Array<{ name: string }> };
+    expect(report.jobs).toBe(3);
+    expect(report.scenarios.map((s) => s.name)).toEqual(["unknown", "good", "revoked"]);
+    expect(report.rows.map((x) => x.scenario)).toEqual(["unknown", "unknown", "good", "good", "revoked", "revoked"]);
+    // Progress went to stderr, so stdout was the JSON alone.
+    expect(r.err).toMatch(/^ocsp-lab run: 3 scenarios × 1 client, 3 at a time/);
+    expect(r.err.split("\n").filter((l) => /^ocsp-lab run: \[\d\/3\] /.test(l))).toHaveLength(3);
+  });
+
+  it("rejects --jobs 0 in one line and exits 2", async () => {
+    const r = await mainCaptured(["run", "--jobs", "0"]);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toMatch(/^ocsp-lab: option '--jobs <n>' argument '0' is invalid\. jobs must be a whole number ≥ 1, got "0"/);
   });
 
   it("runs a subset and reports JSON", async () => {
