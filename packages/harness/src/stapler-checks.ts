@@ -243,6 +243,19 @@ function revocationSeen(
 }
 
 /** Wait for the stapler's staple to have `status`, checking the current one first. */
+/** Play the timeline and collect the stapler's `fetch:failed` events until it invalidates the staple. */
+async function failuresUntilInvalidated(ctx: CheckContext): Promise<Recorded[]> {
+  const waiting = watchUntil(
+    ctx.lab,
+    ctx.scenario,
+    "invalidation",
+    (r) => r.event === "staple:invalidated",
+    deadline(ctx.policy),
+  );
+  await ctx.applyTimeline();
+  return (await waiting).filter((e) => e.event === "fetch:failed");
+}
+
 async function stapleBecomes(ctx: CheckContext, status: string): Promise<string> {
   const { lab, policy, scenario } = ctx;
   if (lab.stapler.status()[0]!.staple !== status) {
@@ -312,15 +325,7 @@ export const STAPLER_CHECKS = {
     defaultExpected: (policy) =>
       `invalidated after ${policy.recoveryMaxTries} failed queries, retried every ${seconds(policy.recoveryFrequencyMs)}`,
     async observe(ctx) {
-      const waiting = watchUntil(
-        ctx.lab,
-        ctx.scenario,
-        "invalidation",
-        (r) => r.event === "staple:invalidated",
-        deadline(ctx.policy),
-      );
-      await ctx.applyTimeline();
-      const failures = (await waiting).filter((e) => e.event === "fetch:failed");
+      const failures = await failuresUntilInvalidated(ctx);
       return `invalidated after ${failures.length} failed queries, ${retryCadence(failures, ctx.policy)}`;
     },
   },
@@ -329,15 +334,7 @@ export const STAPLER_CHECKS = {
     defaultExpected: (policy) =>
       `invalidated after ${policy.recoveryMaxTries} timeouts, retried every ${seconds(policy.recoveryFrequencyMs)}`,
     async observe(ctx) {
-      const waiting = watchUntil(
-        ctx.lab,
-        ctx.scenario,
-        "invalidation",
-        (r) => r.event === "staple:invalidated",
-        deadline(ctx.policy),
-      );
-      await ctx.applyTimeline();
-      const failures = (await waiting).filter((e) => e.event === "fetch:failed");
+      const failures = await failuresUntilInvalidated(ctx);
       const timeouts = failures.filter((e) => e.error?.kind === "timeout").length;
       return `invalidated after ${timeouts} timeouts${timeouts !== failures.length ? ` (+${failures.length - timeouts} other failures)` : ""}, ${retryCadence(failures, ctx.policy)}`;
     },
