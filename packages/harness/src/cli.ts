@@ -4,6 +4,8 @@ import { CRL_REASON_NAMES } from "@ocsp-lab/ocsp";
 import { RunProgress } from "./progress.js";
 import { formatMismatches, formatTable, TABLE_WIDTH } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
+import { clearRunningLab, recordRunningLab } from "./running.js";
+import { describeSetResult, LAB_STATES, parseLabState, setLabState } from "./set.js";
 import { defaultJobs, runScenarios, selectClients, selectScenarios, type RunReport } from "./run.js";
 import { builtInScenarios } from "./scenarios.js";
 import { describeEndpoints, startPersistentLab, UP_POLICY } from "./up.js";
@@ -50,6 +52,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         "  ocsp-lab up                                    a lab that stays up; prints the commands to try",
         "  ocsp-lab up --json --query-frequency 2         the same, one JSON line for scripts",
         "  ocsp-lab revoke .ocsp-lab/certs/<serial>/cert.pem --reason keyCompromise",
+        "  ocsp-lab set <serial> unknown                  a running `up` answers unknown for it (`clear` undoes)",
       ].join("\n"),
     );
   let code = 0;
@@ -172,8 +175,15 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           ...(opts.responderPort !== undefined ? { responderPort: opts.responderPort } : {}),
           ...(opts.port !== undefined ? { staplerPort: opts.port } : {}),
         });
+        await recordRunningLab(lab.ca, {
+          pid: process.pid,
+          adminUrl: endpoints.adminUrl,
+          staplerAdminUrl: endpoints.staplerAdminUrl,
+          serial: endpoints.serial,
+        });
         io.stdout.write(opts.json ? `${JSON.stringify(endpoints)}\n` : `${describeEndpoints(endpoints)}\n`);
         const signal = await stopping;
+        await clearRunningLab(lab.ca, process.pid);
         await lab.stop();
         if (!opts.json) io.stdout.write(`ocsp-lab: ${signal} received, lab stopped; the CA is kept in ${endpoints.stateDir}\n`);
       },
@@ -197,6 +207,36 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       const rec = await revokeCertificate({ stateDir: stateDir(), target, reason: opts.reason, ...(time ? { time } : {}) });
       io.stdout.write(`ocsp-lab: ${describeRevocation(rec)}\n`);
       io.stdout.write("A running responder answers revoked within 1 s; the stapler staples it at its next query.\n");
+    });
+
+  program
+    .command("set")
+    .description(
+      "make a running `ocsp-lab up` answer one serial in a given way (until `clear`), then have the stapler query at once",
+    )
+    .argument("<serial|certFile>", "hex serial, or path of a certificate issued by the lab CA")
+    .argument("<state...>", `one of: ${LAB_STATES.join(", ")}`)
+    .option("--reason <reason>", `with revoked: RFC 5280 CRLReason (${CRL_REASON_NAMES.join(", ")}); default unspecified`)
+    .addHelpText(
+      "after",
+      [
+        "",
+        "States (each applies to every OCSP request for the serial until `clear`):",
+        "  good, unknown, revoked   status override, whatever the CA says (revoked: reversible, the CA is untouched;",
+        "                           use `ocsp-lab revoke` for a real revocation)",
+        "  hang                     the responder reads the request and never answers",
+        "  down                     the responder resets the connection",
+        "  slow <seconds>           answer after a delay",
+        "  http <status>            an HTTP error (300..599) without an OCSP body",
+        "  trylater                 the unsigned tryLater responseStatus",
+        "  flaw <name>              a signed response with a defect (bad-signature, stale, wrong-serial...)",
+        "  clear                    back to what the CA says",
+      ].join("\n"),
+    )
+    .action(async (target: string, words: string[], opts: { reason?: string }) => {
+      const state = parseLabState(words, opts.reason);
+      const result = await setLabState({ stateDir: stateDir(), target, state });
+      io.stdout.write(`ocsp-lab: ${describeSetResult(result)}\n`);
     });
 
   const status = await runProgram(program, "ocsp-lab", argv, io, ["OCSP_LAB_USAGE", "OCSP_LAB_SCENARIO_FILE"]);

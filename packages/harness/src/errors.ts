@@ -42,3 +42,20 @@ export class ScenarioFileError extends HarnessError {
     super("OCSP_LAB_SCENARIO_FILE", `${file}: ${field ? `${field}: ` : ""}${problem}`, options);
   }
 }
+
+/** `ocsp-lab set` found no running `ocsp-lab up` on the state folder. */
+export class LabNotRunningError extends HarnessError {
+  constructor(stateDir: string, why: string) {
+    super(
+      "OCSP_LAB_NOT_RUNNING",
+      `no running ocsp-lab up for state folder ${stateDir} (${why}): start one with ocsp-lab up --state-dir ${stateDir}`,
+    );
+  }
+}
+
+/** An admin API of the running lab refused a request or could not be reached. */
+export class LabAdminError extends HarnessError {
+  constructor(method: string, url: string, problem: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_ADMIN", `${method} ${url}: ${problem}`, options);
+  }
+}

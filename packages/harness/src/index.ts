@@ -35,8 +35,20 @@ export { startPersistentLab, describeEndpoints, UP_POLICY } from "./up.js";
 export type { LabEndpoints, UpOptions } from "./up.js";
 export { revokeCertificate, describeRevocation } from "./revoke.js";
 export type { RevokeOptions } from "./revoke.js";
+export { setLabState, parseLabState, describeSetResult, LAB_STATES } from "./set.js";
+export type { LabState, SetOptions, SetResult } from "./set.js";
+export { findRunningLab, recordRunningLab, clearRunningLab } from "./running.js";
+export type { RunningLab } from "./running.js";
 export { NodeStrictClient } from "./clients/node-client.js";
 export { CurlClient } from "./clients/curl-client.js";
 export { OpensslClient } from "./clients/openssl-client.js";
 export type { ClientDriver, ClientObservation, TlsTarget } from "./clients/client.js";
-export { HarnessError, UsageError, ScenarioTimeoutError, PortInUseError, ScenarioFileError } from "./errors.js";
+export {
+  HarnessError,
+  UsageError,
+  ScenarioTimeoutError,
+  PortInUseError,
+  ScenarioFileError,
+  LabNotRunningError,
+  LabAdminError,
+} from "./errors.js";

@@ -107,6 +107,7 @@ export function describeEndpoints(e: LabEndpoints): string {
     `  curl --cert-status --cacert ${e.caFile} --resolve ${e.serverName}:${e.staplerPort}:${e.staplerHost} ${e.staplerUrl}`,
     `  openssl ocsp -issuer ${e.caFile} -cert ${e.certFile} -url ${e.responderUrl} -CAfile ${e.caFile}`,
     `  ocsp-lab revoke ${e.serial} --reason keyCompromise --state-dir ${e.stateDir}`,
+    `  ocsp-lab set ${e.serial} unknown --state-dir ${e.stateDir}      (also good, revoked, hang, down, slow <s>, http <status>, trylater, flaw <name>; clear undoes)`,
     `  curl -X PUT ${e.adminUrl}/behaviours/global -H 'content-type: application/json' -d '{"actions":[{"kind":"responseStatus","responseStatus":"tryLater"}],"count":3}'`,
     `      (the responder answers revoked within 1 s; the stapler staples it within query_frequency, ${p.query_frequency} s)`,
     `  curl -X POST ${e.staplerAdminUrl}/admin/ocsp/query      (the stapler queries now instead)`,

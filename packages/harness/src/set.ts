@@ -1,0 +1,170 @@
+import { serialOfTarget } from "@ocsp-lab/ca";
+import { crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
+import { CONTENT_FLAWS, type ActionInput } from "@ocsp-lab/responder";
+import { LabAdminError, UsageError } from "./errors.js";
+import { findRunningLab } from "./running.js";
+
+/** Every state `ocsp-lab set` accepts, with its argument when it takes one (for usage texts). */
+export const LAB_STATES = [
+  "good",
+  "revoked [--reason R]",
+  "unknown",
+  "hang",
+  "down",
+  "slow <seconds>",
+  "http <status>",
+  "trylater",
+  "flaw <name>",
+  "clear",
+] as const;
+
+/**
+ * What one serial's responder answers should be, parsed from the command line: a responder
+ * action to answer every request for that serial with (a per-serial behaviour), or `clear`
+ * (remove the serial's behaviour: the CA's own status again).
+ */
+export type LabState = { name: string; words: string; action: ActionInput } | { name: "clear"; words: "clear" };
+
+const usage = (value: string): never => {
+  throw new UsageError("state", value, LAB_STATES);
+};
+
+/**
+ * Parse `<state> [value]` of `ocsp-lab set`. `revoked` is a status override (RFC 6960 §2.2
+ * revoked with `reason`, default unspecified), reversible by `clear`; the CA's own record is
+ * left alone (`ocsp-lab revoke` is the permanent revocation). `down` resets the connection
+ * (TCP RST); `slow` delays every answer by `seconds` (user-facing seconds, sent in ms);
+ * `http` answers an HTTP status 300..599 without an OCSP body; `trylater` the unsigned
+ * tryLater responseStatus (RFC 6960 §2.3); `flaw` signs a defective response (CONTENT_FLAWS).
+ * @throws UsageError (code OCSP_LAB_USAGE) for an unknown state or a missing/bad value;
+ * InvalidReasonError for a bad reason.
+ */
+export function parseLabState(words: string[], reason?: string): LabState {
+  const [name = "", value, ...extra] = words;
+  const lower = name.toLowerCase();
+  const needs = (what: string): string => {
+    if (value === undefined) usage(`${name} (needs ${what})`);
+    return value!;
+  };
+  if (extra.length > 0 || (value !== undefined && !["slow", "http", "flaw"].includes(lower))) usage(words.join(" "));
+  if (reason !== undefined && lower !== "revoked") usage(`${name} --reason (only revoked takes a reason)`);
+  switch (lower) {
+    case "clear":
+      return { name: "clear", words: "clear" };
+    case "good":
+    case "unknown":
+      return { name: lower, words: lower, action: { kind: "status", status: lower } };
+    case "revoked": {
+      const r = crlReasonName(parseCrlReason(reason ?? "unspecified"));
+      return { name: lower, words: `revoked (${r})`, action: { kind: "status", status: "revoked", revocationReason: r } };
+    }
+    case "hang":
+      return { name: lower, words: "nothing (the responder hangs)", action: { kind: "hang" } };
+    case "down":
+      return { name: lower, words: "with a connection reset (the responder is down)", action: { kind: "reset" } };
+    case "trylater":
+      return { name: lower, words: "tryLater", action: { kind: "responseStatus", responseStatus: "tryLater" } };
+    case "slow": {
+      const s = Number(needs("seconds"));
+      if (!(s >= 0) || !Number.isFinite(s) || s > 600) usage(`slow ${value} (seconds 0..600)`);
+      return { name: lower, words: `after ${s} s`, action: { kind: "delay", ms: Math.round(s * 1000) } };
+    }
+    case "http": {
+      const status = Number(needs("status"));
+      if (!Number.isInteger(status) || status < 300 || status > 599) usage(`http ${value} (status 300..599)`);
+      return { name: lower, words: `HTTP ${status}`, action: { kind: "http", status } };
+    }
+    case "flaw": {
+      const flaw = needs("name");
+      if (!(CONTENT_FLAWS as readonly string[]).includes(flaw)) throw new UsageError("flaw", flaw, CONTENT_FLAWS);
+      return {
+        name: lower,
+        words: `a response with flaw ${flaw}`,
+        action: { kind: "content", flaw: flaw as (typeof CONTENT_FLAWS)[number] },
+      };
+    }
+    default:
+      return usage(name);
+  }
+}
+
+/** Options of setLabState. */
+export interface SetOptions {
+  /** State folder of a running `ocsp-lab up`. */
+  stateDir: string;
+  /** A hex serial, or the path of a certificate file. */
+  target: string;
+  state: LabState;
+}
+
+/** What setLabState did. */
+export interface SetResult {
+  serial: string;
+  state: LabState;
+  /** What the stapler staples after re-querying (StapleState), or undefined when it serves no certificate with this serial. */
+  staple: string | undefined;
+}
+
+async function call(method: string, url: string, token: string | undefined, body?: unknown): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (err) {
+    throw new LabAdminError(method, url, `cannot reach the running lab (${(err as Error).message})`, { cause: err });
+  }
+  return res;
+}
+
+/**
+ * Put one serial of a running `ocsp-lab up` (found through `stateDir`'s lab.json) into
+ * `state`: `PUT <adminUrl>/behaviours/serials/<serial>` with `{actions:[action]}` (every
+ * request for it, until cleared), or `DELETE` for `clear`; then ask the stapler to query now
+ * (`POST <staplerAdminUrl>/admin/ocsp/query?serial=`) so the change shows in the next handshake.
+ * @throws LabNotRunningError when no `up` runs on the folder; LabAdminError when an admin API
+ * refuses or cannot be reached; InvalidArgumentError (ca) for a bad target.
+ */
+export async function setLabState(options: SetOptions): Promise<SetResult> {
+  const running = await findRunningLab(options.stateDir);
+  const serial = await serialOfTarget(options.target);
+  const url = `${running.adminUrl}/behaviours/serials/${serial}`;
+  const state = options.state;
+  const res =
+    state.name === "clear"
+      ? await call("DELETE", url, running.adminToken)
+      : await call("PUT", url, running.adminToken, { actions: [(state as { action: ActionInput }).action] });
+  if (!res.ok && !(state.name === "clear" && res.status === 404))
+    throw new LabAdminError(state.name === "clear" ? "DELETE" : "PUT", url, `HTTP ${res.status} ${await res.text()}`);
+  await res.body?.cancel();
+
+  const queryUrl = `${running.staplerAdminUrl}/admin/ocsp/query?serial=${serial}`;
+  const q = await call("POST", queryUrl, running.staplerAdminToken);
+  if (q.status === 404) {
+    await q.body?.cancel();
+    return { serial, state, staple: undefined };
+  }
+  if (!q.ok) throw new LabAdminError("POST", queryUrl, `HTTP ${q.status} ${await q.text()}`);
+  const body = (await q.json()) as { certificates: { serial: string; staple: string }[] };
+  return { serial, state, staple: body.certificates.find((c) => c.serial === serial)?.staple ?? "none" };
+}
+
+/** One line for the CLI: what the serial answers now, what the stapler staples, and what to run next. */
+export function describeSetResult(r: SetResult): string {
+  const now =
+    r.state.name === "clear"
+      ? `serial ${r.serial} is back to what the CA says`
+      : `serial ${r.serial} now answers ${r.state.words}`;
+  const stapler =
+    r.staple === undefined ? "the stapler does not serve this serial" : `the stapler re-queried: staple ${r.staple}`;
+  const next =
+    r.state.name === "clear"
+      ? `Set another state with: ocsp-lab set ${r.serial} <state>`
+      : `Undo with: ocsp-lab set ${r.serial} clear`;
+  return `${now}; ${stapler}. ${next}`;
+}
