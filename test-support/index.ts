@@ -2,7 +2,9 @@
  * Helpers shared by every package's tests: real temp folders, real child processes, and
  * waiting on a condition with a deadline (never a bare sleep).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +13,7 @@ import { Writable } from "node:stream";
 import { describe, it } from "vitest";
 import type { CertificateAuthority, IssueServerOptions, IssuedCertificate } from "@ocsp-lab/ca";
 import type { Clock } from "@ocsp-lab/ocsp";
+import type { LabEndpoints } from "@ocsp-lab/harness";
 import type { StartedOcspResponder } from "@ocsp-lab/responder";
 
 /** A fresh temp folder, removed by the returned cleanup. */
@@ -310,4 +313,36 @@ export async function opensslCsr(options: {
   const r = await run("openssl", [...args, "-out", csrFile]);
   if (r.code !== 0) throw new Error(`openssl req exited ${r.code}: ${r.stderr}`);
   return { keyFile, csrFile, csrPem: await readFile(csrFile, "utf8") };
+}
+
+/**
+ * One HTTPS request with `curl --cert-status` to localhost:port (resolved to 127.0.0.1),
+ * trusting `caFile`: exit 0 only with a good, verified staple.
+ */
+export function curlCertStatus(options: { port: number; caFile: string; servername?: string }): Promise<Ran> {
+  const name = options.servername ?? "localhost";
+  return run("curl", [
+    "-sS",
+    "--cert-status",
+    "--cacert",
+    options.caFile,
+    "--resolve",
+    `${name}:${options.port}:127.0.0.1`,
+    `https://${name}:${options.port}/`,
+  ]);
+}
+
+/**
+ * Start `ocsp-lab up --json` (plus `args`) as a child process on the state folder `stateDir` and
+ * resolve with its endpoints (the first line it prints) and the child, which the caller stops.
+ */
+export async function startUp(stateDir: string, args: string[] = []): Promise<{ endpoints: LabEndpoints; child: ChildProcess }> {
+  const child = spawn(process.execPath, [OCSP_LAB_BIN, "up", "--json", ...args], {
+    env: { ...process.env, OCSP_LAB_HOME: stateDir },
+    cwd: stateDir,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const [first] = (await once(lines, "line", { signal: AbortSignal.timeout(30_000) })) as [string];
+  return { endpoints: JSON.parse(first) as LabEndpoints, child };
 }

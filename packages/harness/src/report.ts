@@ -42,9 +42,9 @@ export function formatTable(report: RunReport, options: TableOptions = {}): stri
   return options.wide ? wideTable(report) : fittedTable(report, options.width ?? TABLE_WIDTH);
 }
 
-function wideTable(report: RunReport): string {
-  const widths = COLUMNS.map(([key, title]) => Math.max(title.length, ...report.rows.map((r) => String(r[key]).length)));
-  const out = [
+/** The column titles and the dashes under them, at these widths. */
+function header(widths: number[]): string[] {
+  return [
     line(
       COLUMNS.map(([, t]) => t),
       widths,
@@ -54,6 +54,10 @@ function wideTable(report: RunReport): string {
       widths,
     ),
   ];
+}
+function wideTable(report: RunReport): string {
+  const widths = COLUMNS.map(([key, title]) => Math.max(title.length, ...report.rows.map((r) => String(r[key]).length)));
+  const out = header(widths);
   let previous = "";
   for (const r of report.rows) {
     out.push(
@@ -92,16 +96,7 @@ function fittedTable(report: RunReport, width: number): string {
   const expectedW = Math.max(Math.min(expectedMax, flexible - observedW), COLUMNS[2]![1].length);
   const widths = [scenarioW, clientW, expectedW, observedW, resultW];
 
-  const out = [
-    line(
-      COLUMNS.map(([, t]) => t),
-      widths,
-    ),
-    line(
-      widths.map((w) => "-".repeat(w)),
-      widths,
-    ),
-  ];
+  const out = header(widths);
   let previous = "";
   for (const [i, row] of cells.entries()) {
     const scenario = report.rows[i]!.scenario;

@@ -1,10 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createInterface } from "node:readline";
 import { promises as fs } from "node:fs";
 import { builtInScenarios, main, type LabEndpoints } from "@ocsp-lab/harness";
-import { inProcess, OCSP_LAB_BIN, eventually, run, tempDir } from "../../../test-support/index.js";
+import { curlCertStatus, inProcess, OCSP_LAB_BIN, eventually, run, startUp, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -152,14 +151,9 @@ describe("ocsp-lab up", () => {
 
   /** Start `ocsp-lab up --json` and read its endpoints line. */
   async function up(): Promise<LabEndpoints> {
-    child = spawn(process.execPath, [OCSP_LAB_BIN, "up", "--json", "--query-frequency", "0.3"], {
-      env: { ...process.env, OCSP_LAB_HOME: dir },
-      cwd: dir,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const lines = createInterface({ input: child.stdout! });
-    const [first] = (await once(lines, "line", { signal: AbortSignal.timeout(30_000) })) as [string];
-    return JSON.parse(first) as LabEndpoints;
+    const started = await startUp(dir, ["--query-frequency", "0.3"]);
+    child = started.child;
+    return started.endpoints;
   }
 
   it("prints its endpoints as JSON, serves a staple, picks up a revocation, and stops on SIGTERM", async () => {
@@ -169,16 +163,7 @@ describe("ocsp-lab up", () => {
     expect(e.stateDir).toBe(dir);
     expect(e.staplerHost).toBe("127.0.0.1");
 
-    const curl = () =>
-      run("curl", [
-        "-sS",
-        "--cert-status",
-        "--cacert",
-        e.caFile,
-        "--resolve",
-        `localhost:${e.staplerPort}:127.0.0.1`,
-        `https://localhost:${e.staplerPort}/`,
-      ]);
+    const curl = () => curlCertStatus({ port: e.staplerPort, caFile: e.caFile });
     const ok = await curl();
     expect(ok.code, ok.stderr).toBe(0);
     const ocsp = await run("openssl", [

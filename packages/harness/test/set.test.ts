@@ -1,11 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createInterface } from "node:readline";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import type { LabEndpoints } from "@ocsp-lab/harness";
-import { OCSP_LAB_BIN, eventually, run, sClient, tempDir } from "../../../test-support/index.js";
+import { OCSP_LAB_BIN, curlCertStatus, eventually, run, sClient, startUp, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -27,14 +26,9 @@ const ocspLab = (args: string[]) =>
 
 /** Start `ocsp-lab up --json` with a policy that drops the staple at the first failed query. */
 async function up(): Promise<LabEndpoints> {
-  child = spawn(
-    process.execPath,
-    [OCSP_LAB_BIN, "up", "--json", "--recovery-max-tries", "1", "--response-timeout", "0.5", "--query-frequency", "600"],
-    { env: { ...process.env, OCSP_LAB_HOME: dir }, cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const lines = createInterface({ input: child.stdout! });
-  const [first] = (await once(lines, "line", { signal: AbortSignal.timeout(30_000) })) as [string];
-  return JSON.parse(first) as LabEndpoints;
+  const started = await startUp(dir, ["--recovery-max-tries", "1", "--response-timeout", "0.5", "--query-frequency", "600"]);
+  child = started.child;
+  return started.endpoints;
 }
 
 describe("ocsp-lab set", () => {
@@ -42,16 +36,7 @@ describe("ocsp-lab set", () => {
     const e = await up();
     const status = (r: { stdout: string }) => /Cert Status: (\w+)/.exec(r.stdout)?.[1];
     const handshake = () => sClient({ port: e.staplerPort, caFile: e.caFile });
-    const curl = () =>
-      run("curl", [
-        "-sS",
-        "--cert-status",
-        "--cacert",
-        e.caFile,
-        "--resolve",
-        `localhost:${e.staplerPort}:127.0.0.1`,
-        `https://localhost:${e.staplerPort}/`,
-      ]);
+    const curl = () => curlCertStatus({ port: e.staplerPort, caFile: e.caFile });
     const staple = async () =>
       ((await (await fetch(`${e.staplerAdminUrl}/admin/ocsp`)).json()) as { certificates: { staple: string }[] }).certificates[0]!
         .staple;
