@@ -4,11 +4,20 @@ import { CRL_REASON_NAMES } from "@ocsp-lab/ocsp";
 import { RunProgress } from "./progress.js";
 import { formatMismatches, formatTable, TABLE_WIDTH } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
-import { clearRunningLab, recordRunningLab } from "./running.js";
+import { clearRunningLab, recordRunningLab, watchParent } from "./running.js";
 import { describeSetResult, LAB_STATES, parseLabState, setLabState } from "./set.js";
 import { defaultJobs, runScenarios, selectClients, selectScenarios, type RunReport } from "./run.js";
 import { builtInScenarios } from "./scenarios.js";
-import { describeEndpoints, startPersistentLab, UP_POLICY } from "./up.js";
+import {
+  describeEndpoints,
+  describeLabEvent,
+  describeRevokedCertificate,
+  stapleEvent,
+  startPersistentLab,
+  UP_POLICY,
+  watchLabEvents,
+  type LabEvent,
+} from "./up.js";
 
 /** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
 export type CliIo = ServiceIo;
@@ -50,7 +59,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         "  ocsp-lab run --jobs 1 --wide                   one scenario at a time, full text of every cell",
         "  ocsp-lab run my-case.yaml --client node        your own scenario file",
         "  ocsp-lab up                                    a lab that stays up; prints the commands to try",
-        "  ocsp-lab up --json --query-frequency 2         the same, one JSON line for scripts",
+        "  ocsp-lab up --json --query-frequency 2         the same, JSON lines for scripts (endpoints, then events)",
+        "  ocsp-lab up --new-cert                         a fresh server certificate (after revoking the last one)",
         "  ocsp-lab revoke .ocsp-lab/certs/<serial>/cert.pem --reason keyCompromise",
         "  ocsp-lab set <serial> unknown                  a running `up` answers unknown for it (`clear` undoes)",
       ].join("\n"),
@@ -85,7 +95,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         opts: { scenario?: string[]; client?: string[]; jobs?: number; json?: boolean; wide?: boolean; list?: boolean },
       ) => {
         if (opts.list) {
-          for (const s of builtIn) io.stdout.write(`${s.name.padEnd(27)} ${s.description}\n`);
+          const width = Math.max(...builtIn.map((s) => s.name.length));
+          for (const s of builtIn) io.stdout.write(`${s.name.padEnd(width)}  ${s.description}\n`);
           return;
         }
         const scenarios = await selectScenarios(opts.scenario, files);
@@ -121,7 +132,12 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
   program
     .command("up")
     .description("start a persistent lab (CA in the state folder, responder, stapler) until Ctrl-C or SIGTERM")
-    .option("--json", "print one JSON line with the endpoints once ready (for scripts)")
+    .option(
+      "--json",
+      "print one JSON line with the endpoints once ready, then one JSON line per event (for scripts; --quiet: endpoints only)",
+    )
+    .option("--quiet", "print no event lines after the endpoints (staples fetched, failures, revocations)")
+    .option("--new-cert", "issue a fresh server certificate instead of reusing the last one (e.g. after revoking it)")
     .addOption(new Option("--responder-port <port>", "responder port (default: last one used, else ephemeral)").argParser(port))
     .addOption(new Option("--port <port>", "stapler port (default ephemeral)").argParser(port))
     .addOption(
@@ -155,6 +171,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .action(
       async (opts: {
         json?: boolean;
+        quiet?: boolean;
+        newCert?: boolean;
         responderPort?: number;
         port?: number;
         queryFrequency?: number;
@@ -168,13 +186,21 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           ...(opts.recoveryFrequency !== undefined ? { recovery_frequency: opts.recoveryFrequency } : {}),
           ...(opts.recoveryMaxTries !== undefined ? { recovery_max_tries: opts.recoveryMaxTries } : {}),
         };
-        const stopping = io.stopSignal();
-        const { lab, endpoints } = await startPersistentLab({
+        const stopping = io.stopSignal().then((signal) => `${signal} received`);
+        const started = await startPersistentLab({
           stateDir: stateDir(),
           policy,
           ...(opts.responderPort !== undefined ? { responderPort: opts.responderPort } : {}),
           ...(opts.port !== undefined ? { staplerPort: opts.port } : {}),
+          ...(opts.newCert ? { newCert: true } : {}),
         });
+        const { lab, endpoints } = started;
+        // Events wait in a queue until the endpoints are out, so the first line is always the banner.
+        const queued: LabEvent[] = [];
+        let print = (e: LabEvent): void => void queued.push(e);
+        const stopEvents = opts.quiet ? () => undefined : watchLabEvents(lab, (e) => print(e));
+        for (const problem of started.problems) io.stderr.write(`ocsp-lab: skipped a saved state: ${problem}\n`);
+        if (started.revokedCertificate) io.stderr.write(`ocsp-lab: ${describeRevokedCertificate(started.revokedCertificate)}\n`);
         await recordRunningLab(lab.ca, {
           pid: process.pid,
           adminUrl: endpoints.adminUrl,
@@ -182,10 +208,24 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           serial: endpoints.serial,
         });
         io.stdout.write(opts.json ? `${JSON.stringify(endpoints)}\n` : `${describeEndpoints(endpoints)}\n`);
-        const signal = await stopping;
+        if (!opts.quiet) {
+          print = (e) => io.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${describeLabEvent(e)}\n`);
+          // The staple the stapler started with (its first query ran before the events were watched).
+          for (const s of lab.stapler.status()) print(stapleEvent(s, lab.clock.now()));
+          for (const e of queued.splice(0)) print(e);
+        }
+        let stopParentWatch = (): void => undefined;
+        const orphaned = new Promise<string>((resolve) => {
+          stopParentWatch = watchParent((pid) => resolve(`process ${pid} that started it went away`));
+        });
+        const why = await Promise.race([stopping, orphaned]);
+        stopParentWatch();
+        stopEvents();
         await clearRunningLab(lab.ca, process.pid);
         await lab.stop();
-        if (!opts.json) io.stdout.write(`ocsp-lab: ${signal} received, lab stopped; the CA is kept in ${endpoints.stateDir}\n`);
+        // The terminal or pipe may have gone with the parent: a failed write must not turn a clean stop into a crash.
+        io.stdout.on?.("error", () => undefined);
+        if (!opts.json) io.stdout.write(`ocsp-lab: ${why}, lab stopped; the CA is kept in ${endpoints.stateDir}\n`);
       },
     );
 
@@ -212,7 +252,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
   program
     .command("set")
     .description(
-      "make a running `ocsp-lab up` answer one serial in a given way (until `clear`), then have the stapler query at once",
+      "make a running `ocsp-lab up` answer one serial in a given way (until `clear`, kept across restarts of up), then have the stapler query at once",
     )
     .argument("<serial|certFile>", "hex serial, or path of a certificate issued by the lab CA")
     .argument("<state...>", `one of: ${LAB_STATES.join(", ")}`)
@@ -221,7 +261,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       "after",
       [
         "",
-        "States (each applies to every OCSP request for the serial until `clear`):",
+        "States (each applies to every OCSP request for the serial until `clear`; saved in the state folder,",
+        "behaviours/<serial>.json, and put back by the next `ocsp-lab up`):",
         "  good, unknown, revoked   status override, whatever the CA says (revoked: reversible, the CA is untouched;",
         "                           use `ocsp-lab revoke` for a real revocation)",
         "  hang                     the responder reads the request and never answers",
@@ -230,7 +271,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         "  http <status>            an HTTP error (300..599) without an OCSP body",
         "  trylater                 the unsigned tryLater responseStatus",
         "  flaw <name>              a signed response with a defect (bad-signature, stale, wrong-serial...)",
-        "  clear                    back to what the CA says",
+        "  clear                    back to what the CA says (with no up running: removes the saved state)",
       ].join("\n"),
     )
     .action(async (target: string, words: string[], opts: { reason?: string }) => {

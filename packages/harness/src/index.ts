@@ -52,3 +52,8 @@ export {
   LabNotRunningError,
   LabAdminError,
 } from "./errors.js";
+export { describeLabEvent, describeRevokedCertificate, stapleEvent, watchLabEvents } from "./up.js";
+export type { LabEvent, PersistentLab } from "./up.js";
+export { applyLabStates, loadLabStates, saveLabState, SAVED_STATES_DIR } from "./set.js";
+export type { SavedLabState } from "./set.js";
+export { ancestry, watchParent } from "./running.js";

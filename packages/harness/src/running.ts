@@ -1,4 +1,4 @@
-import { promises as fs } from "node:fs";
+import { promises as fs, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CertificateAuthority } from "@ocsp-lab/ca";
 import { LabNotRunningError } from "./errors.js";
@@ -62,4 +62,49 @@ export async function findRunningLab(stateDir: string): Promise<RunningLab> {
       throw new LabNotRunningError(stateDir, `process ${running.pid} recorded in ${LAB_FILE} is gone`);
   }
   return running;
+}
+
+/**
+ * The process ids above this one, parent first, up to (not including) pid 1 / pid 0. On Linux
+ * read from /proc/<pid>/stat (its 4th field, after the parenthesised command name); elsewhere
+ * only the direct parent (`process.ppid`, a live getter) is known.
+ */
+export function ancestry(): number[] {
+  const chain: number[] = [];
+  let pid = process.ppid;
+  while (pid > 1 && chain.length < 64) {
+    chain.push(pid);
+    if (process.platform !== "linux") break;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      break;
+    }
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (!Number.isInteger(ppid)) break;
+    pid = ppid;
+  }
+  return chain;
+}
+
+/**
+ * Call `onGone` once when a process this one was started under goes away: the ancestry
+ * (parent, grandparent... see ancestry) is read at the call and every `intervalMs` (default
+ * 1000 ms, on an unref'd timer that never keeps the process alive); any change (a parent that
+ * exited leaves its children to pid 1 or a subreaper) counts. The whole chain, not the parent
+ * alone, because wrappers such as `npx pnpm exec` sit in between and a killed `npx` leaves its
+ * `pnpm` child running. `onGone` gets the pid that went away. Returns a function that stops watching.
+ */
+export function watchParent(onGone: (pid: number) => void, intervalMs = 1000): () => void {
+  const start = ancestry();
+  const timer = setInterval(() => {
+    const now = ancestry();
+    if (now.length === start.length && now.every((pid, i) => pid === start[i])) return;
+    clearInterval(timer);
+    // The nearest ancestor no longer in the chain is the one that went away.
+    onGone(start.find((pid) => !now.includes(pid)) ?? start[0] ?? process.ppid);
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

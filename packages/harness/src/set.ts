@@ -1,7 +1,10 @@
-import { serialOfTarget } from "@ocsp-lab/ca";
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import { FileStore, serialOfTarget } from "@ocsp-lab/ca";
 import { crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
-import { CONTENT_FLAWS, type ActionInput } from "@ocsp-lab/responder";
-import { LabAdminError, UsageError } from "./errors.js";
+import { actionSchema, CONTENT_FLAWS, type ActionInput, type StartedOcspResponder } from "@ocsp-lab/responder";
+import { z } from "zod";
+import { LabAdminError, LabNotRunningError, UsageError } from "./errors.js";
 import { findRunningLab } from "./running.js";
 
 /** Every state `ocsp-lab set` accepts, with its argument when it takes one (for usage texts). */
@@ -101,8 +104,110 @@ export interface SetOptions {
 export interface SetResult {
   serial: string;
   state: LabState;
-  /** What the stapler staples after re-querying (StapleState), or undefined when it serves no certificate with this serial. */
+  /**
+   * What the stapler staples after re-querying (StapleState), or undefined when it serves no
+   * certificate with this serial (or, for `notRunning`, when no `up` runs).
+   */
   staple: string | undefined;
+  /** Only for `clear` with no `up` running: the saved state was removed, nothing else was touched. */
+  notRunning?: true;
+}
+
+/**
+ * Folder of the state folder where `ocsp-lab set` keeps one file per serial
+ * (`behaviours/<serial>.json`, a SavedLabState), re-applied by `ocsp-lab up` at start until
+ * `set <serial> clear` removes it.
+ */
+export const SAVED_STATES_DIR = "behaviours";
+
+/** A state `ocsp-lab set` recorded for one serial: what `up` puts on its responder at start. */
+export interface SavedLabState {
+  /** Lower-case hex serial. */
+  serial: string;
+  /** The state's name (`unknown`, `hang`, `slow`...). */
+  state: string;
+  /** What the serial answers, in words (`unknown`, `after 2 s`, `revoked (keyCompromise)`...). */
+  words: string;
+  /** The responder action every request for the serial gets (responder actionSchema). */
+  action: ActionInput;
+}
+
+const savedStateSchema = z
+  .object({ serial: z.string().regex(/^(?:[0-9a-f]{2})+$/), state: z.string(), words: z.string(), action: actionSchema })
+  .strict();
+
+const savedFile = (serial: string): string => join(SAVED_STATES_DIR, `${serial}.json`);
+
+/**
+ * Record `state` for `serial` in the state folder (`behaviours/<serial>.json`, atomic write:
+ * temp file, fsync, rename), or remove the record for `clear`. One file per serial, so two
+ * `set`s on different serials never overwrite each other. Resolves with whether a record
+ * existed before (for `clear`: whether one was removed).
+ */
+export async function saveLabState(stateDir: string, serial: string, state: LabState): Promise<boolean> {
+  const store = new FileStore(stateDir);
+  const existed = await fs.access(store.path(savedFile(serial))).then(
+    () => true,
+    () => false,
+  );
+  if (state.name === "clear") {
+    await fs.rm(store.path(savedFile(serial)), { force: true });
+    return existed;
+  }
+  const saved: SavedLabState = {
+    serial,
+    state: state.name,
+    words: state.words,
+    action: (state as { action: ActionInput }).action,
+  };
+  await store.writeAtomic(savedFile(serial), `${JSON.stringify(saved, null, 2)}\n`, 0o644);
+  return existed;
+}
+
+/**
+ * Every state recorded by `ocsp-lab set` in `stateDir`, sorted by serial, and one line per
+ * record that cannot be used (unreadable, not JSON, not a SavedLabState, file name and serial
+ * disagree), naming the file: those are skipped, never fatal.
+ */
+export async function loadLabStates(stateDir: string): Promise<{ saved: SavedLabState[]; problems: string[] }> {
+  const dir = join(stateDir, SAVED_STATES_DIR);
+  let names: string[];
+  try {
+    names = (await fs.readdir(dir)).filter((n) => n.endsWith(".json")).sort();
+  } catch {
+    return { saved: [], problems: [] };
+  }
+  const saved: SavedLabState[] = [];
+  const problems: string[] = [];
+  for (const name of names) {
+    const file = join(dir, name);
+    try {
+      const raw = JSON.parse(await fs.readFile(file, "utf8")) as SavedLabState;
+      const parsed = savedStateSchema.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        problems.push(`${file}: ${issue.path.join(".") || "file"}: ${issue.message}`);
+      } else if (`${parsed.data.serial}.json` !== name) {
+        problems.push(`${file}: records serial ${parsed.data.serial}, not the one its name says`);
+      } else {
+        // The record as written (the action in its input form, as the admin API takes it).
+        saved.push(raw);
+      }
+    } catch (err) {
+      problems.push(`${file}: ${(err as Error).message}`);
+    }
+  }
+  return { saved, problems };
+}
+
+/**
+ * Put every saved state on `responder` (a per-serial behaviour `{steps:[{actions:[action]}]}`,
+ * as `PUT /admin/behaviours/serials/<serial>` would). Run by `up` before its stapler's first
+ * query, so the first staple already reflects them.
+ * @throws InvalidBehaviourError when a record's action is not one the responder accepts.
+ */
+export function applyLabStates(responder: StartedOcspResponder, saved: readonly SavedLabState[]): void {
+  for (const s of saved) responder.setBehaviour({ kind: "serial", serial: s.serial }, { steps: [{ actions: [s.action] }] });
 }
 
 async function call(method: string, url: string, token: string | undefined, body?: unknown): Promise<Response> {
@@ -125,16 +230,27 @@ async function call(method: string, url: string, token: string | undefined, body
 /**
  * Put one serial of a running `ocsp-lab up` (found through `stateDir`'s lab.json) into
  * `state`: `PUT <adminUrl>/behaviours/serials/<serial>` with `{actions:[action]}` (every
- * request for it, until cleared), or `DELETE` for `clear`; then ask the stapler to query now
- * (`POST <staplerAdminUrl>/admin/ocsp/query?serial=`) so the change shows in the next handshake.
- * @throws LabNotRunningError when no `up` runs on the folder; LabAdminError when an admin API
- * refuses or cannot be reached; InvalidArgumentError (ca) for a bad target.
+ * request for it, until cleared), or `DELETE` for `clear`; record it in the state folder
+ * (saveLabState: `up` re-applies it at its next start, until `clear`); then ask the stapler to
+ * query now (`POST <staplerAdminUrl>/admin/ocsp/query?serial=`) so the change shows in the
+ * next handshake. `clear` with no `up` running removes the saved record alone (`notRunning`).
+ * @throws LabNotRunningError when no `up` runs on the folder (for `clear`: and nothing was
+ * saved for the serial); LabAdminError when an admin API refuses or cannot be reached;
+ * InvalidArgumentError (ca) for a bad target.
  */
 export async function setLabState(options: SetOptions): Promise<SetResult> {
-  const running = await findRunningLab(options.stateDir);
+  const state = options.state;
+  let running: Awaited<ReturnType<typeof findRunningLab>>;
+  try {
+    running = await findRunningLab(options.stateDir);
+  } catch (err) {
+    if (!(err instanceof LabNotRunningError) || state.name !== "clear") throw err;
+    const serial = await serialOfTarget(options.target);
+    if (!(await saveLabState(options.stateDir, serial, state))) throw err;
+    return { serial, state, staple: undefined, notRunning: true };
+  }
   const serial = await serialOfTarget(options.target);
   const url = `${running.adminUrl}/behaviours/serials/${serial}`;
-  const state = options.state;
   const res =
     state.name === "clear"
       ? await call("DELETE", url, running.adminToken)
@@ -142,6 +258,7 @@ export async function setLabState(options: SetOptions): Promise<SetResult> {
   if (!res.ok && !(state.name === "clear" && res.status === 404))
     throw new LabAdminError(state.name === "clear" ? "DELETE" : "PUT", url, `HTTP ${res.status} ${await res.text()}`);
   await res.body?.cancel();
+  await saveLabState(options.stateDir, serial, state);
 
   const queryUrl = `${running.staplerAdminUrl}/admin/ocsp/query?serial=${serial}`;
   const q = await call("POST", queryUrl, running.staplerAdminToken);
@@ -156,10 +273,12 @@ export async function setLabState(options: SetOptions): Promise<SetResult> {
 
 /** One line for the CLI: what the serial answers now, what the stapler staples, and what to run next. */
 export function describeSetResult(r: SetResult): string {
+  if (r.notRunning)
+    return `no ocsp-lab up is running; removed the state saved for serial ${r.serial}, so the next up answers what the CA says`;
   const now =
     r.state.name === "clear"
       ? `serial ${r.serial} is back to what the CA says`
-      : `serial ${r.serial} now answers ${r.state.words}`;
+      : `serial ${r.serial} now answers ${r.state.words} (kept across restarts of up)`;
   const stapler =
     r.staple === undefined ? "the stapler does not serve this serial" : `the stapler re-queried: staple ${r.staple}`;
   const next =

@@ -1,8 +1,10 @@
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { PollingPolicyInput } from "@ocsp-lab/stapler";
+import { crlReasonName } from "@ocsp-lab/ocsp";
+import type { StapleSnapshot, PollingPolicyInput } from "@ocsp-lab/stapler";
 import { LAB_FILE, startLab, type Lab } from "./lab.js";
+import { applyLabStates, loadLabStates, type SavedLabState } from "./set.js";
 
 /**
  * Polling policy of a persistent lab, in seconds: fast enough that a revocation shows in the
@@ -22,6 +24,8 @@ export interface UpOptions {
   responderPort?: number;
   staplerPort?: number;
   logger?: Logger;
+  /** Issue a fresh server certificate instead of reusing the one recorded in lab.json (`up --new-cert`). */
+  newCert?: boolean;
 }
 
 /** What `ocsp-lab up --json` prints once ready: everything a script needs to drive the lab. */
@@ -45,21 +49,37 @@ export interface LabEndpoints {
   serverName: string;
   /** Policy in force, in seconds. */
   policy: PollingPolicyInput;
+  /** States kept from earlier `ocsp-lab set`s, put on the responder before the first staple (`set <serial> clear` removes one). */
+  behaviours: Array<Pick<SavedLabState, "serial" | "state" | "words">>;
+}
+
+/** A started persistent lab: see startPersistentLab. */
+export interface PersistentLab {
+  lab: Lab;
+  endpoints: LabEndpoints;
+  /** Set when the server certificate reused from an earlier start is revoked in the CA (clients refuse it). */
+  revokedCertificate?: { serial: string; reason: string; time: string };
+  /** Saved states that could not be used, one line each naming the file (skipped). */
+  problems: string[];
 }
 
 /**
  * Start a persistent lab in `stateDir` (the CA is created on first use and kept). The responder
  * tries the port it had last time so the server certificate's AIA URL stays valid; when that
- * port is taken, a new certificate is issued for the new URL.
+ * port is taken, or with `newCert`, a new certificate is issued. The states saved by
+ * `ocsp-lab set` (loadLabStates) are put on the responder before the stapler's first query.
+ * Reports (does not refuse) a reused server certificate that the CA has revoked.
+ * @throws PortInUseError for a taken port given explicitly.
  */
-export async function startPersistentLab(options: UpOptions): Promise<{ lab: Lab; endpoints: LabEndpoints }> {
-  let preferred: number | undefined;
+export async function startPersistentLab(options: UpOptions): Promise<PersistentLab> {
+  let saved: { responderPort?: number; serial?: string } = {};
   try {
-    preferred = (JSON.parse(await fs.readFile(join(options.stateDir, LAB_FILE), "utf8")) as { responderPort?: number })
-      .responderPort;
+    saved = JSON.parse(await fs.readFile(join(options.stateDir, LAB_FILE), "utf8")) as typeof saved;
   } catch {
-    preferred = undefined;
+    saved = {};
   }
+  const preferred = saved.responderPort;
+  const states = await loadLabStates(options.stateDir);
   const policy = { ...UP_POLICY, ...options.policy };
   const lab = await startLab({
     stateDir: options.stateDir,
@@ -68,7 +88,8 @@ export async function startPersistentLab(options: UpOptions): Promise<{ lab: Lab
     ...(preferred ? { preferredResponderPort: preferred } : {}),
     ...(options.staplerPort !== undefined ? { staplerPort: options.staplerPort } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
-    reuseCertificate: true,
+    reuseCertificate: options.newCert !== true,
+    beforeStapler: async ({ responder }) => applyLabStates(responder, states.saved),
   });
   const endpoints: LabEndpoints = {
     stateDir: lab.ca.stateDir,
@@ -87,8 +108,29 @@ export async function startPersistentLab(options: UpOptions): Promise<{ lab: Lab
     staplerAdminUrl: lab.stapler.adminUrl ?? "",
     serverName: lab.target.servername,
     policy,
+    behaviours: states.saved.map(({ serial, state, words }) => ({ serial, state, words })),
   };
-  return { lab, endpoints };
+  const status = lab.ca.status(lab.leaf.serial);
+  const reused = options.newCert !== true && saved.serial === lab.leaf.serial;
+  return {
+    lab,
+    endpoints,
+    problems: states.problems,
+    ...(reused && status.status === "revoked"
+      ? {
+          revokedCertificate: {
+            serial: lab.leaf.serial,
+            reason: crlReasonName(status.revocationReason ?? 0),
+            time: status.revocationTime.toISOString(),
+          },
+        }
+      : {}),
+  };
+}
+
+/** The line `up` prints at start about a reused, revoked server certificate: what, and what to run. */
+export function describeRevokedCertificate(r: NonNullable<PersistentLab["revokedCertificate"]>): string {
+  return `the server certificate reused from the last start (serial ${r.serial}) is revoked (${r.reason}, ${r.time}): clients refuse it; run ocsp-lab up --new-cert for a fresh one`;
 }
 
 /** The human text `ocsp-lab up` prints: endpoints, then the exact commands to try. */
@@ -100,6 +142,10 @@ export function describeEndpoints(e: LabEndpoints): string {
     `  server cert      ${e.certFile}  (serial ${e.serial}, ${e.serverName})`,
     `  responder        ${e.responderUrl}  (admin ${e.adminUrl}, metrics ${e.metricsUrl})`,
     `  stapler          ${e.staplerUrl}  (listening on ${e.staplerHost}:${e.staplerPort}; status ${e.staplerAdminUrl}/admin/ocsp, metrics ${e.staplerAdminUrl}/metrics)`,
+    ...e.behaviours.map(
+      (b) =>
+        `  kept state       serial ${b.serial} answers ${b.words}  (from ocsp-lab set; ocsp-lab set ${b.serial} clear undoes)`,
+    ),
     `  policy           query_frequency ${p.query_frequency} s, response_timeout ${p.response_timeout} s, recovery_frequency ${p.recovery_frequency} s, recovery_max_tries ${p.recovery_max_tries}`,
     "",
     "Try:",
@@ -112,6 +158,109 @@ export function describeEndpoints(e: LabEndpoints): string {
     `      (the responder answers revoked within 1 s; the stapler staples it within query_frequency, ${p.query_frequency} s)`,
     `  curl -X POST ${e.staplerAdminUrl}/admin/ocsp/query      (the stapler queries now instead)`,
     "",
-    "Ctrl-C stops the lab; the CA stays in the state folder for next time.",
+    "Ctrl-C stops the lab (so does the end of the process that started it); the CA stays in the state folder for next time.",
+    "Events (--quiet turns them off):",
   ].join("\n");
+}
+
+/**
+ * One thing a person watching `up` wants to know, as `up` prints it (`--json`: one JSON
+ * object per line). `time` is ISO 8601 on the lab's clock.
+ * - `staple`: the stapler got a staple (at start and after each query): its status (StapleState:
+ *   good, revoked, unknown, or an error status under staple-errors), thisUpdate, nextUpdate.
+ * - `fetch-failed`: a query failed: `error` (why), `kind` (timeout, network, http, invalid...),
+ *   `failures` in a row.
+ * - `staple-dropped`: recovery_max_tries failures in a row: handshakes get no staple.
+ * - `revoked`: the CA's store shows a new revocation (`ocsp-lab revoke`, `ocsp-ca revoke|hold`):
+ *   serial, subject, reason (RFC 5280 CRLReason name), revocationTime.
+ * - `released`: a certificate on hold was released (good again).
+ */
+export type LabEvent =
+  | { event: "staple"; time: string; serial: string; staple: string; thisUpdate?: string; nextUpdate?: string }
+  | { event: "fetch-failed"; time: string; serial: string; kind: string; error: string; failures: number }
+  | { event: "staple-dropped"; time: string; serial: string; failures: number }
+  | { event: "revoked"; time: string; serial: string; subject: string; reason: string; revocationTime: string }
+  | { event: "released"; time: string; serial: string; subject: string };
+
+/** The `staple` event for a snapshot of the stapler (StapleSnapshot). */
+export function stapleEvent(s: StapleSnapshot, time: Date): LabEvent {
+  return {
+    event: "staple",
+    time: time.toISOString(),
+    serial: s.serial,
+    staple: s.staple,
+    ...(s.thisUpdate ? { thisUpdate: s.thisUpdate.toISOString() } : {}),
+    ...(s.nextUpdate ? { nextUpdate: s.nextUpdate.toISOString() } : {}),
+  };
+}
+
+/**
+ * Call `onEvent` for every LabEvent of `lab` from now on: the stapler's `staple:updated`,
+ * `fetch:failed` and `staple:invalidated`, and the revocations and releases the CA's store
+ * watcher loads (compared with the revocations known when this was called). Returns a
+ * function that stops listening.
+ */
+export function watchLabEvents(lab: Lab, onEvent: (e: LabEvent) => void): () => void {
+  const now = (): string => lab.clock.now().toISOString();
+  const onStaple = (s: StapleSnapshot): void => onEvent(stapleEvent(s, lab.clock.now()));
+  const onFailed = (e: { error: { kind: string; message: string }; snapshot: StapleSnapshot }): void =>
+    onEvent({
+      event: "fetch-failed",
+      time: now(),
+      serial: e.snapshot.serial,
+      kind: e.error.kind,
+      error: e.error.message,
+      failures: e.snapshot.consecutiveFailures,
+    });
+  const onDropped = (s: StapleSnapshot): void =>
+    onEvent({ event: "staple-dropped", time: now(), serial: s.serial, failures: s.consecutiveFailures });
+  lab.stapler.on("staple:updated", onStaple);
+  lab.stapler.on("fetch:failed", onFailed);
+  lab.stapler.on("staple:invalidated", onDropped);
+
+  const revocationKey = (r: { revocation?: { time: string; reason: number } }): string =>
+    r.revocation ? `${r.revocation.time}/${r.revocation.reason}` : "";
+  let known = new Map(lab.ca.listRevoked().map((r) => [r.serial, revocationKey(r)]));
+  let watching = true;
+  lab.ca.watch(() => {
+    if (!watching) return;
+    const revoked = lab.ca.listRevoked();
+    const next = new Map(revoked.map((r) => [r.serial, revocationKey(r)]));
+    for (const r of revoked)
+      if (known.get(r.serial) !== next.get(r.serial))
+        onEvent({
+          event: "revoked",
+          time: now(),
+          serial: r.serial,
+          subject: r.subject,
+          reason: crlReasonName(r.revocation!.reason),
+          revocationTime: r.revocation!.time,
+        });
+    for (const serial of known.keys())
+      if (!next.has(serial)) onEvent({ event: "released", time: now(), serial, subject: lab.ca.get(serial)?.subject ?? "" });
+    known = next;
+  });
+  return () => {
+    watching = false;
+    lab.stapler.off("staple:updated", onStaple);
+    lab.stapler.off("fetch:failed", onFailed);
+    lab.stapler.off("staple:invalidated", onDropped);
+  };
+}
+
+/** The human line for a LabEvent: the time of day (UTC), then what happened and what it means. */
+export function describeLabEvent(e: LabEvent): string {
+  const at = `${e.time.slice(11, 19)}Z`;
+  switch (e.event) {
+    case "staple":
+      return `${at} staple ${e.staple} for serial ${e.serial}${e.thisUpdate ? ` (thisUpdate ${e.thisUpdate}, nextUpdate ${e.nextUpdate ?? "none"})` : ""}`;
+    case "fetch-failed":
+      return `${at} staple fetch failed for serial ${e.serial} (${e.failures} in a row): ${e.error}`;
+    case "staple-dropped":
+      return `${at} staple dropped for serial ${e.serial} after ${e.failures} failed queries: handshakes get no staple until a query succeeds`;
+    case "revoked":
+      return `${at} revocation seen: serial ${e.serial} (${e.subject}) revoked, reason ${e.reason} at ${e.revocationTime}; the responder answers revoked now, the stapler at its next query`;
+    case "released":
+      return `${at} release seen: serial ${e.serial} (${e.subject}) is off hold, good again`;
+  }
 }
