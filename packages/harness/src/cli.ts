@@ -40,6 +40,15 @@ const port = (v: string): number => {
 };
 
 /**
+ * The text of `ocsp-lab run --list`: one line per scenario, `name  description`, every
+ * description starting two columns after the longest name. Empty string for no scenarios.
+ */
+export function formatScenarioList(scenarios: ReadonlyArray<{ name: string; description: string }>): string {
+  const width = Math.max(0, ...scenarios.map((s) => s.name.length));
+  return scenarios.map((s) => `${s.name.padEnd(width)}  ${s.description}\n`).join("");
+}
+
+/**
  * Run the `ocsp-lab` command with `argv` (without node and script). Resolves with the exit
  * code: 0 success, 1 failure or mismatch, 2 usage error. Errors are printed as one line,
  * without a stack trace.
@@ -95,8 +104,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         opts: { scenario?: string[]; client?: string[]; jobs?: number; json?: boolean; wide?: boolean; list?: boolean },
       ) => {
         if (opts.list) {
-          const width = Math.max(...builtIn.map((s) => s.name.length));
-          for (const s of builtIn) io.stdout.write(`${s.name.padEnd(width)}  ${s.description}\n`);
+          io.stdout.write(formatScenarioList(builtIn));
           return;
         }
         const scenarios = await selectScenarios(opts.scenario, files);

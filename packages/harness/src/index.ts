@@ -57,3 +57,4 @@ export type { LabEvent, PersistentLab } from "./up.js";
 export { applyLabStates, loadLabStates, saveLabState, SAVED_STATES_DIR } from "./set.js";
 export type { SavedLabState } from "./set.js";
 export { ancestry, watchParent } from "./running.js";
+export { formatScenarioList } from "./cli.js";

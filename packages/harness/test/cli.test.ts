@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { promises as fs } from "node:fs";
-import { builtInScenarios, main, type LabEndpoints } from "@ocsp-lab/harness";
+import { builtInScenarios, formatScenarioList, main, type LabEndpoints } from "@ocsp-lab/harness";
 import { curlCertStatus, inProcess, OCSP_LAB_BIN, eventually, run, startUp, tempDir } from "../../../test-support/index.js";
 
 let dir: string;
@@ -96,6 +96,24 @@ describe("ocsp-lab run", () => {
     // Progress went to stderr, so stdout was the JSON alone.
     expect(r.err).toMatch(/^ocsp-lab run: 3 scenarios × 1 client, 3 at a time/);
     expect(r.err.split("\n").filter((l) => /^ocsp-lab run: \[\d\/3\] /.test(l))).toHaveLength(3);
+  });
+
+  it("--list aligns every description one column after the longest name", async () => {
+    const r = await mainCaptured(["run", "--list"]);
+    expect(r.code, r.err).toBe(0);
+    const scenarios = await builtInScenarios();
+    const width = Math.max(...scenarios.map((s) => s.name.length));
+    const lines = r.out.trimEnd().split("\n");
+    expect(lines).toHaveLength(scenarios.length);
+    for (const [i, s] of scenarios.entries()) expect(lines[i]).toBe(`${s.name.padEnd(width)}  ${s.description}`);
+    // Names of 28 characters and more (the catalogue's longest is under that today) push the column out.
+    const long = "a-scenario-name-of-32-characters";
+    expect(
+      formatScenarioList([
+        { name: "good", description: "d1" },
+        { name: long, description: "d2" },
+      ]),
+    ).toBe(`good${" ".repeat(long.length - 4)}  d1\n${long}  d2\n`);
   });
 
   it("rejects --jobs 0 in one line and exits 2", async () => {

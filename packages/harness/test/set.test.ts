@@ -47,7 +47,7 @@ describe("ocsp-lab set", () => {
     const unknown = await ocspLab(["set", e.serial, "unknown"]);
     expect(unknown.code, unknown.stderr).toBe(0);
     expect(unknown.stdout.trim()).toBe(
-      `ocsp-lab: serial ${e.serial} now answers unknown; the stapler re-queried: staple unknown. Undo with: ocsp-lab set ${e.serial} clear`,
+      `ocsp-lab: serial ${e.serial} now answers unknown (kept across restarts of up); the stapler re-queried: staple unknown. Undo with: ocsp-lab set ${e.serial} clear`,
     );
     await eventually(handshake, (r) => status(r) === "unknown", 10_000, "s_client to see Cert Status: unknown");
     const refused = await eventually(curl, (r) => r.code !== 0, 10_000, "curl --cert-status to refuse");
