@@ -215,7 +215,9 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           staplerAdminUrl: endpoints.staplerAdminUrl,
           serial: endpoints.serial,
         });
-        io.stdout.write(opts.json ? `${JSON.stringify(endpoints)}\n` : `${describeEndpoints(endpoints)}\n`);
+        io.stdout.write(
+          opts.json ? `${JSON.stringify(endpoints)}\n` : `${describeEndpoints(endpoints, { events: !opts.quiet })}\n`,
+        );
         if (!opts.quiet) {
           print = (e) => io.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${describeLabEvent(e)}\n`);
           // The staple the stapler started with (its first query ran before the events were watched).

@@ -133,8 +133,11 @@ export function describeRevokedCertificate(r: NonNullable<PersistentLab["revoked
   return `the server certificate reused from the last start (serial ${r.serial}) is revoked (${r.reason}, ${r.time}): clients refuse it; run ocsp-lab up --new-cert for a fresh one`;
 }
 
-/** The human text `ocsp-lab up` prints: endpoints, then the exact commands to try. */
-export function describeEndpoints(e: LabEndpoints): string {
+/**
+ * The human text `ocsp-lab up` prints: endpoints, then the exact commands to try; with
+ * `events` (default true) a last line announcing the event lines that follow.
+ */
+export function describeEndpoints(e: LabEndpoints, options: { events?: boolean } = {}): string {
   const p = e.policy;
   return [
     `ocsp-lab is up (state folder ${e.stateDir})`,
@@ -159,7 +162,7 @@ export function describeEndpoints(e: LabEndpoints): string {
     `  curl -X POST ${e.staplerAdminUrl}/admin/ocsp/query      (the stapler queries now instead)`,
     "",
     "Ctrl-C stops the lab (so does the end of the process that started it); the CA stays in the state folder for next time.",
-    "Events (--quiet turns them off):",
+    ...(options.events === false ? [] : ["Events (--quiet turns them off):"]),
   ].join("\n");
 }
 

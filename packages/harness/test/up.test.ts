@@ -243,7 +243,7 @@ describe("ocsp-lab up event lines", () => {
     const { child, lines } = upText(["--quiet", "--query-frequency", "0.3"]);
     await eventually(
       () => lines,
-      (l) => l.some((x) => x.startsWith("Events (--quiet")),
+      (l) => l.some((x) => x.startsWith("Ctrl-C stops the lab")),
       30_000,
       "the banner",
     );
@@ -257,7 +257,8 @@ describe("ocsp-lab up event lines", () => {
       "curl to see the revoked staple",
     );
     await stop(child);
-    const banner = lines.findIndex((l) => l.startsWith("Events (--quiet"));
+    expect(lines).not.toContain("Events (--quiet turns them off):");
+    const banner = lines.findIndex((l) => l.startsWith("Ctrl-C stops the lab"));
     expect(lines.slice(banner + 1)).toEqual([expect.stringMatching(/^ocsp-lab: SIGTERM received, lab stopped;/)]);
   });
 });
