@@ -51,4 +51,13 @@ export {
   ScenarioFileError,
   LabNotRunningError,
   LabAdminError,
+  LabOptionError,
+  LabStateError,
+  StapleTimeoutError,
 } from "./errors.js";
+export { OcspLab, StartedOcspLab, LabServer } from "./ocsp-lab.js";
+export type { ServeOptions } from "./ocsp-lab.js";
+export { LabResponder, serialOf } from "./lab-responder.js";
+export type { LabSetOptions, LabStateInput, LeafRef } from "./lab-responder.js";
+export { StapleWatch, STAPLE_STATES, BECOMES_TIMEOUT_MS } from "./staple-watch.js";
+export type { BecomesOptions } from "./staple-watch.js";
