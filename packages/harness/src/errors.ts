@@ -59,3 +59,36 @@ export class LabAdminError extends HarnessError {
     super("OCSP_LAB_ADMIN", `${method} ${url}: ${problem}`, options);
   }
 }
+
+/** An OcspLab builder option out of range (a negative validity, a bad key type...). */
+export class LabOptionError extends HarnessError {
+  /** @param option the builder method (`withResponseValidity`); @param value the offending value; @param fix what to give instead. */
+  constructor(option: string, value: unknown, fix: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_OPTION", `${option}(${JSON.stringify(value) ?? String(value)}): ${fix}`, options);
+  }
+}
+
+/**
+ * A StartedOcspLab asked for something it does not have: a certificate it serves no stapler
+ * for, the default server of a lab started without one, anything after stop().
+ */
+export class LabStateError extends HarnessError {
+  constructor(problem: string) {
+    super("OCSP_LAB_STATE", problem);
+  }
+}
+
+/** `lab.staple(leaf).becomes(state)` saw no such staple before its deadline. */
+export class StapleTimeoutError extends HarnessError {
+  /**
+   * @param where which certificate and server (`serial 0a1b… at 127.0.0.1:41234`);
+   * @param wanted the staple state waited for; @param timeoutMs the deadline, in real
+   * milliseconds; @param seen what the stapler served meanwhile, oldest first.
+   */
+  constructor(where: string, wanted: string, timeoutMs: number, seen: readonly string[]) {
+    super(
+      "OCSP_LAB_STAPLE_TIMEOUT",
+      `${where}: no "${wanted}" staple within ${timeoutMs} ms; the stapler served ${seen.length > 0 ? seen.join(" → ") : "nothing it reported"}`,
+    );
+  }
+}

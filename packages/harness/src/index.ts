@@ -51,6 +51,9 @@ export {
   ScenarioFileError,
   LabNotRunningError,
   LabAdminError,
+  LabOptionError,
+  LabStateError,
+  StapleTimeoutError,
 } from "./errors.js";
 export { describeLabEvent, describeRevokedCertificate, stapleEvent, watchLabEvents } from "./up.js";
 export type { LabEvent, PersistentLab } from "./up.js";
@@ -58,3 +61,9 @@ export { applyLabStates, loadLabStates, saveLabState, SAVED_STATES_DIR } from ".
 export type { SavedLabState } from "./set.js";
 export { ancestry, watchParent } from "./running.js";
 export { formatScenarioList } from "./cli.js";
+export { OcspLab, StartedOcspLab, LabServer } from "./ocsp-lab.js";
+export type { ServeOptions } from "./ocsp-lab.js";
+export { LabResponder, serialOf } from "./lab-responder.js";
+export type { LabSetOptions, LabStateInput, LeafRef } from "./lab-responder.js";
+export { StapleWatch, STAPLE_STATES, BECOMES_TIMEOUT_MS } from "./staple-watch.js";
+export type { BecomesOptions } from "./staple-watch.js";
