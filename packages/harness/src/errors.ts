@@ -59,3 +59,10 @@ export class LabAdminError extends HarnessError {
     super("OCSP_LAB_ADMIN", `${method} ${url}: ${problem}`, options);
   }
 }
+
+/** A timeline step that cannot be applied to this lab (`revoke_issuer` on a root-issued certificate...). */
+export class InvalidStepError extends HarnessError {
+  constructor(action: string, problem: string) {
+    super("OCSP_LAB_INVALID_STEP", `timeline step ${action}: ${problem}`);
+  }
+}
