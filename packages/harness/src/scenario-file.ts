@@ -50,9 +50,7 @@ const clientExpectShape = {
  * openssl s_client, which never refuses and reports what it saw); a client's own entry beats
  * its class, and a client named nowhere is expected to be `connected`.
  */
-export const expectSchema = z
-  .object({ stapler: z.string().min(1).optional(), ...clientExpectShape })
-  .strict();
+export const expectSchema = z.object({ stapler: z.string().min(1).optional(), ...clientExpectShape }).strict();
 
 /**
  * What each client must see right after one timeline step (a step's `expect`): per client or
@@ -182,7 +180,9 @@ export const scenarioFileSchema = z
     description: z.string().min(1),
     certificate: certificateSchema.optional(),
     response_validity: duration
-      .refine((ms) => ms >= 1000 && ms % 1000 === 0, { message: "give whole seconds, at least 1s (the responder's nextUpdate − thisUpdate)" })
+      .refine((ms) => ms >= 1000 && ms % 1000 === 0, {
+        message: "give whole seconds, at least 1s (the responder's nextUpdate − thisUpdate)",
+      })
       .optional(),
     policy: pollingPolicySchema.optional(),
     staple_source: stapleSourceConfigSchema.default("verified"),

@@ -154,13 +154,22 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
           "the lab was started without this step: give startLab the scenario's beforeStapler",
         );
       const steps: StepObservation[] = [];
-      const probe = ctx.probeClients ?? (async (target: TlsTarget): Promise<ProbeResult[]> => [await ctx.nodeClient.probe(target)]);
+      const probe =
+        ctx.probeClients ?? (async (target: TlsTarget): Promise<ProbeResult[]> => [await ctx.nodeClient.probe(target)]);
       const afterStep = async (step: ScenarioFile["timeline"][number], index: number): Promise<void> => {
         if (step.expect === undefined) return;
         const wanted = perClient(step.expect);
         for (const r of await probe(ctx.lab.target)) {
           const want = wanted[r.client] ?? "connected";
-          steps.push({ step: index, at: step.at, client: r.client, expected: want, observed: r.outcome, detail: r.detail, ...(r.skipped ? { skipped: true } : {}) });
+          steps.push({
+            step: index,
+            at: step.at,
+            client: r.client,
+            expected: want,
+            observed: r.outcome,
+            detail: r.detail,
+            ...(r.skipped ? { skipped: true } : {}),
+          });
         }
       };
       const result = await check.observe({

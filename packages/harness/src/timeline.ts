@@ -24,7 +24,10 @@ export async function applyStep(lab: LabParts, step: TimelineStep): Promise<void
   } else if (step.revoke_issuer !== undefined) {
     const issuer = lab.ca.issuerOf(serial);
     if (issuer === undefined || issuer === lab.ca.rootSerial)
-      throw new InvalidStepError("revoke_issuer", "the certificate is issued by the root: give certificate: { issuer: intermediate }");
+      throw new InvalidStepError(
+        "revoke_issuer",
+        "the certificate is issued by the root: give certificate: { issuer: intermediate }",
+      );
     await lab.ca.revoke(issuer, { reason: step.revoke_issuer });
   } else if (step.release) {
     await lab.ca.release(serial);
