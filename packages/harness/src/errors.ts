@@ -92,3 +92,10 @@ export class StapleTimeoutError extends HarnessError {
     );
   }
 }
+
+/** A timeline step that cannot be applied to this lab (`revoke_issuer` on a root-issued certificate...). */
+export class InvalidStepError extends HarnessError {
+  constructor(action: string, problem: string) {
+    super("OCSP_LAB_INVALID_STEP", `timeline step ${action}: ${problem}`);
+  }
+}

@@ -22,15 +22,16 @@ export {
   expectSchema,
   scenarioFileSchema,
   timelineStepSchema,
+  stepExpectSchema,
   TIMELINE_ACTIONS,
 } from "./scenario-file.js";
-export type { ScenarioFile, ScenarioFileInput, TimelineStep } from "./scenario-file.js";
+export type { ScenarioFile, ScenarioFileInput, StepExpect, TimelineStep } from "./scenario-file.js";
 export { STAPLER_CHECKS, STAPLER_CHECK_NAMES } from "./stapler-checks.js";
-export type { CheckContext, StaplerCheckDefinition, StaplerCheckName } from "./stapler-checks.js";
+export type { CheckContext, CheckOutcome, StaplerCheckDefinition, StaplerCheckName } from "./stapler-checks.js";
 export { applyStep, playTimeline } from "./timeline.js";
 export { parseDuration, describeDurationError } from "./duration.js";
 export { TurnClock } from "./turn-clock.js";
-export type { Scenario, ScenarioContext, StaplerCheck } from "./scenarios.js";
+export type { ProbeResult, Scenario, ScenarioContext, StaplerCheck, StepObservation } from "./scenarios.js";
 export { startPersistentLab, describeEndpoints, UP_POLICY } from "./up.js";
 export type { LabEndpoints, UpOptions } from "./up.js";
 export { revokeCertificate, describeRevocation } from "./revoke.js";
@@ -54,6 +55,7 @@ export {
   LabOptionError,
   LabStateError,
   StapleTimeoutError,
+  InvalidStepError,
 } from "./errors.js";
 export { describeLabEvent, describeRevokedCertificate, stapleEvent, watchLabEvents } from "./up.js";
 export type { LabEvent, PersistentLab } from "./up.js";

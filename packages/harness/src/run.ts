@@ -2,14 +2,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePolicy } from "@ocsp-lab/stapler";
-import type { ClientDriver } from "./clients/client.js";
+import type { ClientDriver, TlsTarget } from "./clients/client.js";
 import { CurlClient } from "./clients/curl-client.js";
 import { NodeStrictClient } from "./clients/node-client.js";
 import { OpensslClient } from "./clients/openssl-client.js";
 import { mapConcurrent } from "./concurrent.js";
 import { UsageError } from "./errors.js";
 import { startLab } from "./lab.js";
-import { builtInScenarios, loadScenarioFile, type Scenario, type StaplerCheck } from "./scenarios.js";
+import { builtInScenarios, loadScenarioFile, type ProbeResult, type Scenario, type StaplerCheck } from "./scenarios.js";
 import { TurnClock } from "./turn-clock.js";
 
 /** One row of the report: a scenario seen by one client (or by the stapler itself). */
@@ -103,7 +103,8 @@ export function defaultJobs(): number {
  * run), driven into the scenario's state, then probed by every client. Up to `jobs` scenarios
  * run at once; they share nothing but the process (each lab has its own state folder, ports,
  * clock, CA, responder and stapler). Returns one row per scenario × client plus one for the
- * stapler itself, in the run's scenario order.
+ * stapler itself, and one per client for each timeline step with an `expect` (client named
+ * `node @1.5s`: judged right after that step), in the run's scenario order.
  * @throws UsageError for an unknown scenario or client name; ScenarioFileError for a bad file;
  * RangeError for `jobs` not a whole number ≥ 1; the first error of a lab that could not start
  * (after the scenarios already running have finished).
@@ -162,15 +163,25 @@ async function runOne(
   const lab = await startLab({
     stateDir,
     policy: scenario.policy,
+    ...(scenario.responseValiditySeconds !== undefined ? { responseValiditySeconds: scenario.responseValiditySeconds } : {}),
     stapleSource: scenario.stapleSource,
     clock: new TurnClock(),
     beforeStapler: (parts) => scenario.beforeStapler(parts),
     ...(cert ? { leaf: { keyType: cert.key_type, mustStaple: cert.must_staple, issuer: cert.issuer } } : {}),
   });
+  let check: StaplerCheck | undefined;
   try {
-    let check: StaplerCheck;
+    // Right after a step with an `expect`: one handshake of each client, all at once.
+    const probeClients = (target: TlsTarget): Promise<ProbeResult[]> =>
+      Promise.all(
+        clients.map(async (client): Promise<ProbeResult> => {
+          const avail = availability.get(client.name)!;
+          if (!avail.ok) return { client: client.name, outcome: "-", detail: avail.reason, skipped: true };
+          return client.probe(target);
+        }),
+      );
     try {
-      check = await scenario.act({ lab, policy: parsePolicy(scenario.policy), nodeClient: node });
+      check = await scenario.act({ lab, policy: parsePolicy(scenario.policy), nodeClient: node, probeClients });
     } catch (err) {
       check = { expected: "scenario reached", observed: `failed: ${err instanceof Error ? err.message : String(err)}` };
     }
@@ -180,8 +191,19 @@ async function runOne(
       expected: check.expected,
       observed: check.observed,
       verdict: check.expected === check.observed ? "ok" : "MISMATCH",
-      detail: JSON.stringify(lab.stapler.status()[0]),
+      detail: check.detail ?? JSON.stringify(lab.stapler.status()[0]),
     });
+    for (const s of check.steps ?? []) {
+      add({
+        scenario: scenario.name,
+        client: `${s.client} @${Number((s.at / 1000).toFixed(3))}s`,
+        expected: s.expected,
+        observed: s.observed,
+        verdict: s.skipped ? "skipped" : s.observed === s.expected ? "ok" : "MISMATCH",
+        detail: s.detail,
+      });
+    }
+    const target = check.target ?? lab.target;
     for (const client of clients) {
       const expected = scenario.expect[client.name] ?? "connected";
       const avail = availability.get(client.name)!;
@@ -189,7 +211,7 @@ async function runOne(
         add({ scenario: scenario.name, client: client.name, expected, observed: "-", verdict: "skipped", detail: avail.reason });
         continue;
       }
-      const obs = await client.probe(lab.target);
+      const obs = await client.probe(target);
       add({
         scenario: scenario.name,
         client: client.name,
@@ -200,6 +222,7 @@ async function runOne(
       });
     }
   } finally {
+    await check?.stop?.();
     await lab.stop();
   }
 }

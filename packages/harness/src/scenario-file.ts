@@ -34,8 +34,43 @@ const STAPLE_STATUS_TEXT = new RegExp(`^staple (good|unknown|revoked( \\((${CRL_
 /** What a `staple-sequence` check may expect: `staple good, revoked`, then optionally `; revoked within 1 s`. */
 const STAPLE_SEQUENCE_TEXT = /^staple [a-zA-Z-]+(, [a-zA-Z-]+)*(; .+)?$/;
 
+/** Expected outcomes per client (`node`, `curl`, `openssl`) or class (`strict`, `soft-fail`); see expectSchema. */
+const clientExpectShape = {
+  node: z.string().min(1).optional(),
+  curl: z.string().min(1).optional(),
+  openssl: z.string().min(1).optional(),
+  strict: z.string().min(1).optional(),
+  "soft-fail": z.string().min(1).optional(),
+};
+
+/**
+ * What the run must see. `stapler`: the text the stapler check must observe (default: the
+ * check's own, derived from the policy). Per client (`node`, `curl`, `openssl`) or per class
+ * of clients (`strict`: node and curl, which refuse a bad or missing staple; `soft-fail`:
+ * openssl s_client, which never refuses and reports what it saw); a client's own entry beats
+ * its class, and a client named nowhere is expected to be `connected`.
+ */
+export const expectSchema = z.object({ stapler: z.string().min(1).optional(), ...clientExpectShape }).strict();
+
+/**
+ * What each client must see right after one timeline step (a step's `expect`): per client or
+ * class as in expectSchema, with no `stapler` entry; a client named nowhere is expected to be
+ * `connected`. Every installed client makes one handshake as soon as the step is applied.
+ */
+export const stepExpectSchema = z.object(clientExpectShape).strict();
+
 /** The keys of a timeline step that are actions; exactly one per step. */
-export const TIMELINE_ACTIONS = ["responder", "http", "responseStatus", "delay", "revoke", "release", "status", "flaw"] as const;
+export const TIMELINE_ACTIONS = [
+  "responder",
+  "http",
+  "responseStatus",
+  "delay",
+  "revoke",
+  "revoke_issuer",
+  "release",
+  "status",
+  "flaw",
+] as const;
 
 /**
  * One step of a scenario's timeline: at `at` (from the start of the scenario, on the lab's
@@ -47,12 +82,18 @@ export const TIMELINE_ACTIONS = ["responder", "http", "responseStatus", "delay",
  * - `responseStatus: tryLater`: an unsigned unsuccessful OCSP answer (RFC 6960 §4.2.1);
  * - `delay: 2s`: wait this long before every answer;
  * - `revoke: keyCompromise`: revoke the lab's certificate in the CA with this RFC 5280 reason;
+ * - `revoke_issuer: cACompromise`: revoke the intermediate CA that issued the lab's certificate
+ *   (with `certificate: { issuer: intermediate }`), with this reason; the leaf stays good;
  * - `release: true`: release the lab's certificate from hold in the CA (after a `revoke:
  *   certificateHold`; RFC 5280 §5.3.1: it is good again);
  * - `status: unknown` (with `reason` for revoked): like `responder: <status>`, usually with `count`;
  * - `flaw: bad-signature`: sign the answers with this content flaw (the responder's CONTENT_FLAWS).
  * `count` limits `responder` (except normal), `http`, `responseStatus`, `status` and `flaw` to
  * the next `count` requests; without it the action holds until another step replaces it.
+ *
+ * A step's `expect` (see stepExpectSchema) is judged right after the step is applied: every
+ * client makes one handshake then, and each gets a report row of its own. A step may be only an
+ * `at` and an `expect` (a checkpoint, no action).
  *
  * When the timeline starts: `at` counts from the moment the lab is up, which is after the
  * stapler's first query (its start-up fetch sees the responder as the CA made it). A step with
@@ -71,20 +112,25 @@ export const timelineStepSchema = z
     release: z.literal(true).optional(),
     status: z.enum(["good", "revoked", "unknown"]).optional(),
     reason: reason.optional(),
+    revoke_issuer: reason.optional(),
     flaw: z.enum(CONTENT_FLAWS).optional(),
     count: z.number().int().positive().optional(),
     before_start: z.boolean().optional(),
+    expect: stepExpectSchema.optional(),
   })
   .strict()
   .superRefine((step, ctx) => {
     if (step.before_start && step.at !== 0)
       ctx.addIssue({ code: "custom", path: ["at"], message: "a before_start step is at 0s" });
     const given = TIMELINE_ACTIONS.filter((k) => step[k] !== undefined);
-    if (given.length !== 1)
+    // A checkpoint (an `expect` alone) has no action.
+    if (given.length !== 1 && !(given.length === 0 && step.expect !== undefined))
       ctx.addIssue({
         code: "custom",
-        message: `give exactly one action of ${TIMELINE_ACTIONS.join(", ")}${given.length ? `, not ${given.join(" and ")}` : ""}`,
+        message: `give exactly one action of ${TIMELINE_ACTIONS.join(", ")}${given.length ? `, not ${given.join(" and ")}` : " (or only an expect)"}`,
       });
+    if (step.before_start && step.expect !== undefined)
+      ctx.addIssue({ code: "custom", path: ["expect"], message: "a before_start step has no expect: no client can connect yet" });
     if (step.reason !== undefined && step.status !== "revoked")
       ctx.addIssue({ code: "custom", path: ["reason"], message: "reason goes with status: revoked" });
   });
@@ -92,36 +138,16 @@ export const timelineStepSchema = z
 /**
  * The certificate the lab's stapler serves. `key_type` and `must_staple` (RFC 7633 TLS Feature)
  * shape the issued leaf; `issuer: intermediate` issues it from an intermediate CA under the root.
- * `cert_id_hash` (the hash of the stapler's CertID, RFC 6960 §4.1.1) is accepted for files
- * written ahead; only `sha1`, the stapler's own, runs today.
+ * `cert_id_hash` is the hash of the CertID the stapler asks with and so of the staple's
+ * (RFC 6960 §4.1.1; the stapler policy's `cert_id_hash`): `sha1` (default, RFC 5019 §2.1.1) or
+ * `sha256`.
  */
 export const certificateSchema = z
   .object({
     key_type: z.enum(KEY_TYPES as [string, ...string[]]).optional(),
     must_staple: z.boolean().optional(),
     issuer: z.enum(["root", "intermediate"]).default("root"),
-    cert_id_hash: z
-      .enum(["sha1", "sha256"])
-      .default("sha1")
-      .refine((h) => h === "sha1", { message: "sha256 CertIDs are not supported by the stapler yet: use sha1" }),
-  })
-  .strict();
-
-/**
- * What the run must see. `stapler`: the text the stapler check must observe (default: the
- * check's own, derived from the policy). Per client (`node`, `curl`, `openssl`) or per class
- * of clients (`strict`: node and curl, which refuse a bad or missing staple; `soft-fail`:
- * openssl s_client, which never refuses and reports what it saw); a client's own entry beats
- * its class, and a client named nowhere is expected to be `connected`.
- */
-export const expectSchema = z
-  .object({
-    stapler: z.string().min(1).optional(),
-    node: z.string().min(1).optional(),
-    curl: z.string().min(1).optional(),
-    openssl: z.string().min(1).optional(),
-    strict: z.string().min(1).optional(),
-    "soft-fail": z.string().min(1).optional(),
+    cert_id_hash: z.enum(["sha1", "sha256"]).default("sha1"),
   })
   .strict();
 
@@ -144,7 +170,8 @@ export const documentedSchema = z
  * (PollingPolicyInput; default SCALED_POLICY when absent); `staple_source` what the stapler
  * staples, as the stapler's own `staple_source` (`verified`, the default; `as-received`, the
  * responder's answers unverified; `none`; `{ kind: bytes, base64 }`; `{ kind: file, path }`
- * relative to the scenario file); `stapler_check` names the code that observes the stapler
+ * relative to the scenario file); `response_validity` the responder's nextUpdate − thisUpdate
+ * (default 1h; short ones let a staple expire within the run); `stapler_check` names the code that observes the stapler
  * (see STAPLER_CHECKS); `documented` cites the clients' documentation for their expectations.
  */
 export const scenarioFileSchema = z
@@ -152,6 +179,11 @@ export const scenarioFileSchema = z
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "a name is letters, digits, '.', '_' and '-' (it names a folder)"),
     description: z.string().min(1),
     certificate: certificateSchema.optional(),
+    response_validity: duration
+      .refine((ms) => ms >= 1000 && ms % 1000 === 0, {
+        message: "give whole seconds, at least 1s (the responder's nextUpdate − thisUpdate)",
+      })
+      .optional(),
     policy: pollingPolicySchema.optional(),
     staple_source: stapleSourceConfigSchema.default("verified"),
     timeline: z.array(timelineStepSchema).default([]),
@@ -171,6 +203,13 @@ export const scenarioFileSchema = z
           message: "before_start steps come before every other step",
         });
     }
+    const revokesIssuer = file.timeline.findIndex((st) => st.revoke_issuer !== undefined);
+    if (revokesIssuer !== -1 && file.certificate?.issuer !== "intermediate")
+      ctx.addIssue({
+        code: "custom",
+        path: ["timeline", revokesIssuer, "revoke_issuer"],
+        message: "revoke_issuer revokes the intermediate that issued the certificate: give certificate: { issuer: intermediate }",
+      });
     const stapler = file.expect.stapler ?? "";
     if (file.stapler_check === "staple-status" && !STAPLE_STATUS_TEXT.test(stapler))
       ctx.addIssue({
@@ -191,5 +230,7 @@ export const scenarioFileSchema = z
 export type ScenarioFile = z.output<typeof scenarioFileSchema>;
 /** A scenario file as written (durations as `2s`, reasons by name). */
 export type ScenarioFileInput = z.input<typeof scenarioFileSchema>;
+/** A step's expect as validated. */
+export type StepExpect = z.output<typeof stepExpectSchema>;
 /** One timeline step as validated. */
 export type TimelineStep = z.output<typeof timelineStepSchema>;

@@ -3,10 +3,10 @@ import { fileURLToPath } from "node:url";
 import { dirname, join, resolve } from "node:path";
 import { readConfigFile } from "@ocsp-lab/cli-support";
 import { parsePolicy, type PollingPolicy, type PollingPolicyInput, type StapleSourceSpec } from "@ocsp-lab/stapler";
-import type { ClientDriver } from "./clients/client.js";
+import type { ClientDriver, TlsTarget } from "./clients/client.js";
 import { ScenarioFileError } from "./errors.js";
 import type { Lab, LabParts } from "./lab.js";
-import { scenarioFileSchema, type ScenarioFile } from "./scenario-file.js";
+import { scenarioFileSchema, type ScenarioFile, type StepExpect } from "./scenario-file.js";
 import { STAPLER_CHECKS } from "./stapler-checks.js";
 import { applyBeforeStart, playTimeline } from "./timeline.js";
 
@@ -25,10 +25,42 @@ export const SCALED_POLICY = {
   recovery_max_tries: 3,
 } as const satisfies PollingPolicyInput;
 
+/** One client's handshake right after a timeline step with an `expect` (see stepExpectSchema). */
+export interface StepObservation {
+  /** Index of the step in the file's timeline. */
+  step: number;
+  /** The step's `at`, in milliseconds from the start of the timeline. */
+  at: number;
+  client: string;
+  expected: string;
+  /** The client's outcome; `-` when it was skipped. */
+  observed: string;
+  detail: string;
+  /** The client is not installed here. */
+  skipped?: boolean;
+}
+
 /** What a scenario hands the report about the stapler itself. */
 export interface StaplerCheck {
   expected: string;
   observed: string;
+  /** The clients' handshakes right after the timeline steps that have an `expect`, in order. */
+  steps?: StepObservation[];
+  /** Where the clients connect afterwards when the check started a stapler of its own (default the lab's). */
+  target?: TlsTarget;
+  /** Stops what the check started (its own stapler); called after the clients' probes. */
+  stop?: () => Promise<void>;
+  /** The stapler row's detail when the check started a stapler of its own (default the lab stapler's status). */
+  detail?: string;
+}
+
+/** One client's handshake as a scenario step probe gives it (ClientObservation, or skipped). */
+export interface ProbeResult {
+  client: string;
+  outcome: string;
+  detail: string;
+  /** The client is not installed here: nothing was probed. */
+  skipped?: boolean;
 }
 
 /** Everything a scenario may act on. */
@@ -39,6 +71,11 @@ export interface ScenarioContext {
   policy: PollingPolicy;
   /** The strict Node client, for probes during an outage. */
   nodeClient: ClientDriver;
+  /**
+   * One handshake of every client the run drives against `target` (skipped ones marked), for
+   * the timeline steps with an `expect`. Default: the Node client alone.
+   */
+  probeClients?: (target: TlsTarget) => Promise<ProbeResult[]>;
 }
 
 /** Which built-in clients each client class of a scenario file's `expect` stands for. */
@@ -50,6 +87,8 @@ export interface Scenario {
   /** The real-world failure it reproduces; one line for `ocsp-lab run --list`. */
   description: string;
   policy: PollingPolicyInput;
+  /** The responder's nextUpdate − thisUpdate in seconds (the file's `response_validity`); undefined: the lab's default. */
+  responseValiditySeconds: number | undefined;
   /** The certificate options of the file (see certificateSchema). */
   certificate: ScenarioFile["certificate"];
   /** What the lab's stapler staples (see scenarioFileSchema's staple_source). */
@@ -82,25 +121,21 @@ export interface Scenario {
  */
 export function compileScenario(file: ScenarioFile, path: string): Scenario {
   const check = STAPLER_CHECKS[file.stapler_check];
-  const policy: PollingPolicyInput = file.policy ?? SCALED_POLICY;
+  let policy: PollingPolicyInput = file.policy ?? SCALED_POLICY;
   const expected = file.expect.stapler ?? check.defaultExpected(parsePolicy(policy));
   if (expected === undefined)
     throw new ScenarioFileError(path, "expect.stapler", `stapler_check ${file.stapler_check} needs the expected text`);
-  const expect: Record<string, string> = {};
-  for (const [cls, members] of Object.entries(CLIENT_CLASSES)) {
-    const text = file.expect[cls as keyof typeof CLIENT_CLASSES];
-    if (text !== undefined) for (const m of members) expect[m] = text;
-  }
-  for (const client of ["node", "curl", "openssl"] as const) {
-    const text = file.expect[client];
-    if (text !== undefined) expect[client] = text;
-  }
+  const expect = perClient(file.expect);
   const prepared = new WeakSet<LabParts["ca"]>();
   const firstBeforeStart = file.timeline.findIndex((s) => s.before_start);
+  // The certificate's CertID hash is the stapler's query hash (the policy's cert_id_hash).
+  const hash = file.certificate?.cert_id_hash;
+  if (hash !== undefined && hash !== "sha1") policy = { ...policy, cert_id_hash: hash };
   return {
     name: file.name,
     description: file.description,
     policy,
+    responseValiditySeconds: file.response_validity === undefined ? undefined : file.response_validity / 1000,
     certificate: file.certificate,
     stapleSource: stapleSourceSpec(file.staple_source, path),
     documented: { ...file.documented },
@@ -118,15 +153,49 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
           `timeline.${firstBeforeStart}.before_start`,
           "the lab was started without this step: give startLab the scenario's beforeStapler",
         );
-      const observed = await check.observe({
+      const steps: StepObservation[] = [];
+      const probe =
+        ctx.probeClients ?? (async (target: TlsTarget): Promise<ProbeResult[]> => [await ctx.nodeClient.probe(target)]);
+      const afterStep = async (step: ScenarioFile["timeline"][number], index: number): Promise<void> => {
+        if (step.expect === undefined) return;
+        const wanted = perClient(step.expect);
+        for (const r of await probe(ctx.lab.target)) {
+          const want = wanted[r.client] ?? "connected";
+          steps.push({
+            step: index,
+            at: step.at,
+            client: r.client,
+            expected: want,
+            observed: r.outcome,
+            detail: r.detail,
+            ...(r.skipped ? { skipped: true } : {}),
+          });
+        }
+      };
+      const result = await check.observe({
         ...ctx,
         scenario: file.name,
         expected,
-        applyTimeline: () => playTimeline(ctx.lab, file.timeline),
+        applyTimeline: () => playTimeline(ctx.lab, file.timeline, afterStep),
       });
-      return { expected, observed };
+      const outcome = typeof result === "string" ? { observed: result } : result;
+      return { expected, ...outcome, steps };
     },
   };
+}
+
+/** Expected outcome per built-in client from per-client and per-class entries (a client's own entry first). */
+function perClient(entries: StepExpect): Record<string, string> {
+  const expect: Record<string, string> = {};
+  for (const [cls, members] of Object.entries(CLIENT_CLASSES)) {
+    const text = entries[cls as keyof typeof CLIENT_CLASSES];
+    if (text !== undefined) for (const m of members) expect[m] = text;
+  }
+  for (const client of ["node", "curl", "openssl"] as const) {
+    const text = entries[client];
+    if (text !== undefined) expect[client] = text;
+  }
+  return expect;
 }
 
 /** The stapler's spec of a file's staple_source; a `file` path is relative to the scenario file. */

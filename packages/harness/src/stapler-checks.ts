@@ -1,8 +1,17 @@
-import { OcspResponse, crlReasonName } from "@ocsp-lab/ocsp";
-import type { FetchError, PollingPolicy, StapleManager, StapleSnapshot } from "@ocsp-lab/stapler";
-import type { ClientDriver, ClientObservation } from "./clients/client.js";
+import { join } from "node:path";
+import { OcspResponse, crlReasonName, hashNameFromOid } from "@ocsp-lab/ocsp";
+import {
+  StaplingServer,
+  type FetchError,
+  type PollingPolicy,
+  type PollingPolicyInput,
+  type StapleManager,
+  type StapleSnapshot,
+  type StartedStaplingServer,
+} from "@ocsp-lab/stapler";
+import type { ClientDriver, ClientObservation, TlsTarget } from "./clients/client.js";
 import { ScenarioTimeoutError } from "./errors.js";
-import type { Lab } from "./lab.js";
+import { LAB_SERVER_NAME, type Lab } from "./lab.js";
 
 /** Everything a stapler check may act on. */
 export interface CheckContext {
@@ -32,8 +41,19 @@ export interface StaplerCheckDefinition {
   description: string;
   /** The expected text when the scenario file gives none, derived from the policy. */
   defaultExpected(policy: PollingPolicy): string | undefined;
-  /** Play the timeline, wait for the stapler, and describe what happened. */
-  observe(ctx: CheckContext): Promise<string>;
+  /**
+   * Play the timeline, wait for the stapler, and describe what happened: the text, or with it
+   * a stapler the check started (the clients then probe `target`; `stop` ends it after them).
+   */
+  observe(ctx: CheckContext): Promise<string | CheckOutcome>;
+}
+
+/** What a check that started a stapler of its own hands back (see StaplerCheckDefinition.observe). */
+export interface CheckOutcome {
+  observed: string;
+  target?: TlsTarget;
+  stop?: () => Promise<void>;
+  detail?: string;
 }
 
 /** A recorded stapler event with the lab-clock time it arrived, in ms since the epoch. */
@@ -270,6 +290,69 @@ async function stapleBecomes(ctx: CheckContext, status: string): Promise<string>
   return `staple ${lab.stapler.status()[0]!.staple}`;
 }
 
+/** The policy in force, back in the seconds a StaplingServer takes (for the staplers a check starts). */
+function policyInput(p: PollingPolicy): PollingPolicyInput {
+  return {
+    query_frequency: p.queryFrequencyMs / 1000,
+    response_timeout: p.responseTimeoutMs / 1000,
+    recovery_frequency: p.recoveryFrequencyMs / 1000,
+    recovery_max_tries: p.recoveryMaxTries,
+    on_failure: p.onFailure,
+    expiry_margin: p.expiryMarginMs / 1000,
+    mode: p.mode,
+    startup: p.startup,
+    max_skew: p.maxSkewMs / 1000,
+    cert_id_hash: p.certIdHash === "SHA-256" ? "sha256" : "sha1",
+  };
+}
+
+/**
+ * A stapler of the check's own for `files` on the lab's clock, host and policy (no admin
+ * endpoint, no file watch): `configure` adds a state folder or a staple source.
+ */
+async function ownStapler(
+  lab: Lab,
+  policy: PollingPolicy,
+  files: { certFile: string; keyFile: string; chainFile: string },
+  configure: (s: StaplingServer) => StaplingServer,
+): Promise<StartedStaplingServer> {
+  const builder = (await StaplingServer.fromFiles(files))
+    .withHost(lab.target.host)
+    .withAdmin(false)
+    .withWatch(0)
+    .withPolicy(policyInput(policy))
+    .withClock(lab.clock);
+  return configure(builder).start();
+}
+
+/** What a check that started `stapler` hands back: its text, the stapler as the clients' target, and how to stop it. */
+function servedBy(lab: Lab, stapler: StartedStaplingServer, observed: string): CheckOutcome {
+  return {
+    observed,
+    target: { ...lab.target, port: stapler.port },
+    stop: () => stapler.stop(),
+    detail: JSON.stringify(stapler.status()[0]),
+  };
+}
+
+/** The WebCrypto name of the CertID hash of the lab stapler's staple (`SHA-256`), `no staple`, or `unreadable`. */
+function stapledCertIdHash(lab: Lab): string {
+  const der = lab.stapler.manager.current();
+  if (der === undefined) return "no staple";
+  try {
+    const single = OcspResponse.fromDer(der).responses.find((r) => r.certId.serial === lab.leaf.serial);
+    return single ? (hashNameFromOid(single.certId.hashOid) ?? single.certId.hashOid) : "no SingleResponse for the certificate";
+  } catch {
+    return "unreadable";
+  }
+}
+
+/** Resolve at `at` (ms since the epoch) on the lab's clock; at once when it has passed. */
+function clockAt(lab: Lab, at: number): Promise<void> {
+  const wait = at - lab.clock.now().getTime();
+  return wait > 0 ? new Promise((resolve) => lab.clock.setTimeout(resolve, wait)) : Promise.resolve();
+}
+
 /**
  * The checks a scenario file selects with `stapler_check`:
  * - `staple-status`: after the timeline, the staple reaches the status of `expect.stapler`
@@ -290,7 +373,20 @@ async function stapleBecomes(ctx: CheckContext, status: string): Promise<string>
  * - `in-handshake` (Apache): one handshake after the timeline, then the staple and its source;
  * - `unverified-staple` (client validation, with a staple_source other than `verified`): after
  *   the timeline the stapler queries at once (as-received) and staples what it got, unverified;
- *   reports what it staples, the source, and what verification would say.
+ *   reports what it staples, the source, and what verification would say;
+ * - `cert-id-hash`: after the timeline, the staple is good and its CertID hash is the one the
+ *   stapler asked with (`staple good, CertID SHA-256`);
+ * - `restart-persisted`: a stapler with a state folder staples and persists; it stops, the
+ *   timeline plays (the responder goes down), a new stapler on the same folder starts and
+ *   serves the persisted staple, re-verified; the clients probe the restarted one;
+ * - `served-until-expiry` (on_failure serve-until-expiry, a short response_validity): while
+ *   every query fails, the staple is kept through each failure before its nextUpdate minus
+ *   expiry_margin and dropped at it (judged at each failure, against the staple's nextUpdate);
+ * - `expire-then-fetch` (mode expire-then-fetch, a CDN; a short response_validity): no refresh
+ *   before nextUpdate; after it no staple, the first handshake gets none and starts the fetch;
+ * - `renewed-certificate`: the certificate is renewed (same names, same issuer, new serial and
+ *   key) and a stapler serves the renewed one with the old certificate's staple as configured
+ *   bytes (a staple file not renewed with it); reports it as `unverified-staple` does.
  */
 export const STAPLER_CHECKS = {
   "staple-status": {
@@ -407,6 +503,108 @@ export const STAPLER_CHECKS = {
       await applyTimeline();
       await lab.stapler.manager.queryNow();
       return describeUnverified(lab.stapler.status()[0]!);
+    },
+  },
+  "cert-id-hash": {
+    description: "the staple is good and its CertID uses the hash the stapler asked with",
+    defaultExpected: (policy) => `staple good, CertID ${policy.certIdHash}`,
+    async observe(ctx) {
+      await ctx.applyTimeline();
+      const seen = await stapleBecomes(ctx, "good");
+      return `${seen}, CertID ${stapledCertIdHash(ctx.lab)}`;
+    },
+  },
+  "restart-persisted": {
+    description: "a stapler persists its staple, restarts with the responder down, and serves the persisted staple",
+    defaultExpected: () => "staple good persisted, restarted: staple good (persisted)",
+    async observe({ lab, policy, applyTimeline }) {
+      const stateDir = join(lab.ca.stateDir, "restarted-stapler");
+      const withState = (s: StaplingServer): StaplingServer => s.withStateDir(stateDir);
+      const first = await ownStapler(lab, policy, lab.leaf, withState);
+      const before = first.status()[0]!;
+      await first.stop();
+      await applyTimeline();
+      const second = await ownStapler(lab, policy, lab.leaf, withState);
+      const after = second.status()[0]!;
+      const persisted = before.staple !== "none" && before.lastFetch?.ok ? "persisted" : "not persisted";
+      return servedBy(
+        lab,
+        second,
+        `staple ${before.staple} ${persisted}, restarted: staple ${after.staple}${after.source ? ` (${after.source})` : ""}`,
+      );
+    },
+  },
+  "served-until-expiry": {
+    description: "every query fails: the staple is kept until its nextUpdate (minus expiry_margin), then dropped",
+    defaultExpected: () => "staple kept through the failed queries before nextUpdate, none after",
+    async observe({ lab, policy, applyTimeline }) {
+      const recorder = recordUntil(lab, deadline(policy) + 60_000);
+      await applyTimeline();
+      const events = await recorder.until(() => lab.stapler.status()[0]!.staple === "none");
+      let served = recorder.initial;
+      let early: Recorded | undefined;
+      let late: Recorded | undefined;
+      let failures = 0;
+      for (const e of events) {
+        if (e.event === "staple:updated") served = e.snapshot;
+        if (e.event !== "fetch:failed") continue;
+        failures += 1;
+        const limit = (served.nextUpdate?.getTime() ?? 0) - policy.expiryMarginMs;
+        if (e.at < limit && e.snapshot.staple === "none") early ??= e;
+        if (e.at >= limit && e.snapshot.staple !== "none") late ??= e;
+      }
+      if (early) return `staple dropped ${seconds(served.nextUpdate!.getTime() - early.at)} before nextUpdate`;
+      if (late) return `staple ${late.snapshot.staple} served ${seconds(late.at - served.nextUpdate!.getTime())} past nextUpdate`;
+      if (failures === 0) return `no failed query; staple ${lab.stapler.status()[0]!.staple}`;
+      return `staple kept through the failed queries before nextUpdate, ${lab.stapler.status()[0]!.staple === "none" ? "none after" : "still served"}`;
+    },
+  },
+  "expire-then-fetch": {
+    description: "no refresh before nextUpdate; after it no staple; the first handshake gets none and starts the fetch",
+    defaultExpected: () =>
+      "staple good until nextUpdate, no query before it; then none, first handshake refused: no staple, then staple good",
+    async observe({ lab, policy, nodeClient, scenario, applyTimeline }) {
+      await applyTimeline();
+      const start = lab.stapler.status()[0]!;
+      if (!start.nextUpdate) return `staple ${start.staple} at start`;
+      const recorder = recordUntil(lab, start.nextUpdate.getTime() - lab.clock.now().getTime() + 10_000);
+      // Just past nextUpdate on the lab's clock (node timers fire at the millisecond or after).
+      await clockAt(lab, start.nextUpdate.getTime() + 5);
+      const queriesBefore = (await recorder.until(() => true)).length;
+      const expired = lab.stapler.status()[0]!.staple;
+      const waiting = watchUntil(
+        lab,
+        scenario,
+        "the fetch the first handshake after expiry triggered",
+        (r) => r.event === "staple:updated",
+        deadline(policy),
+      );
+      const first = await nodeClient.probe(lab.target);
+      await waiting;
+      return (
+        `staple ${start.staple} until nextUpdate, ${queriesBefore === 0 ? "no query" : `${queriesBefore} queries`} before it; ` +
+        `then ${expired}, first handshake ${first.outcome}, then staple ${lab.stapler.status()[0]!.staple}`
+      );
+    },
+  },
+  "renewed-certificate": {
+    description: "the renewed certificate is served with the old certificate's staple (CertID mismatch)",
+    defaultExpected: () => "staple good bytes, verify: wrong certificate",
+    async observe({ lab, policy, applyTimeline }) {
+      await applyTimeline();
+      const old = lab.stapler.manager.current();
+      if (old === undefined) return "no staple of the old certificate to keep";
+      const issuer = lab.ca.issuerOf(lab.leaf.serial);
+      const renewed = await lab.ca.issueServer({
+        dnsNames: [LAB_SERVER_NAME],
+        ipAddresses: [lab.target.host],
+        ocspUrl: lab.responder.url,
+        ...(issuer !== undefined && issuer !== lab.ca.rootSerial ? { issuer } : {}),
+      });
+      const stapler = await ownStapler(lab, policy, renewed, (s) =>
+        s.withStapleSource({ kind: "bytes", der: new Uint8Array(old) }),
+      );
+      return servedBy(lab, stapler, describeUnverified(stapler.status()[0]!));
     },
   },
 } as const satisfies Record<string, StaplerCheckDefinition>;

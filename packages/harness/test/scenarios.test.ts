@@ -80,3 +80,49 @@ describe("retry cadence, judged from the stapler's own schedule", () => {
     expect(check.observed).toMatch(/^invalidated after 3 failed queries, a retry began 0\.\d+ s after the failure before it$/);
   });
 });
+
+/** Run a built-in scenario's act() as `ocsp-lab run` does (its response_validity too), with the stapler on `staplerPolicy`. */
+async function actAs(name: string, staplerPolicy?: PollingPolicyInput): Promise<StaplerCheck> {
+  const scenario = (await builtInScenarios()).find((s) => s.name === name)!;
+  const lab = await startLab({
+    stateDir: join(dir, name),
+    policy: staplerPolicy ?? scenario.policy,
+    clock: new TurnClock(),
+    ...(scenario.responseValiditySeconds !== undefined ? { responseValiditySeconds: scenario.responseValiditySeconds } : {}),
+  });
+  try {
+    const check = await scenario.act({ lab, policy: parsePolicy(scenario.policy), nodeClient: new NodeStrictClient() });
+    await check.stop?.();
+    return check;
+  } finally {
+    await lab.stop();
+  }
+}
+
+describe("checks that judge a staple's lifetime and CertID", () => {
+  it("served-until-expiry: a stapler that drops the staple after recovery_max_tries is caught before nextUpdate", async () => {
+    const scenario = (await builtInScenarios()).find((s) => s.name === "served-until-expiry")!;
+    const check = await actAs("served-until-expiry", { ...scenario.policy, on_failure: "invalidate" });
+    expect(check.expected).toBe("staple kept through the failed queries before nextUpdate, none after");
+    expect(check.observed).toMatch(/^staple dropped \d+(\.\d+)? s before nextUpdate$/);
+  });
+
+  it("cert-id-hash: a stapler asking with SHA-1 is reported with the hash of its staple", async () => {
+    const check = await actAs("staple-cert-id-sha256", SCALED_POLICY);
+    expect(check.expected).toBe("staple good, CertID SHA-256");
+    expect(check.observed).toBe("staple good, CertID SHA-1");
+  });
+
+  it("restart-persisted: the restarted stapler serves the persisted staple on a port of its own", async () => {
+    const check = await actAs("restart-persisted-staple");
+    expect(check.observed).toBe(check.expected);
+    expect(check.target?.port).toBeGreaterThan(0);
+    expect(JSON.parse(check.detail!)).toMatchObject({ staple: "good", source: "persisted" });
+  });
+
+  it("renewed-certificate: the renewed certificate is served with the old staple", async () => {
+    const check = await actAs("renewed-certificate-old-staple");
+    expect(check.observed).toBe("staple good bytes, verify: wrong certificate");
+    expect(JSON.parse(check.detail!)).toMatchObject({ stapleSource: "bytes", staple: "good" });
+  });
+});

@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { ManualClock } from "@ocsp-lab/ocsp";
 import { parsePolicy } from "@ocsp-lab/stapler";
 import {
+  InvalidStepError,
   NodeStrictClient,
+  applyStep,
   SCALED_POLICY,
   TurnClock,
   builtInScenarios,
@@ -97,6 +99,56 @@ describe("a timeline played through the library", () => {
         else expect(e.time.getTime() - start).toBeLessThan(2500);
       }
       expect(lab.ca.get(serial)!.revocation!.time).toBe(new Date(start + 2500).toISOString());
+    } finally {
+      await lab.stop();
+    }
+  });
+});
+
+describe("playTimeline's afterStep", () => {
+  it("runs right after each step is applied, in order, with its index, before the next step is waited for", async () => {
+    const lab = await startLab({ stateDir: join(dir, "after-step"), policy: SCALED_POLICY, clock: new TurnClock() });
+    try {
+      const steps = [
+        timelineStepSchema.parse({ at: "0s", expect: { node: "connected" } }),
+        timelineStepSchema.parse({ at: "0s", revoke: "keyCompromise" }),
+        timelineStepSchema.parse({ at: "100ms", responder: "down" }),
+      ];
+      const start = lab.clock.now().getTime();
+      const seen: string[] = [];
+      await playTimeline(lab, steps, async (_step, index) => {
+        seen.push(`${index}:${lab.ca.status(lab.leaf.serial).status}:${lab.clock.now().getTime() - start >= steps[index]!.at}`);
+      });
+      expect(seen).toEqual(["0:good:true", "1:revoked:true", "2:revoked:true"]);
+    } finally {
+      await lab.stop();
+    }
+  });
+});
+
+describe("revoke_issuer", () => {
+  it("revokes the intermediate that issued the certificate, which stays good itself", async () => {
+    // Scaled retries: the responder picks the new intermediate up a moment after it is created.
+    const lab = await startLab({ stateDir: join(dir, "mid"), policy: SCALED_POLICY, leaf: { issuer: "intermediate" } });
+    try {
+      const issuer = lab.ca.issuerOf(lab.leaf.serial)!;
+      expect(issuer).not.toBe(lab.ca.rootSerial);
+      await applyStep(lab, timelineStepSchema.parse({ at: "0s", revoke_issuer: "cACompromise" }));
+      expect(lab.ca.status(issuer)).toMatchObject({ status: "revoked", revocationReason: 2 });
+      expect(lab.ca.status(lab.leaf.serial).status).toBe("good");
+    } finally {
+      await lab.stop();
+    }
+  });
+
+  it("refuses a certificate the root issued, saying what to give", async () => {
+    const lab = await startLab({ stateDir: join(dir, "root"), policy: SCALED_POLICY });
+    try {
+      const step = timelineStepSchema.parse({ at: "0s", revoke_issuer: "cACompromise" });
+      await expect(applyStep(lab, step)).rejects.toThrow(InvalidStepError);
+      await expect(applyStep(lab, step)).rejects.toThrow(
+        "timeline step revoke_issuer: the certificate is issued by the root: give certificate: { issuer: intermediate }",
+      );
     } finally {
       await lab.stop();
     }

@@ -20,6 +20,9 @@ import { InvalidBehaviourError } from "./errors.js";
  * - `stale`: nextUpdate in the past; `not-yet-valid`: thisUpdate in the future;
  *   `no-next-update`: nextUpdate absent; `long-validity`: nextUpdate ten years ahead (§4.2.2.1);
  * - `wrong-serial`: the SingleResponse names another serial;
+ * - `extra-single-response`: a SingleResponse (good) for another serial comes before the one
+ *   asked for, so the response answers for two certificates (RFC 6960 §4.2.2.3: a client
+ *   finds its own by CertID; a stapler that asked for one may refuse more);
  * - `critical-extension`: an unknown critical response extension (§4.4);
  * - `nonce-omitted` / `nonce-wrong` / `nonce-overlong`: the request's nonce not echoed / echoed
  *   with other bytes / echoed with 64 bytes (RFC 8954 §2.1 allows 32).
@@ -36,6 +39,7 @@ export const CONTENT_FLAWS = [
   "no-next-update",
   "long-validity",
   "wrong-serial",
+  "extra-single-response",
   "critical-extension",
   "nonce-omitted",
   "nonce-wrong",
@@ -112,7 +116,7 @@ export const actionSchema = z.discriminatedUnion("kind", [
     .strict(),
   /** Announce the full Content-Length, send half the body, close. */
   z.object({ kind: z.literal("truncate") }).strict(),
-  /** Answer an HTTP error with no OCSP body. */
+  /** Answer an HTTP error with no OCSP body; `retryAfter` in seconds (a 503 without it gets DEFAULT_RETRY_AFTER_SECONDS). */
   z
     .object({
       kind: z.literal("http"),
@@ -180,6 +184,15 @@ export type FaultKind =
   | "close"
   | "reset"
   | "hang";
+
+/**
+ * The Retry-After (RFC 9110 §10.2.3, delay-seconds) of an HTTP 503 answer whose behaviour gives
+ * none (`{ kind: "http", status: 503 }`, the harness' `http: 503`): 1 second, the `http-503`
+ * fault's. A 503 "indicates that the server is currently unable to handle the request due to a
+ * temporary overload or scheduled maintenance" and "the server MAY send a Retry-After header
+ * field" (RFC 9110 §15.6.4); other statuses get one only when the behaviour sets `retryAfter`.
+ */
+export const DEFAULT_RETRY_AFTER_SECONDS = 1;
 
 /** Every fault kind, for validation and help texts. */
 export const FAULT_KINDS: readonly FaultKind[] = [
@@ -381,7 +394,7 @@ export class Behaviour {
       fault.kind === "http-500"
         ? { kind: "http", status: 500 }
         : fault.kind === "http-503"
-          ? { kind: "http", status: 503, retryAfter: 1 }
+          ? { kind: "http", status: 503, retryAfter: DEFAULT_RETRY_AFTER_SECONDS }
           : fault.kind === "close" || fault.kind === "reset" || fault.kind === "hang"
             ? { kind: fault.kind }
             : { kind: "responseStatus", responseStatus: fault.kind };

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { unsuccessfulResponse, type Clock } from "@ocsp-lab/ocsp";
-import type { Action } from "./behaviour.js";
+import { DEFAULT_RETRY_AFTER_SECONDS, type Action } from "./behaviour.js";
 import { waitOnClock } from "./clock-wait.js";
 import type { ResponderMetrics } from "./metrics.js";
 import type { Answer, OcspService } from "./ocsp-service.js";
@@ -258,7 +258,8 @@ async function send(
   const http = has("http");
   if (http?.kind === "http") {
     const headers: Record<string, string> = { "Content-Type": "text/plain" };
-    if (http.retryAfter !== undefined) headers["Retry-After"] = String(http.retryAfter);
+    const retryAfter = http.retryAfter ?? (http.status === 503 ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
+    if (retryAfter !== undefined) headers["Retry-After"] = String(retryAfter);
     res.writeHead(http.status, headers).end(`injected fault: HTTP ${http.status}\n`);
     return http.status;
   }

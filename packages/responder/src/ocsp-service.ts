@@ -280,12 +280,18 @@ export class OcspService {
             ],
           }
         : {}),
-      responses: request.rawCertIds.map((certId, i) => ({
-        certId: flaws.has("wrong-serial") ? otherSerial(certId) : certId,
-        status: statuses[i]!,
-        thisUpdate,
-        ...(nextUpdate ? { nextUpdate } : {}),
-      })),
+      responses: request.rawCertIds.flatMap((certId, i) => {
+        const single = {
+          certId: flaws.has("wrong-serial") ? otherSerial(certId) : certId,
+          status: statuses[i]!,
+          thisUpdate,
+          ...(nextUpdate ? { nextUpdate } : {}),
+        };
+        // Another certificate's answer first: a client must pick its own by CertID.
+        return flaws.has("extra-single-response")
+          ? [{ ...single, certId: otherSerial(certId), status: { status: "good" as const } }, single]
+          : [single];
+      }),
       crypto: this.crypto,
     });
     const outcome = statuses.map((s) => s.status).join(",");

@@ -101,7 +101,9 @@ export class CaStatusSource implements StatusSource {
     const key = `${issuer.id}:${defect}`;
     let signer = this.flawed.get(key);
     if (!signer) {
-      signer = this.ca.issue("ocsp-signer", { issuer: issuer.id, flaw: defect }).then((c) => this.ca.signer(c.serial));
+      // The other CA's signer is named for what it is, so error details never confuse it with ours.
+      const name = defect === "other-ca" ? { commonName: "ocsp-lab OCSP signer of an unrelated CA" } : {};
+      signer = this.ca.issue("ocsp-signer", { issuer: issuer.id, flaw: defect, ...name }).then((c) => this.ca.signer(c.serial));
       signer.catch(() => this.flawed.delete(key));
       this.flawed.set(key, signer);
     }
@@ -115,8 +117,10 @@ export class CaStatusSource implements StatusSource {
 
   private async refresh(): Promise<void> {
     const map = new Map<string, ServedIssuer>();
+    // A revoked intermediate is still answered for: its certificates' statuses are the CA's
+    // records (the intermediate's own status is its parent's answer, as the parent issued it), so a
+    // leaf under it reads good until it is revoked itself.
     for (const rec of this.ca.issuers()) {
-      if (rec.revocation) continue;
       const self = await this.ca.signer(rec.serial);
       const served: ServedIssuer = {
         id: rec.serial,

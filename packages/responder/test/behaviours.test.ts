@@ -62,6 +62,35 @@ describe("issuers", () => {
     ).toEqual([ca.rootSerial, mid.serial].sort());
   });
 
+  it("keeps answering for a revoked intermediate's certificates: a leaf under it is good until revoked itself", async () => {
+    // A CA of its own: the shared one's issuer count is part of other tests.
+    const own = await CertificateAuthority.init(join(dir, "ca-revoked-mid"), { watch: true });
+    const revokedMid = await own.createIntermediate();
+    const r = await (await OcspResponder.forCa(own)).start();
+    try {
+      const under = await own.issue("server", { issuer: revokedMid.serial, ocspUrl: r.url });
+      await own.revoke(revokedMid.serial, { reason: CRLReason.cACompromise });
+      const self = await run("openssl", [
+        "ocsp",
+        "-issuer",
+        own.rootFile,
+        "-cert",
+        revokedMid.certFile,
+        "-url",
+        r.url,
+        "-CAfile",
+        own.rootFile,
+      ]);
+      expect(self.stdout).toContain(`${revokedMid.certFile}: revoked`);
+      const args = ["ocsp", "-issuer", revokedMid.certFile, "-cert", under.certFile, "-url", r.url, "-CAfile", own.rootFile];
+      const leafAnswer = await run("openssl", [...args, "-verify_other", revokedMid.certFile]);
+      expect(leafAnswer.stdout).toContain(`${under.certFile}: good`);
+    } finally {
+      await r.stop();
+      own.close();
+    }
+  });
+
   it("answers unknown for a serial the named issuer did not issue", async () => {
     // A CertID naming the root with the serial of a certificate the intermediate issued.
     const der = (
@@ -120,6 +149,78 @@ describe("behaviours through the admin API, seen by openssl ocsp", () => {
     expect(await signer.isSelfSigned()).toBe(true);
     expect(signer.getExtension(x509.ExtendedKeyUsageExtension)?.usages).toEqual([OID.kpOcspSigning]);
     expect(await signer.verify({ publicKey: ca.root.certificate.publicKey, signatureOnly: true })).toBe(false);
+  });
+
+  /** POST a SHA-1 CertID request for `cert` under `issuer` and decode the answer. */
+  const ask = async (cert: IssuedCertificate, issuer: x509.X509Certificate) => {
+    const der = (await buildOcspRequest({ certificate: toPkiCertificate(cert.certificate), issuer: toPkiCertificate(issuer) }))
+      .der;
+    const res = await fetch(responder.url, {
+      method: "POST",
+      body: Buffer.from(der),
+      headers: { "content-type": "application/ocsp-request" },
+    });
+    return { res, parsed: OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer())) };
+  };
+
+  it("signs `extra-single-response` answers with another serial's good SingleResponse before the one asked for", async () => {
+    responder.setBehaviour(
+      { kind: "serial", serial: leaf.serial },
+      { steps: [{ actions: [{ kind: "content", flaw: "extra-single-response" }] }] },
+    );
+    const { parsed } = await ask(leaf, ca.root.certificate);
+    const [extra, own] = parsed.responses;
+    expect(parsed.responses).toHaveLength(2);
+    expect(own!.certId.serial).toBe(leaf.serial);
+    expect(own!.status).toBe("good");
+    expect(extra!.certId.serial).not.toBe(leaf.serial);
+    expect(extra!.certId.issuerKeyHash).toBe(own!.certId.issuerKeyHash);
+    expect(extra!.status).toBe("good");
+    // openssl ocsp finds the certificate's own answer by CertID.
+    const r = await ocsp(leaf);
+    expect(r.stderr).toContain("Response verify OK");
+    expect(r.stdout).toContain(`${leaf.certFile}: good`);
+  });
+
+  it("names the `signer-other-ca` signer apart from the CA's own delegated signer", async () => {
+    responder.setBehaviour(
+      { kind: "serial", serial: leaf.serial },
+      { steps: [{ actions: [{ kind: "content", flaw: "signer-other-ca" }] }] },
+    );
+    const { parsed } = await ask(leaf, ca.root.certificate);
+    const signer = parsed.certificates[0]!;
+    expect(signer.subject).toBe("CN=ocsp-lab OCSP signer of an unrelated CA");
+    expect(signer.issuer).toMatch(/^CN=ocsp-lab unrelated CA /);
+    const own = (await ca.ocspSignerOf(ca.rootSerial)).certificate.subject;
+    expect(signer.subject).not.toBe(own);
+  });
+
+  it("sends Retry-After on an HTTP 503 whose behaviour gives none (1 s), and the behaviour's when it does", async () => {
+    const res = async () =>
+      fetch(responder.url, {
+        method: "POST",
+        body: Buffer.from(
+          (
+            await buildOcspRequest({
+              certificate: toPkiCertificate(leaf.certificate),
+              issuer: toPkiCertificate(ca.root.certificate),
+            })
+          ).der,
+        ),
+        headers: { "content-type": "application/ocsp-request" },
+      });
+    responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "http", status: 503 }], count: 1 }] });
+    const plain = await res();
+    expect([plain.status, plain.headers.get("retry-after")]).toEqual([503, "1"]);
+    responder.setBehaviour(
+      { kind: "global" },
+      { steps: [{ actions: [{ kind: "http", status: 503, retryAfter: 7 }], count: 1 }] },
+    );
+    const told = await res();
+    expect([told.status, told.headers.get("retry-after")]).toEqual([503, "7"]);
+    responder.setBehaviour({ kind: "global" }, { steps: [{ actions: [{ kind: "http", status: 500 }], count: 1 }] });
+    const other = await res();
+    expect([other.status, other.headers.get("retry-after")]).toEqual([500, null]);
   });
 
   it("overrides a status, then sequences: tryLater for 2 requests, then revoked", async () => {

@@ -47,7 +47,8 @@ log_level: info`;
  *                                    # { kind: bytes, base64: MAMKAQM= }, { kind: file, path: staple.der }
  * backend: tcp://127.0.0.1:6379      # or http://127.0.0.1:8080, or status (default)
  * policy: { query_frequency: 3600, response_timeout: 1, recovery_frequency: 60, recovery_max_tries: 5,
- *           on_failure: invalidate, expiry_margin: 60, mode: eager, startup: wait-for-staple }
+ *           on_failure: invalidate, expiry_margin: 60, mode: eager, startup: wait-for-staple,
+ *           cert_id_hash: sha1 }          # or sha256: the CertID hash of each query
  * tls: { min_version: TLSv1.2, max_version: TLSv1.3 }
  * admin: { port: 9443, token: s3cretToken }   # 127.0.0.1 unless host is given; or false
  * state_dir: .ocsp-lab               # staples persisted in <state_dir>/staples; default $OCSP_LAB_HOME or ./.ocsp-lab

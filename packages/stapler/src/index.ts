@@ -30,8 +30,16 @@ export {
   STAPLING_MODES,
   ON_FAILURE_POLICIES,
   STARTUP_POLICIES,
+  CERT_ID_HASHES,
 } from "./policy.js";
-export type { PollingPolicy, PollingPolicyInput, StaplingMode, OnFailurePolicy, StartupPolicy } from "./policy.js";
+export type {
+  PollingPolicy,
+  PollingPolicyInput,
+  StaplingMode,
+  OnFailurePolicy,
+  StartupPolicy,
+  CertIdHashName,
+} from "./policy.js";
 export { fetchOcsp, MAX_RESPONSE_BYTES } from "./fetcher.js";
 export { loadStaplerConfig, startFromConfig, builderFromConfig, staplerConfigSchema, parseBackend } from "./config.js";
 export type { StaplerConfig } from "./config.js";

@@ -44,6 +44,15 @@ export type OnFailurePolicy = (typeof ON_FAILURE_POLICIES)[number];
 export const STARTUP_POLICIES = ["wait-for-staple", "ready-after-timeout"] as const;
 export type StartupPolicy = (typeof STARTUP_POLICIES)[number];
 
+/**
+ * The hash of the CertID the stapler sends (`cert_id_hash`, RFC 6960 §4.1.1 hashAlgorithm):
+ * `sha1`, what RFC 5019 §2.1.1 profiles and nginx, Apache and OpenSSL clients send, or
+ * `sha256`, for responders (and clients) that want SHA-2 CertIDs. The response's CertID is
+ * matched under whatever hash it uses.
+ */
+export const CERT_ID_HASHES = ["sha1", "sha256"] as const;
+export type CertIdHashName = (typeof CERT_ID_HASHES)[number];
+
 const seconds = z.number().positive().max(MAX_SECONDS);
 
 /**
@@ -59,7 +68,8 @@ const seconds = z.number().positive().max(MAX_SECONDS);
  * - `expiry_margin`: seconds before nextUpdate at which `serve-until-expiry` stops serving (60);
  * - `mode`: `eager` | `lazy` | `expire-then-fetch` | `in-handshake` (eager);
  * - `startup`: `wait-for-staple` | `ready-after-timeout` (wait-for-staple);
- * - `max_skew`: seconds a thisUpdate may lie in the future (300).
+ * - `max_skew`: seconds a thisUpdate may lie in the future (300);
+ * - `cert_id_hash`: `sha1` | `sha256`, the hash of the CertID in each query (sha1, RFC 5019 §2.1.1).
  */
 export const pollingPolicySchema = z
   .object({
@@ -72,6 +82,7 @@ export const pollingPolicySchema = z
     mode: z.enum(STAPLING_MODES).default("eager"),
     startup: z.enum(STARTUP_POLICIES).default("wait-for-staple"),
     max_skew: z.number().min(0).max(MAX_SECONDS).default(300),
+    cert_id_hash: z.enum(CERT_ID_HASHES).default("sha1"),
   })
   .strict();
 
@@ -89,6 +100,8 @@ export interface PollingPolicy {
   mode: StaplingMode;
   startup: StartupPolicy;
   maxSkewMs: number;
+  /** The CertID hash of each query, as WebCrypto names it. */
+  certIdHash: "SHA-1" | "SHA-256";
 }
 
 const FIELDS = Object.keys(pollingPolicySchema.shape).join(", ");
@@ -114,7 +127,9 @@ export function parsePolicy(input: PollingPolicyInput = {}): PollingPolicy {
               ? `give one of ${STAPLING_MODES.join(", ")}`
               : field === "startup"
                 ? `give one of ${STARTUP_POLICIES.join(", ")}`
-                : `give a ${field === "expiry_margin" || field === "max_skew" ? "non-negative" : "positive"} number of seconds, at most ${MAX_SECONDS}`;
+                : field === "cert_id_hash"
+                  ? `give one of ${CERT_ID_HASHES.join(", ")}`
+                  : `give a ${field === "expiry_margin" || field === "max_skew" ? "non-negative" : "positive"} number of seconds, at most ${MAX_SECONDS}`;
     throw new InvalidPolicyError(
       issue.code === "unrecognized_keys" ? "policy" : field,
       issue.code === "unrecognized_keys" ? issue.keys : value,
@@ -132,5 +147,6 @@ export function parsePolicy(input: PollingPolicyInput = {}): PollingPolicy {
     mode: p.mode,
     startup: p.startup,
     maxSkewMs: p.max_skew * 1000,
+    certIdHash: p.cert_id_hash === "sha256" ? "SHA-256" : "SHA-1",
   };
 }

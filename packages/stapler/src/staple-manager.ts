@@ -630,6 +630,7 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
     const request = await buildOcspRequest({
       certificate: toPkiCertificate(certificate),
       issuer: toPkiCertificate(issuer),
+      hash: policy.certIdHash,
       nonce: this.opts.nonce,
       crypto,
     });

@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { promises as fs } from "node:fs";
 import { connect, type ConnectionOptions } from "node:tls";
 import { join } from "node:path";
-import type { ManualClock } from "@ocsp-lab/ocsp";
+import { OcspResponse, type ManualClock } from "@ocsp-lab/ocsp";
 import {
   StapleManager,
   StapleStore,
@@ -327,4 +327,23 @@ describe("stricter verification", () => {
     expect(s.status()[0]!.staple).toBe("none");
     expect(s.status()[0]!.lastFetch?.error).toMatch(/outlives certificate/);
   });
+});
+
+describe("cert_id_hash", () => {
+  it.each([
+    ["sha1", "SHA-1"],
+    ["sha256", "SHA-256"],
+  ] as const)(
+    "%s: queries with a CertID of that hash, and staples the answer (its CertID has the same hash)",
+    async (name, hash) => {
+      const l = await lab();
+      const s = await stapler(l, { ...QUICK_RETRIES, cert_id_hash: name });
+      expect(l.responder.requests().map((r) => r.hashes)).toEqual([[hash]]);
+      const staple = await handshake(l, s.port);
+      expect(staple).toBeDefined();
+      expect(OcspResponse.fromDer(staple!).responses.map((r) => [r.certId.hashOid, r.status])).toEqual([
+        [name === "sha1" ? "1.3.14.3.2.26" : "2.16.840.1.101.3.4.2.1", "good"],
+      ]);
+    },
+  );
 });

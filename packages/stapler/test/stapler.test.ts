@@ -213,6 +213,7 @@ describe("configuration", () => {
       mode: "eager",
       startup: "wait-for-staple",
       maxSkewMs: 300_000,
+      certIdHash: "SHA-1",
     });
     expect(parsePolicy({ response_timeout: 0.5 }).responseTimeoutMs).toBe(500);
   });
@@ -223,6 +224,7 @@ describe("configuration", () => {
     [{ response_timeout: "1" }, /response_timeout "1"/],
     [{ query_frequncy: 5 }, /query_frequncy.*unknown field/],
     [{ on_failure: "retry" }, /on_failure "retry".*invalidate, serve-until-expiry, staple-errors/],
+    [{ cert_id_hash: "md5" }, /cert_id_hash "md5".*sha1, sha256/],
     [{ mode: "nginx" }, /mode "nginx".*eager, lazy, expire-then-fetch, in-handshake/],
   ])("rejects %j naming the field", (input, message) => {
     expect(() => parsePolicy(input as never)).toThrow(InvalidPolicyError);
