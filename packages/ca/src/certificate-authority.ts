@@ -458,7 +458,8 @@ export class CertificateAuthority {
   }
 
   /**
-   * Follow changes other processes make to the store; `listener`, if given, runs after each
+   * Follow changes other processes make to the store (and the intermediates this handle creates);
+   * `listener`, if given, runs after each
    * change is loaded. Idempotent. Stopped by `close()`.
    */
   watch(listener?: () => void): void {
@@ -615,6 +616,9 @@ export class CertificateAuthority {
       if (!committed && wrote) this.signers.delete(serial);
       throw err;
     }
+    // A new intermediate is a new issuer for this handle's watchers (a responder serves it from
+    // now on); a store reload would not tell them, as this handle already holds the write.
+    if (isCa) this.emitChange();
     return {
       serial,
       profile,

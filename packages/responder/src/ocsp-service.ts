@@ -206,7 +206,12 @@ export class OcspService {
       return error(OCSPResponseStatus.malformedRequest);
 
     // Which issuer answers; every CertID must name one we serve (or be answered unknown).
-    const issuers = request.certIds.map((c) => this.source.issuer(c));
+    let issuers = request.certIds.map((c) => this.source.issuer(c));
+    // An issuer created a moment ago may still be loading: look again once it is.
+    if (issuers.some((i) => i === undefined) && this.source.settled) {
+      await this.source.settled();
+      issuers = request.certIds.map((c) => this.source.issuer(c));
+    }
     const signingIssuer =
       issuers.find((i) => i !== undefined) ?? (this.unknownIssuer === "unknown" ? this.source.defaultIssuer?.() : undefined);
     if (!signingIssuer || (this.unknownIssuer === "unauthorized" && issuers.some((i) => i === undefined))) {

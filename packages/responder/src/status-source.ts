@@ -35,6 +35,12 @@ export interface StatusSource {
   onChange?(listener: () => void): void;
   /** The issuer that signs answers about issuers not served here (`unknown` mode); optional. */
   defaultIssuer?(): ServedIssuer | undefined;
+  /**
+   * Resolves once a reload of the issuers under way (after a store change) is done, at once
+   * when none is; optional. A CertID naming no issuer served is looked up again after it, so
+   * an intermediate created a moment before the request is answered for, not `unauthorized`.
+   */
+  settled?(): Promise<void>;
 }
 
 const HASHES: CertIdHash[] = ["SHA-1", "SHA-256", "SHA-384", "SHA-512"];
@@ -51,6 +57,8 @@ export class CaStatusSource implements StatusSource {
   private readonly flawed = new Map<string, Promise<Signer>>();
   private readonly crypto: Crypto | undefined;
   private readonly listeners = new Set<() => void>();
+  /** The reload of the issuers under way after a store change, if any. */
+  private refreshing: Promise<void> | undefined;
 
   private constructor(ca: CertificateAuthority, crypto?: Crypto) {
     this.ca = ca;
@@ -65,12 +73,14 @@ export class CaStatusSource implements StatusSource {
       // Tell listeners at once (a cached answer must not outlive a status change), and again
       // once new intermediates are loaded.
       for (const l of source.listeners) l();
-      source
+      const run = source
         .refresh()
         .catch(() => undefined)
         .finally(() => {
+          if (source.refreshing === run) source.refreshing = undefined;
           for (const l of source.listeners) l();
         });
+      source.refreshing = run;
     });
     return source;
   }
@@ -113,6 +123,11 @@ export class CaStatusSource implements StatusSource {
   /** See StatusSource.onChange. */
   onChange(listener: () => void): void {
     this.listeners.add(listener);
+  }
+
+  /** See StatusSource.settled. */
+  async settled(): Promise<void> {
+    await this.refreshing;
   }
 
   private async refresh(): Promise<void> {
@@ -175,6 +190,11 @@ export class CompositeStatusSource implements StatusSource {
   /** See StatusSource.onChange. */
   onChange(listener: () => void): void {
     for (const s of this.sources) s.onChange?.(listener);
+  }
+
+  /** See StatusSource.settled: every source's. */
+  async settled(): Promise<void> {
+    await Promise.all(this.sources.map((s) => s.settled?.()));
   }
 
   /** The first source's default issuer. */

@@ -91,6 +91,21 @@ describe("issuers", () => {
     }
   });
 
+  it("answers for an intermediate created after it started from the very first request", async () => {
+    const own = await CertificateAuthority.init(join(dir, "ca-late-mid"), { watch: true });
+    const r = await (await OcspResponder.forCa(own)).start();
+    try {
+      const late = await own.createIntermediate();
+      const under = await own.issue("server", { issuer: late.serial, ocspUrl: r.url });
+      const args = ["ocsp", "-issuer", late.certFile, "-cert", under.certFile, "-url", r.url, "-CAfile", own.rootFile];
+      const first = await run("openssl", [...args, "-verify_other", late.certFile]);
+      expect(first.stdout + first.stderr).toContain(`${under.certFile}: good`);
+    } finally {
+      await r.stop();
+      own.close();
+    }
+  });
+
   it("answers unknown for a serial the named issuer did not issue", async () => {
     // A CertID naming the root with the serial of a certificate the intermediate issued.
     const der = (
