@@ -96,6 +96,12 @@ interface CacheEntry {
   refreshAt: number;
   /** The answer as served from the cache (built once). */
   answer: Answer;
+  /** What it was signed from: re-checked against the source after a change (see `fresh`). */
+  certId: CertIdFields;
+  issuer: ServedIssuer;
+  statusKey: string;
+  /** The source's change count when it was last known to match (see OcspService.sourceVersion). */
+  version: number;
 }
 
 /** Most answers kept; past it the cache starts over (a lab never has this many distinct live requests). */
@@ -108,7 +114,9 @@ const MAX_CACHE_ENTRIES = 100_000;
  * BasicOCSPResponse with one SingleResponse per CertID and the nonce echoed. Behaviours
  * (status overrides, error answers, content flaws) are applied here; transport actions are
  * passed on. Nonce-less single-CertID answers are pre-signed and cached until half their
- * validity, and the cache is dropped whenever a status or a behaviour changes.
+ * validity. A cached answer is never served across a change of its own certificate's status
+ * or issuer (it is re-checked against the source after any change the source reports, and
+ * dropped if its status differs); a change of behaviours drops every cached answer.
  */
 export class OcspService {
   private readonly source: StatusSource;
@@ -127,8 +135,18 @@ export class OcspService {
    */
   private readonly byRequest = new Map<string, CacheEntry>();
   private rogue: Promise<Signer> | undefined;
-  /** Bumped by every clear: an answer signed across a status change must not be cached. */
+  /** Bumped by every clear: an answer signed across a behaviour change must not be cached. */
   private generation = 0;
+  /**
+   * Bumped whenever the source reports a change (any serial's status, the issuers loaded). A
+   * cached answer whose `version` is current is served as is; an older one is checked again
+   * against the source once (its status and issuer), so one revocation does not drop the
+   * answers about every other certificate (which would re-sign all of them under load, and
+   * give clients holding an ETag a new one for an unchanged answer).
+   */
+  private sourceVersion = 0;
+  /** A source that cannot report changes is checked on every hit. */
+  private readonly sourceReportsChanges: boolean;
 
   /** A service answering from `options.source` under `options.behaviour`. */
   constructor(options: OcspServiceOptions) {
@@ -140,8 +158,10 @@ export class OcspService {
     this.signing = { by: "delegated", responderId: "byKey", includeSigner: true, rsaPss: false, ...options.signing };
     this.unknownIssuer = options.unknownIssuer ?? "unauthorized";
     this.cacheEnabled = options.cache ?? true;
-    // "Dropped the moment the certificate's status changes": any change clears every entry.
-    this.source.onChange?.(() => this.clearCache());
+    this.sourceReportsChanges = this.source.onChange !== undefined;
+    this.source.onChange?.(() => {
+      this.sourceVersion += 1;
+    });
     this.behaviour.onChange(() => this.clearCache());
   }
 
@@ -158,11 +178,22 @@ export class OcspService {
   lookup(rawKey: string): Answer | undefined {
     if (!this.cacheEnabled || !this.behaviour.idle) return undefined;
     const hit = this.byRequest.get(rawKey);
-    if (!hit) return undefined;
-    const now = this.clock.now().getTime();
-    // A clock set back before thisUpdate must not get an answer from its future.
-    if (now >= hit.refreshAt || now < hit.thisUpdate.getTime()) return undefined;
-    return hit.answer;
+    return hit && this.fresh(hit, this.clock.now().getTime()) ? hit.answer : undefined;
+  }
+
+  /**
+   * Whether a cached entry may still be served at `now` (ms since the epoch): inside its window
+   * (before refreshAt; not before thisUpdate, so a clock set back gets no answer from its
+   * future), and still what the source says of its certificate.
+   */
+  private fresh(entry: CacheEntry, now: number): boolean {
+    if (now >= entry.refreshAt || now < entry.thisUpdate.getTime()) return false;
+    if (entry.version === this.sourceVersion && this.sourceReportsChanges) return true;
+    const version = this.sourceVersion;
+    if (this.source.issuer(entry.certId) !== entry.issuer) return false;
+    if (statusKey(this.source.status(entry.issuer, entry.certId.serial)) !== entry.statusKey) return false;
+    entry.version = version;
+    return true;
   }
 
   /**
@@ -219,6 +250,8 @@ export class OcspService {
     }
 
     const generation = this.generation;
+    // Read before the statuses: a change while signing leaves the entry older than the source.
+    const version = this.sourceVersion;
     const statusAction = resolved.actions.find((a) => a.kind === "status");
     const flaws = new Set(resolved.actions.filter((a) => a.kind === "content").map((a) => (a as { flaw: ContentFlaw }).flaw));
     const cacheKey =
@@ -228,7 +261,7 @@ export class OcspService {
     const now = this.clock.now();
     if (cacheKey) {
       const hit = this.cache.get(cacheKey);
-      if (hit && now.getTime() < hit.refreshAt && now.getTime() >= hit.thisUpdate.getTime()) {
+      if (hit && this.fresh(hit, now.getTime())) {
         if (requestKey !== undefined) this.remember(requestKey, hit);
         return hit.answer;
       }
@@ -241,6 +274,7 @@ export class OcspService {
       resolved.from === "global" ||
       resolved.from === `serial:${c.serial}` ||
       resolved.from === `issuer:${issuers[i]?.id}`;
+    let signedFrom: string | undefined;
     const statuses: CertStatus[] = request.certIds.map((c, i) => {
       const own = i === 0 || this.behaviour.idle ? undefined : this.behaviour.peekStatus(c.serial, issuers[i]?.id);
       const override = own ?? (statusAction?.kind === "status" && inScope(c, i) ? statusAction : undefined);
@@ -254,7 +288,10 @@ export class OcspService {
           : { status: override.status };
       }
       const issuer = issuers[i];
-      return issuer ? toCertStatus(this.source.status(issuer, c.serial)) : { status: "unknown" };
+      if (!issuer) return { status: "unknown" };
+      const status = this.source.status(issuer, c.serial);
+      if (i === 0) signedFrom = statusKey(status);
+      return toCertStatus(status);
     });
 
     let thisUpdate = now;
@@ -301,7 +338,7 @@ export class OcspService {
     });
     const outcome = statuses.map((s) => s.status).join(",");
     const etag = `"${createHash("sha256").update(der).digest("hex").slice(0, 32)}"`;
-    if (cacheKey && nextUpdate && generation === this.generation) {
+    if (cacheKey && nextUpdate && generation === this.generation && signedFrom !== undefined && issuers[0]) {
       const answer: Answer = {
         ...base,
         der,
@@ -321,6 +358,10 @@ export class OcspService {
         outcome,
         refreshAt: now.getTime() + this.validityMs / 2,
         answer,
+        certId: first!,
+        issuer: issuers[0],
+        statusKey: signedFrom,
+        version,
       };
       if (this.cache.size >= MAX_CACHE_ENTRIES) this.clearCache();
       this.cache.set(cacheKey, entry);
@@ -380,6 +421,12 @@ function keyOf(certId: pkijs.CertID): string {
 }
 
 /** The CertStatus to sign for what the CA knows (its invalidity date is not part of RFC 6960 RevokedInfo). */
+/** A status as a string that differs whenever what an answer says about it would. */
+function statusKey(s: SerialStatus): string {
+  if (s.status !== "revoked") return s.status;
+  return `revoked:${s.revocationTime.getTime()}:${s.revocationReason ?? ""}:${s.invalidityDate?.getTime() ?? ""}`;
+}
+
 function toCertStatus(s: SerialStatus): CertStatus {
   return s.status === "revoked"
     ? {

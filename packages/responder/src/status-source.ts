@@ -31,7 +31,12 @@ export interface StatusSource {
   status(issuer: ServedIssuer, serial: string): SerialStatus;
   /** A delegated signer with a deliberate defect, for content behaviours; optional. */
   flawedSigner?(issuer: ServedIssuer, defect: SignerDefect): Promise<Signer>;
-  /** Register a listener run whenever statuses may have changed (the response cache listens). */
+  /**
+   * Register a listener run whenever statuses or issuers may have changed. The response cache
+   * listens: after a change it checks each cached answer against `status` and `issuer` once
+   * before serving it again; a source without `onChange` has every cached hit checked.
+   * `issuer` should return the same object while that issuer is unchanged.
+   */
   onChange?(listener: () => void): void;
   /** The issuer that signs answers about issuers not served here (`unknown` mode); optional. */
   defaultIssuer?(): ServedIssuer | undefined;
@@ -135,14 +140,17 @@ export class CaStatusSource implements StatusSource {
     // A revoked intermediate is still answered for: its certificates' statuses are the CA's
     // records (the intermediate's own status is its parent's answer, as the parent issued it), so a
     // leaf under it reads good until it is revoked itself.
+    const before = new Map(this.issuers().map((i) => [i.id, i]));
     for (const rec of this.ca.issuers()) {
       const self = await this.ca.signer(rec.serial);
-      const served: ServedIssuer = {
-        id: rec.serial,
-        certificate: self.certificate,
-        self,
-        delegated: await this.ca.ocspSignerOf(rec.serial),
-      };
+      const delegated = await this.ca.ocspSignerOf(rec.serial);
+      // The same object while nothing about the issuer changed: the response cache keeps the
+      // answers signed for it (it compares issuers by identity).
+      const kept = before.get(rec.serial);
+      const served: ServedIssuer =
+        kept && kept.self === self && kept.delegated === delegated
+          ? kept
+          : { id: rec.serial, certificate: self.certificate, self, delegated };
       const pki = toPkiCertificate(self.certificate);
       for (const hash of HASHES) {
         const h = await issuerHashes(pki, hash, this.crypto);

@@ -242,6 +242,38 @@ describe("behaviour at run time", () => {
   });
 });
 
+describe("the answer cache", () => {
+  async function get(cert: IssuedCertificate) {
+    const b64 = encodeURIComponent(Buffer.from(await requestDer(cert)).toString("base64"));
+    const res = await fetch(`${responder.url}/${b64}`);
+    const response = OcspResponse.fromDer(new Uint8Array(await res.arrayBuffer()));
+    const logged = responder.requests({ serial: cert.serial }).at(-1)!;
+    return { etag: res.headers.get("etag"), status: response.responses[0]!.status, cached: logged.cached };
+  }
+
+  it("keeps the answers about other certificates across a revocation and a new intermediate, and drops only the revoked one's", async () => {
+    const a = await ca.issueServer({ ocspUrl: responder.url });
+    const b = await ca.issueServer({ ocspUrl: responder.url });
+    const first = await get(a);
+    expect(first).toMatchObject({ status: "good", cached: false });
+    expect(await get(b)).toMatchObject({ status: "good" });
+
+    await ca.revoke(b.serial, { reason: CRLReason.keyCompromise });
+    // The same pre-signed answer (same ETag, from the cache): b's revocation says nothing about a.
+    expect(await get(a)).toEqual({ ...first, cached: true });
+    expect(await get(b)).toMatchObject({ status: "revoked", cached: false });
+
+    await ca.createIntermediate({ commonName: "cache test intermediate" });
+    expect(await get(a)).toEqual({ ...first, cached: true });
+
+    await ca.revoke(a.serial, { reason: CRLReason.superseded });
+    const revoked = await get(a);
+    expect(revoked).toMatchObject({ status: "revoked", cached: false });
+    expect(revoked.etag).not.toBe(first.etag);
+    expect(await get(a)).toEqual({ ...revoked, cached: true });
+  });
+});
+
 /**
  * A nonce whose bytes put `+` and `/` in the base64 of any request carrying it, wherever it
  * starts: FB EF BE FB EF BE is "++++++++" when aligned on a 3-byte base64 group, and three
