@@ -43,7 +43,7 @@ export type { RunningLab } from "./running.js";
 export { NodeStrictClient } from "./clients/node-client.js";
 export { CurlClient } from "./clients/curl-client.js";
 export { OpensslClient } from "./clients/openssl-client.js";
-export type { ClientDriver, ClientObservation, TlsTarget } from "./clients/client.js";
+export type { ClientDriver, ClientObservation, KeptSession, TlsTarget } from "./clients/client.js";
 export {
   HarnessError,
   UsageError,

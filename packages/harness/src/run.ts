@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePolicy } from "@ocsp-lab/stapler";
-import type { ClientDriver, TlsTarget } from "./clients/client.js";
+import type { ClientDriver, ClientObservation, KeptSession, TlsTarget } from "./clients/client.js";
 import { CurlClient } from "./clients/curl-client.js";
 import { NodeStrictClient } from "./clients/node-client.js";
 import { OpensslClient } from "./clients/openssl-client.js";
@@ -103,8 +103,10 @@ export function defaultJobs(): number {
  * run), driven into the scenario's state, then probed by every client. Up to `jobs` scenarios
  * run at once; they share nothing but the process (each lab has its own state folder, ports,
  * clock, CA, responder and stapler). Returns one row per scenario × client plus one for the
- * stapler itself, and one per client for each timeline step with an `expect` (client named
- * `node @1.5s`: judged right after that step), in the run's scenario order.
+ * stapler itself, one per client for each timeline step with an `expect` (client named
+ * `node @1.5s`: judged right after that step), and, for a scenario with `expect_resumed`, one per
+ * client for its resumption of the session kept at the `save_session` step (client named `node
+ * resumed`, right before that client's fresh handshake), in the run's scenario order.
  * @throws UsageError for an unknown scenario or client name; ScenarioFileError for a bad file;
  * RangeError for `jobs` not a whole number ≥ 1; the first error of a lab that could not start
  * (after the scenarios already running have finished).
@@ -170,14 +172,20 @@ async function runOne(
     ...(cert ? { leaf: { keyType: cert.key_type, mustStaple: cert.must_staple, issuer: cert.issuer } } : {}),
   });
   let check: StaplerCheck | undefined;
+  // The TLS sessions the clients kept at the `save_session` step, by client name.
+  const sessions = new Map<string, KeptSession>();
   try {
     // Right after a step with an `expect`: one handshake of each client, all at once.
-    const probeClients = (target: TlsTarget): Promise<ProbeResult[]> =>
+    const probeClients = (target: TlsTarget, options: { keepSession?: boolean } = {}): Promise<ProbeResult[]> =>
       Promise.all(
         clients.map(async (client): Promise<ProbeResult> => {
           const avail = availability.get(client.name)!;
           if (!avail.ok) return { client: client.name, outcome: "-", detail: avail.reason, skipped: true };
-          return client.probe(target);
+          if (!options.keepSession || !client.probeKeepingSession) return client.probe(target);
+          const kept = await client.probeKeepingSession(target);
+          await sessions.get(client.name)?.discard();
+          sessions.set(client.name, kept.session);
+          return kept.observation;
         }),
       );
     try {
@@ -207,6 +215,20 @@ async function runOne(
     for (const client of clients) {
       const expected = scenario.expect[client.name] ?? "connected";
       const avail = availability.get(client.name)!;
+      if (scenario.expectResumed) {
+        const want = scenario.expectResumed[client.name] ?? "connected";
+        const row = { scenario: scenario.name, client: `${client.name} resumed`, expected: want };
+        if (!avail.ok) add({ ...row, observed: "-", verdict: "skipped", detail: avail.reason });
+        else if (!client.probeKeepingSession)
+          add({ ...row, observed: "-", verdict: "skipped", detail: `${client.name} cannot keep a TLS session` });
+        else {
+          const kept = sessions.get(client.name);
+          const obs: ClientObservation = kept
+            ? await kept.resume()
+            : { client: client.name, outcome: "no session to resume", detail: "the save_session step did not run" };
+          add({ ...row, observed: obs.outcome, verdict: obs.outcome === want ? "ok" : "MISMATCH", detail: obs.detail });
+        }
+      }
       if (!avail.ok) {
         add({ scenario: scenario.name, client: client.name, expected, observed: "-", verdict: "skipped", detail: avail.reason });
         continue;
@@ -222,6 +244,7 @@ async function runOne(
       });
     }
   } finally {
+    await Promise.all([...sessions.values()].map((s) => s.discard()));
     await check?.stop?.();
     await lab.stop();
   }

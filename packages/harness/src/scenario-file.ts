@@ -95,6 +95,10 @@ export const TIMELINE_ACTIONS = [
  * client makes one handshake then, and each gets a report row of its own. A step may be only an
  * `at` and an `expect` (a checkpoint, no action).
  *
+ * `save_session: true` on a step with an `expect`: each client's handshake at that step keeps the
+ * TLS session the server gave (a TLS 1.3 ticket, RFC 8446 §4.6.1; a TLS 1.2 session ID or
+ * ticket), for the resumed handshakes the file's `expect_resumed` judges. One step at most.
+ *
  * When the timeline starts: `at` counts from the moment the lab is up, which is after the
  * stapler's first query (its start-up fetch sees the responder as the CA made it). A step with
  * `before_start: true` is applied instead after the certificate is issued and before the
@@ -116,10 +120,17 @@ export const timelineStepSchema = z
     flaw: z.enum(CONTENT_FLAWS).optional(),
     count: z.number().int().positive().optional(),
     before_start: z.boolean().optional(),
+    save_session: z.literal(true).optional(),
     expect: stepExpectSchema.optional(),
   })
   .strict()
   .superRefine((step, ctx) => {
+    if (step.save_session && step.expect === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["save_session"],
+        message: "a save_session step has an expect: the handshakes it judges are the ones that keep their sessions",
+      });
     if (step.before_start && step.at !== 0)
       ctx.addIssue({ code: "custom", path: ["at"], message: "a before_start step is at 0s" });
     const given = TIMELINE_ACTIONS.filter((k) => step[k] !== undefined);
@@ -173,6 +184,13 @@ export const documentedSchema = z
  * relative to the scenario file); `response_validity` the responder's nextUpdate − thisUpdate
  * (default 1h; short ones let a staple expire within the run); `stapler_check` names the code that observes the stapler
  * (see STAPLER_CHECKS); `documented` cites the clients' documentation for their expectations.
+ *
+ * `expect_resumed` (per client or class, as a step's expect; a client named nowhere is expected
+ * to be `connected`): after the stapler check, right before its fresh handshake, each client
+ * resumes the TLS session it kept at the timeline's `save_session` step, and that handshake is
+ * judged (a report row `<client> resumed`; outcomes as ClientObservation words them for a
+ * resumption, e.g. `connected (resumed, no staple seen)`). It needs a `save_session` step, and a
+ * `save_session` step needs it.
  */
 export const scenarioFileSchema = z
   .object({
@@ -189,10 +207,30 @@ export const scenarioFileSchema = z
     timeline: z.array(timelineStepSchema).default([]),
     stapler_check: z.enum(STAPLER_CHECK_NAMES).default("staple-status"),
     expect: expectSchema,
+    expect_resumed: stepExpectSchema.optional(),
     documented: documentedSchema.optional(),
   })
   .strict()
   .superRefine((file, ctx) => {
+    const saves = file.timeline.flatMap((st, i) => (st.save_session ? [i] : []));
+    if (saves.length > 1)
+      ctx.addIssue({
+        code: "custom",
+        path: ["timeline", saves[1]!, "save_session"],
+        message: `only one step keeps the sessions (step ${saves[0]} does already)`,
+      });
+    if (file.expect_resumed !== undefined && saves.length === 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["expect_resumed"],
+        message: "give a timeline step with save_session: true: its handshakes keep the sessions the clients resume",
+      });
+    if (file.expect_resumed === undefined && saves.length > 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["timeline", saves[0]!, "save_session"],
+        message: "nothing resumes the sessions it keeps: give expect_resumed",
+      });
     for (let i = 1; i < file.timeline.length; i++) {
       if (file.timeline[i]!.at < file.timeline[i - 1]!.at)
         ctx.addIssue({ code: "custom", path: ["timeline", i, "at"], message: "steps must be in time order" });

@@ -73,9 +73,11 @@ export interface ScenarioContext {
   nodeClient: ClientDriver;
   /**
    * One handshake of every client the run drives against `target` (skipped ones marked), for
-   * the timeline steps with an `expect`. Default: the Node client alone.
+   * the timeline steps with an `expect`; with `keepSession` (a `save_session` step) each client
+   * that can keeps the TLS session it got, for the run's resumed handshakes
+   * (ClientDriver.probeKeepingSession). Default: the Node client alone, keeping nothing.
    */
-  probeClients?: (target: TlsTarget) => Promise<ProbeResult[]>;
+  probeClients?: (target: TlsTarget, options?: { keepSession?: boolean }) => Promise<ProbeResult[]>;
 }
 
 /** Which built-in clients each client class of a scenario file's `expect` stands for. */
@@ -99,6 +101,12 @@ export interface Scenario {
   staplerExpected: string;
   /** Expected outcome per client name (see ClientObservation.outcome); absent means `connected`. */
   expect: Record<string, string>;
+  /**
+   * The file's `expect_resumed`, per client name: what each client's resumption of the session it
+   * kept at the `save_session` step must give, judged before its fresh handshake; undefined when
+   * the file has none (no resumed handshakes). A client absent from it is expected `connected`.
+   */
+  expectResumed: Record<string, string> | undefined;
   /** Where it came from: the file path. */
   file: string;
   /**
@@ -141,6 +149,7 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
     documented: { ...file.documented },
     staplerExpected: expected,
     expect,
+    expectResumed: file.expect_resumed === undefined ? undefined : perClient(file.expect_resumed),
     file: path,
     async beforeStapler(lab) {
       await applyBeforeStart(lab, file.timeline);
@@ -155,11 +164,14 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
         );
       const steps: StepObservation[] = [];
       const probe =
-        ctx.probeClients ?? (async (target: TlsTarget): Promise<ProbeResult[]> => [await ctx.nodeClient.probe(target)]);
+        ctx.probeClients ??
+        (async (target: TlsTarget, _options?: { keepSession?: boolean }): Promise<ProbeResult[]> => [
+          await ctx.nodeClient.probe(target),
+        ]);
       const afterStep = async (step: ScenarioFile["timeline"][number], index: number): Promise<void> => {
         if (step.expect === undefined) return;
         const wanted = perClient(step.expect);
-        for (const r of await probe(ctx.lab.target)) {
+        for (const r of await probe(ctx.lab.target, { keepSession: step.save_session === true })) {
           const want = wanted[r.client] ?? "connected";
           steps.push({
             step: index,

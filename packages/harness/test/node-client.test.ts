@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer, type Server } from "node:tls";
+import { createServer, type SecureVersion, type Server } from "node:tls";
+import { createServer as createHttpsServer } from "node:https";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { CertificateAuthority, type IssuedCertificate, type Signer } from "@ocsp-lab/ca";
 import { OcspResponseGenerator, createCertId, toPkiCertificate, type CertStatus } from "@ocsp-lab/ocsp";
-import { CurlClient, NodeStrictClient, OpensslClient, type TlsTarget } from "@ocsp-lab/harness";
-import { tempDir } from "../../../test-support/index.js";
+import { CurlClient, NodeStrictClient, OpensslClient, type ClientDriver, type TlsTarget } from "@ocsp-lab/harness";
+import { itWithPeer, tempDir } from "../../../test-support/index.js";
 
 let cleanup: () => Promise<void>;
 let ca: CertificateAuthority;
@@ -163,5 +165,140 @@ describe("command-line client drivers", () => {
   it("openssl s_client reports bytes that are no OCSPResponse as a parse error", async () => {
     const garbage = new TextEncoder().encode("this is not an OCSP response");
     expect((await withServer(garbage, (t) => new OpensslClient().probe(t))).outcome).toBe("staple: parse error");
+  });
+});
+
+/**
+ * An HTTPS server (so curl's transfers and s_client's request get an answer) that staples what
+ * `staple` holds at each handshake; `rotateTicketKeys` makes every session it gave before
+ * unresumable (new ticket keys).
+ */
+async function withSwitchingServer<T>(
+  fn: (target: TlsTarget, server: { staple: Uint8Array | undefined; rotateTicketKeys(): void; handshakes: number }) => Promise<T>,
+  options: { maxVersion?: SecureVersion } = {},
+): Promise<T> {
+  const state = {
+    staple: undefined as Uint8Array | undefined,
+    handshakes: 0,
+    rotateTicketKeys: () => server.setTicketKeys(randomBytes(48)),
+  };
+  const server = createHttpsServer(
+    { cert: leaf.certPem + ca.root.certificate.toString("pem"), key: leaf.keyPem, ...options },
+    (_req, res) => res.writeHead(200, { Connection: "close" }).end("ok\n"),
+  );
+  server.on("OCSPRequest", (_c: Buffer, _i: Buffer, cb: (e: Error | null, r?: Buffer) => void) =>
+    cb(null, state.staple ? Buffer.from(state.staple) : undefined),
+  );
+  server.on("secureConnection", () => (state.handshakes += 1));
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  try {
+    const port = (server.address() as AddressInfo).port;
+    return await fn({ host: "127.0.0.1", port, servername: "localhost", caFile: ca.rootFile }, state);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
+const revokedStaple = () =>
+  response({ status: { status: "revoked", revocationTime: new Date(Date.now() - HOUR), revocationReason: 1 } });
+
+/**
+ * Keep a session while the staple is good, staple revoked, then resume it (after rotating the
+ * server's ticket keys when `rotate`) and make a fresh handshake.
+ */
+async function resumeAfterRevocation(client: ClientDriver, rotate = false) {
+  return withSwitchingServer(async (target, server) => {
+    server.staple = await response({});
+    const kept = await client.probeKeepingSession!(target);
+    try {
+      server.staple = await revokedStaple();
+      if (rotate) server.rotateTicketKeys();
+      const resumed = await kept.session.resume();
+      const again = await kept.session.resume();
+      const fresh = await client.probe(target);
+      return { first: kept.observation, resumed, again, fresh };
+    } finally {
+      await kept.session.discard();
+    }
+  });
+}
+
+describe("a kept TLS session, resumed after the staple turned revoked", () => {
+  it("NodeStrictClient resumes it and connects with no staple to see; a fresh handshake is refused", async () => {
+    const r = await resumeAfterRevocation(new NodeStrictClient());
+    expect(r.first.outcome, r.first.detail).toBe("connected");
+    expect(r.resumed.outcome, r.resumed.detail).toBe("connected (resumed, no staple seen)");
+    expect(r.resumed.detail).toMatch(
+      /^TLSv1\.3 session resumed: no certificate, no staple .*when it was made: connected, staple good/,
+    );
+    expect(r.again.outcome).toBe("no session to resume");
+    expect(r.fresh.outcome).toBe("refused: revoked");
+  });
+
+  it("NodeStrictClient, TLS 1.2: an abbreviated handshake has no CertificateStatus either", async () => {
+    const node = new NodeStrictClient();
+    // A server of TLS 1.2 at most: the session ticket comes within the handshake itself.
+    await withSwitchingServer(
+      async (target, server) => {
+        server.staple = await response({});
+        const kept = await node.probeKeepingSession(target);
+        server.staple = await revokedStaple();
+        const resumed = await kept.session.resume();
+        expect(kept.observation.outcome).toBe("connected");
+        expect(resumed.outcome, resumed.detail).toBe("connected (resumed, no staple seen)");
+        expect(resumed.detail).toMatch(/^TLSv1\.2 session resumed/);
+      },
+      { maxVersion: "TLSv1.2" },
+    );
+  });
+
+  it("NodeStrictClient verifies afresh when the server will not resume (new ticket keys): refused, not resumed", async () => {
+    const r = await resumeAfterRevocation(new NodeStrictClient(), true);
+    expect(r.resumed.outcome, r.resumed.detail).toBe("refused: revoked (not resumed)");
+  });
+
+  itWithPeer("openssl")(
+    "openssl s_client -sess_out / -sess_in: Reused, no staple; a fresh handshake prints revoked",
+    async () => {
+      const r = await resumeAfterRevocation(new OpensslClient());
+      expect(r.first.outcome).toBe("staple: good");
+      expect(r.resumed.outcome, r.resumed.detail).toBe("no staple (resumed)");
+      expect(r.resumed.detail).toMatch(/^Reused, TLSv1\.3; /);
+      expect(r.again.outcome).toBe("no session to resume");
+      expect(r.fresh.outcome).toBe("staple: revoked");
+      const declined = await resumeAfterRevocation(new OpensslClient(), true);
+      expect(declined.resumed.outcome, declined.resumed.detail).toBe("staple: revoked (not resumed)");
+    },
+  );
+
+  itWithPeer("curl")("curl --cert-status, two transfers in one process: the resumed one finds no staple", async () => {
+    await withSwitchingServer(async (target, server) => {
+      server.staple = await response({});
+      const curl = new CurlClient();
+      const kept = await curl.probeKeepingSession(target);
+      expect(kept.observation.outcome, kept.observation.detail).toBe("connected");
+      // The second transfer waits on its pipe: no handshake until resume.
+      expect(server.handshakes).toBe(1);
+      server.staple = await revokedStaple();
+      const resumed = await kept.session.resume();
+      // curl 7.88 (curl#12399): it resumes, then requires a staple the resumed handshake cannot carry.
+      expect(resumed.outcome, resumed.detail).toBe("refused: no staple (resumed)");
+      expect(resumed.detail).toBe("SSL re-using session ID, no Certificate came; curl: (91) No OCSP response received");
+      expect(server.handshakes).toBe(2);
+    });
+    const declined = await resumeAfterRevocation(new CurlClient(), true);
+    expect(declined.resumed.outcome, declined.resumed.detail).toBe("refused: revoked (not resumed)");
+  });
+
+  itWithPeer("curl")("curl: a discarded session ends the waiting curl at once and resumes nothing", async () => {
+    await withSwitchingServer(async (target, server) => {
+      server.staple = await response({});
+      const kept = await new CurlClient().probeKeepingSession(target);
+      await kept.session.discard();
+      expect((await kept.session.resume()).outcome).toBe("no session to resume");
+      expect(server.handshakes).toBe(1);
+    });
   });
 });

@@ -213,6 +213,36 @@ describe("a scenario file", () => {
       "timeline: []",
       'with stapler_check staple-status, give "staple good", "staple revoked", "staple revoked (<reason>)" or "staple unknown"',
     ],
+    [
+      "timeline.0.save_session",
+      "timeline: [{ at: 0s, save_session: yes, expect: { node: connected } }]\nexpect_resumed: { node: connected }",
+      "Invalid input: expected true",
+    ],
+    [
+      "timeline.0.save_session",
+      "timeline: [{ at: 0s, revoke: keyCompromise, save_session: true }]\nexpect_resumed: { node: connected }",
+      "a save_session step has an expect: the handshakes it judges are the ones that keep their sessions",
+    ],
+    [
+      "expect_resumed",
+      "stapler_check: in-handshake\ntimeline: [{ at: 0s, expect: { node: connected } }]\nexpect_resumed: { node: connected }",
+      "give a timeline step with save_session: true: its handshakes keep the sessions the clients resume",
+    ],
+    [
+      "timeline.0.save_session",
+      "timeline: [{ at: 0s, save_session: true, expect: { node: connected } }]",
+      "nothing resumes the sessions it keeps: give expect_resumed",
+    ],
+    [
+      "timeline.1.save_session",
+      "timeline:\n  - { at: 0s, save_session: true, expect: { node: connected } }\n  - { at: 1s, save_session: true, expect: { node: connected } }\nexpect_resumed: { node: connected }",
+      "only one step keeps the sessions (step 0 does already)",
+    ],
+    [
+      "expect_resumed",
+      "stapler_check: in-handshake\ntimeline: [{ at: 0s, save_session: true, expect: { node: connected } }]\nexpect_resumed: { stapler: staple good }",
+      'Unrecognized key: "stapler"',
+    ],
   ])("with a bad %s gets one line naming the file and the field, exit 2", async (field, timeline, problem) => {
     const file = await write("bad.yaml", `name: bad\ndescription: a bad file\n${timeline}\nexpect: { node: connected }\n`);
     const r = await mainCaptured(["run", file, "--client", "node"]);
@@ -295,6 +325,59 @@ describe("a timeline step's expect", () => {
       "node @1.5s/refused: revoked/refused: revoked/ok",
       "node/refused: revoked/refused: revoked/ok",
     ]);
+  });
+});
+
+describe("a scenario's expect_resumed", () => {
+  it("judges each client's resumption of the session kept at the save_session step, before its fresh handshake; a wrong one is a mismatch", async () => {
+    // The naive expectation: a strict client refuses the resumed session too. It cannot: the
+    // resumed handshake brings no staple (RFC 8446 §2.2), so the row says what really happened.
+    const file = await write(
+      "resumed.yaml",
+      [
+        "name: resumed",
+        "description: a session kept before the revocation, resumed after it; expects the resumption refused",
+        "timeline:",
+        '  - { at: 0s, save_session: true, expect: { node: connected, openssl: "staple: good" } }',
+        "  - { at: 0s, revoke: keyCompromise }",
+        "expect:",
+        "  stapler: staple revoked",
+        '  node: "refused: revoked"',
+        '  openssl: "staple: revoked"',
+        "expect_resumed:",
+        '  node: "refused: revoked"',
+        '  openssl: "no staple (resumed)"',
+        "",
+      ].join("\n"),
+    );
+    const r = await mainCaptured(["run", file, "--client", "node", "openssl", "--json"]);
+    expect(r.code, r.err).toBe(1);
+    const report = JSON.parse(r.out) as {
+      ok: boolean;
+      rows: Array<{ client: string; expected: string; observed: string; verdict: string; detail: string }>;
+    };
+    expect(report.ok).toBe(false);
+    expect(report.rows.map((x) => `${x.client}/${x.expected}/${x.observed}/${x.verdict}`)).toEqual([
+      "stapler/staple revoked/staple revoked/ok",
+      "node @0s/connected/connected/ok",
+      "openssl @0s/staple: good/staple: good/ok",
+      "node resumed/refused: revoked/connected (resumed, no staple seen)/MISMATCH",
+      "node/refused: revoked/refused: revoked/ok",
+      "openssl resumed/no staple (resumed)/no staple (resumed)/ok",
+      "openssl/staple: revoked/staple: revoked/ok",
+    ]);
+    expect(report.rows[3]!.detail).toMatch(/^TLSv1\.3 session resumed: no certificate, no staple/);
+  });
+
+  it("is absent from a file without it: no resumed rows", async () => {
+    const s = (await builtInScenarios()).find((x) => x.name === "revoked")!;
+    expect(s.expectResumed).toBeUndefined();
+    const resumed = (await builtInScenarios()).find((x) => x.name === "resumed-after-revocation")!;
+    expect(resumed.expectResumed).toEqual({
+      node: "connected (resumed, no staple seen)",
+      curl: "refused: no staple (resumed)",
+      openssl: "no staple (resumed)",
+    });
   });
 });
 

@@ -2,7 +2,7 @@ import { connect, type ConnectionOptions, type DetailedPeerCertificate, type TLS
 import { promises as fs } from "node:fs";
 import * as x509 from "@peculiar/x509";
 import { OcspVerifyError, systemClock, verifyOcspResponse, type Clock } from "@ocsp-lab/ocsp";
-import type { ClientDriver, ClientObservation, TlsTarget } from "./client.js";
+import type { ClientDriver, ClientObservation, KeptSession, TlsTarget } from "./client.js";
 
 /** One PEM certificate block of a CA file (which may hold several). */
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -19,6 +19,16 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
  * `refused: <reason>` with reason revoked, unknown, no staple, bad signature, stale, wrong
  * certificate, unauthorized signer, not yet valid, no nextUpdate, not successful, malformed,
  * no issuer in chain, or tls error.
+ *
+ * A resumed session (probeKeepingSession, then resume) is accepted as node:tls accepts it: the
+ * server sends no certificate and so no staple (TLS 1.3 PSK resumption, RFC 8446 §2.2; a TLS 1.2
+ * abbreviated handshake has no Certificate and no CertificateStatus, and RFC 6066 §1.1 applies the
+ * original session's status_request to it), so there is nothing to verify and the client connects
+ * on the staple it verified when the session was made: `connected (resumed, no staple seen)`. It
+ * does not refuse to resume for want of a fresh staple, by design: the harness shows what a TLS
+ * client with a session cache does (scenario resumed-after-revocation), and a staple still within
+ * its nextUpdate, as the session's was, would not have stopped it anyway. Every probe is a full
+ * handshake (no session offered) and verifies the staple afresh.
  */
 export class NodeStrictClient implements ClientDriver {
   readonly name = "node";
@@ -37,33 +47,47 @@ export class NodeStrictClient implements ClientDriver {
   /** See ClientDriver.probe. */
   async probe(target: TlsTarget): Promise<ClientObservation> {
     const caPem = await fs.readFile(target.caFile, "utf8");
-    const handshake = await new Promise<{ staple: Buffer | undefined; chain?: Buffer[]; error?: Error }>((resolve) => {
-      let staple: Buffer | undefined;
-      // tls.connect passes requestOCSP through to TLSSocket; @types/node only declares it there.
-      const options: ConnectionOptions & TLSSocketOptions = {
-        host: target.host,
-        port: target.port,
-        servername: target.servername,
-        ca: caPem,
-        requestOCSP: true,
-        timeout: HANDSHAKE_TIMEOUT_MS,
-      };
-      const socket = connect(options);
-      // Emitted during the handshake, before secureConnect; `response` is null when none was stapled.
-      socket.on("OCSPResponse", (response: Buffer | null) => {
-        staple = response && response.length > 0 ? response : undefined;
-      });
-      socket.once("secureConnect", () => {
-        const chain = peerChain(socket.getPeerCertificate(true));
-        socket.end();
-        resolve({ staple, chain });
-      });
-      socket.once("timeout", () => {
-        socket.destroy();
-        resolve({ staple, error: new Error(`no handshake within ${HANDSHAKE_TIMEOUT_MS} ms`) });
-      });
-      socket.once("error", (error) => resolve({ staple, error }));
-    });
+    return this.judge(await handshake(target, caPem, {}), target, caPem);
+  }
+
+  /**
+   * See ClientDriver.probeKeepingSession: the handshake as probe judges it, and the session of
+   * the server's first NewSessionTicket (node:tls `session` event; waited for up to 10 s after
+   * the handshake, as TLS 1.3 sends tickets after it).
+   */
+  async probeKeepingSession(target: TlsTarget): Promise<{ observation: ClientObservation; session: KeptSession }> {
+    const caPem = await fs.readFile(target.caFile, "utf8");
+    const first = await handshake(target, caPem, { keep: true });
+    const observation = await this.judge(first, target, caPem);
+    let used = false;
+    const session: KeptSession = {
+      resume: async () => {
+        if (used || !first.session)
+          return this.obs("no session to resume", used ? "the session was resumed once already" : "the server gave no session");
+        used = true;
+        const again = await handshake(target, caPem, { session: first.session });
+        if (again.error) return this.obs("refused: tls error (not resumed)", again.error.message);
+        if (!again.reused) {
+          const full = await this.judge(again, target, caPem);
+          return this.obs(`${full.outcome} (not resumed)`, full.detail);
+        }
+        if (!again.staple)
+          return this.obs(
+            "connected (resumed, no staple seen)",
+            `${again.protocol} session resumed: no certificate, no staple (RFC 8446 §2.2); when it was made: ${observation.outcome}, ${observation.detail}`,
+          );
+        const judged = await this.judge(again, target, caPem);
+        return this.obs(`${judged.outcome} (resumed)`, judged.detail);
+      },
+      discard: async () => {
+        used = true;
+      },
+    };
+    return { observation, session };
+  }
+
+  /** The verdict on one handshake: its staple verified against the certificate it came with. */
+  private async judge(handshake: Handshake, target: TlsTarget, caPem: string): Promise<ClientObservation> {
     if (handshake.error) return this.obs("refused: tls error", handshake.error.message);
     if (!handshake.staple) return this.obs("refused: no staple", "the server stapled no OCSP response");
     const [leafDer, ...sent] = handshake.chain ?? [];
@@ -92,6 +116,76 @@ export class NodeStrictClient implements ClientDriver {
   private obs(outcome: string, detail: string): ClientObservation {
     return { client: this.name, outcome, detail };
   }
+}
+
+/** What one handshake of the Node client saw. */
+interface Handshake {
+  staple: Buffer | undefined;
+  /** The peer's chain, leaf first (empty on a resumed session: no certificate was sent). */
+  chain?: Buffer[];
+  error?: Error;
+  /** The server resumed the session offered (`socket.isSessionReused()`). */
+  reused?: boolean;
+  /** The negotiated protocol, e.g. TLSv1.3. */
+  protocol?: string;
+  /** With `keep`: the server's first session (ticket), for `tls.connect({ session })`. */
+  session?: Buffer;
+}
+
+/**
+ * One `tls.connect({ requestOCSP: true })` to `target`, offering `session` when given; with
+ * `keep`, the socket stays open after the handshake until the server's first session arrives
+ * (TLS 1.3 sends its NewSessionTicket after the handshake), at most HANDSHAKE_TIMEOUT_MS.
+ */
+function handshake(target: TlsTarget, caPem: string, opts: { session?: Buffer; keep?: boolean }): Promise<Handshake> {
+  return new Promise((resolve) => {
+    let staple: Buffer | undefined;
+    let session: Buffer | undefined;
+    let connected: Omit<Handshake, "staple" | "session"> | undefined;
+    let settled = false;
+    // tls.connect passes requestOCSP through to TLSSocket; @types/node only declares it there.
+    const options: ConnectionOptions & TLSSocketOptions = {
+      host: target.host,
+      port: target.port,
+      servername: target.servername,
+      ca: caPem,
+      requestOCSP: true,
+      timeout: HANDSHAKE_TIMEOUT_MS,
+      ...(opts.session ? { session: opts.session } : {}),
+    };
+    const socket = connect(options);
+    const finish = (extra: Partial<Handshake> = {}): void => {
+      if (settled) return;
+      settled = true;
+      socket.end();
+      resolve({ staple, ...connected, ...(session ? { session } : {}), ...extra });
+    };
+    // Emitted during the handshake, before secureConnect; `response` is null when none was stapled.
+    socket.on("OCSPResponse", (response: Buffer | null) => {
+      staple = response && response.length > 0 ? response : undefined;
+    });
+    socket.on("session", (s: Buffer) => {
+      session ??= s;
+      if (connected) finish();
+    });
+    socket.once("secureConnect", () => {
+      connected = {
+        chain: peerChain(socket.getPeerCertificate(true)),
+        reused: socket.isSessionReused(),
+        protocol: socket.getProtocol() ?? "TLS",
+      };
+      if (!opts.keep || session) finish();
+    });
+    socket.once("timeout", () => {
+      if (connected) return finish();
+      socket.destroy();
+      finish({ error: new Error(`no handshake within ${HANDSHAKE_TIMEOUT_MS} ms`) });
+    });
+    socket.once("close", () =>
+      finish(connected ? {} : { error: new Error("the server closed the connection during the handshake") }),
+    );
+    socket.on("error", (error) => finish(connected ? {} : { error }));
+  });
 }
 
 /**
