@@ -1,7 +1,7 @@
 import { createServer, type Server, type ServerResponse } from "node:http";
 import express from "express";
 import type { AddressInfo } from "node:net";
-import { once } from "node:events";
+import { once, setMaxListeners } from "node:events";
 import { pino, type Logger } from "pino";
 import type { CertificateAuthority } from "@ocsp-lab/ca";
 import { defaultCrypto, systemClock, type Clock } from "@ocsp-lab/ocsp";
@@ -169,6 +169,9 @@ export class OcspResponder {
     const metrics = new ResponderMetrics(() => service.cacheSize);
     const hung = new Set<ServerResponse>();
     const stopping = new AbortController();
+    // Every delayed answer in flight listens for the stop (then removes its listener): under load
+    // that is many more than the default 10, and no leak.
+    setMaxListeners(0, stopping.signal);
     const ocsp = createOcspHandler({
       service,
       log,
