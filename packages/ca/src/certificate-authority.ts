@@ -2,7 +2,14 @@ import { promises as fs } from "node:fs";
 import * as x509 from "@peculiar/x509";
 import { CRLReason, defaultCrypto, normalizeSerial, systemClock, type CertStatus, type Clock } from "@ocsp-lab/ocsp";
 import { CrlPublisher, DEFAULT_CRL_VALIDITY_SECONDS, type PendingFile, type PublishedCrls } from "./crl/crl-publisher.js";
-import { InvalidArgumentError, StateExistsError, UnknownSerialError } from "./errors.js";
+import {
+  AlreadyRevokedError,
+  type CaError,
+  InvalidArgumentError,
+  StateCorruptError,
+  StateExistsError,
+  UnknownSerialError,
+} from "./errors.js";
 import {
   DAY_MS,
   DEFAULT_BACKDATE_SECONDS,
@@ -25,7 +32,8 @@ import {
 import { generateKeyPair, parseKeyType, privateKeyFromPem, privateKeyToPem, type KeyType, type Signer } from "./keys.js";
 import type { Profile } from "./profiles.js";
 import { newSerial } from "./serial.js";
-import { FileStore, type CaDatabase, type CertificateRecord } from "./store.js";
+import type { LockHolder } from "./lock.js";
+import { DATABASE_FILE, FileStore, type CaDatabase, type CertificateRecord, type FileStoreOptions } from "./store.js";
 import { subjectName } from "./subject.js";
 
 /** Options of CertificateAuthority.init. */
@@ -47,6 +55,34 @@ export interface CaOpenOptions {
   watch?: boolean;
   /** thisUpdate → nextUpdate of the CRLs this handle publishes, in seconds. Default 86,400. */
   crlValiditySeconds?: number;
+  /** How long a write waits for the store lock another process holds, in seconds. Default 10. */
+  lockTimeoutSeconds?: number;
+  /**
+   * Called once when a write has waited 1 s for the store lock, with its holder (pid, host,
+   * since when; see LockHolder): the CLI prints `waiting for the store lock held by pid N since …`.
+   */
+  onLockWait?: (holder: LockHolder) => void;
+  /**
+   * What went wrong after a change landed (CrlNotPublishedError: the change is in ca.json,
+   * its CRL files were not republished). Default process.emitWarning.
+   */
+  onWarning?: (warning: CaError) => void;
+  /**
+   * With `watch: true`: called when the store changed on disk but cannot be reloaded (a
+   * StateCorruptError naming the file and what is wrong, or StateNotFoundError when ca.json is
+   * gone); the handle keeps serving its last good state. Same as `watch(undefined, onError)`.
+   */
+  onWatchError?: (error: CaError) => void;
+}
+
+/** The FileStore options of CaOpenOptions. */
+function storeOptions(options: CaOpenOptions): FileStoreOptions {
+  return {
+    ...(options.lockTimeoutSeconds !== undefined ? { lockTimeoutMs: options.lockTimeoutSeconds * 1000 } : {}),
+    ...(options.onLockWait ? { onLockWait: options.onLockWait } : {}),
+    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+  };
 }
 
 /**
@@ -64,6 +100,12 @@ export interface RevokeOptions {
   time?: Date;
   /** RFC 5280 §5.3.2 invalidity date: when the key is known or suspected to have been compromised. */
   invalidityDate?: Date;
+  /**
+   * Replace the reason, time and invalidity date of a certificate already revoked (for a final
+   * reason: among final reasons only) or already on hold. Default false: the first revocation
+   * stands and the call is refused (AlreadyRevokedError).
+   */
+  force?: boolean;
 }
 
 /**
@@ -87,6 +129,9 @@ export class CertificateAuthority {
   private readonly signers = new Map<string, Signer>();
   private unwatch: (() => void) | undefined;
   private readonly listeners = new Set<() => void>();
+  private readonly errorListeners = new Set<(error: CaError) => void>();
+  /** The message of the last reload failure reported, so a broken file is reported once, not on every poll. */
+  private lastWatchError: string | undefined;
 
   private constructor(store: FileStore, db: CaDatabase, root: Signer, ocspSigner: Signer, options: CaOpenOptions) {
     this.store = store;
@@ -144,8 +189,9 @@ export class CertificateAuthority {
         "the root's OCSP signer uses the root's key type and pkijs cannot sign OCSP with Ed25519; use ecdsa-p256, ecdsa-p384 or rsa-*, and issue Ed25519 leaves under it",
       );
     }
-    const store = new FileStore(stateDir);
+    const store = new FileStore(stateDir, storeOptions(options));
     if (await store.exists()) throw new StateExistsError(stateDir);
+    await store.removeInterruptedWrites();
 
     const now = clock.now();
     const rootKeys = await generateKeyPair(keyType, crypto);
@@ -206,28 +252,46 @@ export class CertificateAuthority {
       },
       () => ca.crls.write(crlFiles),
     );
-    if (options.watch) ca.watch();
+    if (options.watch) ca.watch(undefined, options.onWatchError);
     return ca;
   }
 
   /**
-   * Open the CA in `stateDir`.
-   * @throws StateNotFoundError when there is none; StateCorruptError when ca.json does not parse.
+   * Open the CA in `stateDir`. Temp files left by interrupted writes of processes that have
+   * exited are removed first (FileStore.removeInterruptedWrites).
+   * @throws StateNotFoundError when there is none; StateCorruptError when ca.json cannot be
+   * read, does not parse or is inconsistent (one line naming the file and the field), or a
+   * root or signer file it names cannot be read.
    */
   static async open(stateDir: string, options: CaOpenOptions = {}): Promise<CertificateAuthority> {
     const crypto = options.crypto ?? defaultCrypto;
-    const store = new FileStore(stateDir);
+    const store = new FileStore(stateDir, storeOptions(options));
+    await store.removeInterruptedWrites();
     const db = await store.read();
-    const root = await loadSigner(store, db.certificates[db.root]!, crypto);
-    const signer = await loadSigner(store, db.certificates[db.ocspSigner]!, crypto);
+    const load = async (serial: string, what: string): Promise<Signer> => {
+      try {
+        return await loadSigner(store, db.certificates[serial]!, crypto);
+      } catch (cause) {
+        const detail = (cause as NodeJS.ErrnoException).code ?? (cause instanceof Error ? cause.message : String(cause));
+        throw new StateCorruptError(
+          store.path(DATABASE_FILE),
+          `the ${what} ${serial}'s certificate or key cannot be loaded (${detail})`,
+          {
+            cause,
+          },
+        );
+      }
+    };
+    const root = await load(db.root, "root");
+    const signer = await load(db.ocspSigner, "OCSP signer");
     const ca = new CertificateAuthority(store, db, root, signer, options);
-    if (options.watch) ca.watch();
+    if (options.watch) ca.watch(undefined, options.onWatchError);
     return ca;
   }
 
   /** Open the CA in `stateDir`, creating it first when the folder holds none. */
   static async openOrInit(stateDir: string, options: CaInitOptions & CaOpenOptions = {}): Promise<CertificateAuthority> {
-    const store = new FileStore(stateDir);
+    const store = new FileStore(stateDir, storeOptions(options));
     if (!(await store.exists())) {
       try {
         return await CertificateAuthority.init(stateDir, options);
@@ -292,11 +356,22 @@ export class CertificateAuthority {
 
   /**
    * Revoke a certificate (RFC 5280 §5.3.1 reason, revocation time default now, optional
-   * invalidity date). Revoking again replaces reason and times (e.g. certificateHold →
-   * keyCompromise). The issuer's full and delta CRLs are republished in the same locked write.
+   * invalidity date). The issuer's full and delta CRLs are republished in the same locked write.
+   * What a certificate already revoked or on hold allows (checked under the store lock, against
+   * the state on disk):
+   * - on hold (certificateHold) → a final reason: allowed, that is how a hold is made permanent
+   *   (RFC 5280 §5.3.1); the new reason and time (default now) replace the hold's.
+   * - on hold → certificateHold again: refused (AlreadyRevokedError) unless `force`.
+   * - revoked for a final reason → another final reason, or the same one again: refused
+   *   (AlreadyRevokedError, the first reason and time stand) unless `force`, which replaces
+   *   reason, time and invalidity date.
+   * - revoked for a final reason → certificateHold: always refused (InvalidArgumentError), even
+   *   with `force`: a final revocation never becomes releasable.
+   * A refusal leaves the store untouched.
    * @throws UnknownSerialError when the CA did not issue that serial; InvalidSerialError when it
-   * is not hex; InvalidArgumentError for a reason that is not an RFC 5280 code, or removeFromCRL
-   * (use release).
+   * is not hex; InvalidArgumentError for a reason that is not an RFC 5280 code, removeFromCRL
+   * (use release), a hold of a finally revoked certificate, or the root; AlreadyRevokedError as
+   * above; the store's LockTimeoutError, LockLostError, StoreConflictError (nothing written).
    */
   async revoke(serial: string, options: RevokeOptions = {}): Promise<CertificateRecord> {
     const key = normalizeSerial(serial);
@@ -307,13 +382,16 @@ export class CertificateAuthority {
     const now = this.clock.now();
     const time = options.time ?? now;
     await this.change(key, (rec) => {
-      if (rec.revocation && rec.revocation.reason !== CRLReason.certificateHold && reason === CRLReason.certificateHold) {
+      const first = rec.revocation;
+      if (first && first.reason !== CRLReason.certificateHold && reason === CRLReason.certificateHold) {
         throw new InvalidArgumentError(
           "hold of serial",
           key,
-          `it is revoked for ${CRLReason[rec.revocation.reason]}, which is final (only a hold can be released)`,
+          `it is revoked for ${CRLReason[first.reason]}, which is final (only a hold can be released)`,
         );
       }
+      const heldToFinal = first?.reason === CRLReason.certificateHold && reason !== CRLReason.certificateHold;
+      if (first && !heldToFinal && !options.force) throw new AlreadyRevokedError(key, CRLReason[first.reason], first.time);
       rec.revocation = {
         time: time.toISOString(),
         reason,
@@ -324,7 +402,11 @@ export class CertificateAuthority {
     return this.db.certificates[key]!;
   }
 
-  /** Put a certificate on hold: revoke it with reason certificateHold (RFC 5280 §5.3.1). */
+  /**
+   * Put a certificate on hold: revoke it with reason certificateHold (RFC 5280 §5.3.1).
+   * @throws AlreadyRevokedError when it is on hold already (unless `force`: a new hold time);
+   * InvalidArgumentError when it is revoked for a final reason; as revoke.
+   */
   async hold(serial: string, options: Omit<RevokeOptions, "reason"> = {}): Promise<CertificateRecord> {
     return this.revoke(serial, { ...options, reason: CRLReason.certificateHold });
   }
@@ -447,7 +529,10 @@ export class CertificateAuthority {
     return this.crls.schedule(() => this.refreshCrls(), onError);
   }
 
-  /** Re-read the store now (another process may have written it). */
+  /**
+   * Re-read the store now (another process may have written it).
+   * @throws StateNotFoundError, StateCorruptError (the handle keeps its state).
+   */
   async reload(): Promise<void> {
     const db = await this.store.read();
     // Only ever move forward: a slow read must not undo a newer write this process made.
@@ -459,15 +544,24 @@ export class CertificateAuthority {
 
   /**
    * Follow changes other processes make to the store (and the intermediates this handle creates);
-   * `listener`, if given, runs after each
-   * change is loaded. Idempotent. Stopped by `close()`.
+   * `listener`, if given, runs after each change is loaded. When the changed store cannot be
+   * loaded (ca.json corrupted, inconsistent or removed, e.g. by a hand edit or another tool),
+   * the handle keeps its last good state and `onError`, if given, gets the error
+   * (StateCorruptError / StateNotFoundError: the file and what is wrong), once per distinct
+   * failure; with no error listener at all, it goes to process.emitWarning. Idempotent (the
+   * listeners add up). Stopped by `close()`.
    */
-  watch(listener?: () => void): void {
+  watch(listener?: () => void, onError?: (error: CaError) => void): void {
     if (listener) this.listeners.add(listener);
+    if (onError) this.errorListeners.add(onError);
     if (this.unwatch) return;
     const reload = (): void => {
-      // A failed read (a file replaced mid-way cannot happen: writes are atomic) keeps the old view.
-      this.reload().catch(() => undefined);
+      this.reload().then(
+        () => {
+          this.lastWatchError = undefined;
+        },
+        (err: unknown) => this.reportWatchError(err),
+      );
     };
     this.unwatch = this.store.watch(reload);
     // A write that landed between open() and the watcher's first stat would otherwise go unseen.
@@ -479,6 +573,19 @@ export class CertificateAuthority {
     this.unwatch?.();
     this.unwatch = undefined;
     this.listeners.clear();
+    this.errorListeners.clear();
+  }
+
+  /** Tell the error listeners (once per distinct failure) that a reload failed; the state in memory stays. */
+  private reportWatchError(err: unknown): void {
+    const error: CaError =
+      err instanceof Error && typeof (err as Partial<CaError>).code === "string" && (err as CaError).code.startsWith("OCSP_LAB_")
+        ? (err as CaError)
+        : new StateCorruptError(this.store.path(DATABASE_FILE), err instanceof Error ? err.message : String(err), { cause: err });
+    if (error.message === this.lastWatchError) return;
+    this.lastWatchError = error.message;
+    if (this.errorListeners.size === 0) process.emitWarning(error);
+    for (const l of this.errorListeners) l(error);
   }
 
   private emitChange(): void {

@@ -3,7 +3,8 @@ import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 
 import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import { CertificateAuthority } from "./certificate-authority.js";
+import { hostname } from "node:os";
+import { CertificateAuthority, type CaOpenOptions } from "./certificate-authority.js";
 import type { IssueOptions, IssuedCertificate } from "./issuance.js";
 import { CRLReason, CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
 import { toOpensslIndex } from "./export/openssl-index.js";
@@ -169,8 +170,12 @@ function statusWord(r: CertificateRecord): string {
 
 /**
  * Run the `ocsp-ca` command with `argv` (without node and script). Resolves with the exit code:
- * 0 success, 1 failure, 2 usage error. Errors are printed as one line without a stack trace and
- * leave the store untouched (every change is one locked, atomic write that happens last).
+ * 0 success (the change is on disk), 1 failure (nothing was written), 2 usage error. Errors are
+ * printed as one line without a stack trace and leave the store untouched (every change is one
+ * locked, atomic write that happens last, and lands only if the lock is still its own and the
+ * store unchanged since it was read). A command waiting for the store lock says so on stderr
+ * after a second; one whose change landed but whose CRL files could not be republished exits 0
+ * with a warning line on stderr.
  */
 export async function caMain(
   argv: string[],
@@ -180,6 +185,12 @@ export async function caMain(
   const program = configureProgram(new Command("ocsp-ca"), "ocsp-ca", io, import.meta.url)
     .description("The ocsp-lab private CA: issue, revoke, hold, CRLs and exports in one state folder.")
     .option("--state-dir <dir>", "state folder (default $OCSP_LAB_HOME or ./.ocsp-lab)")
+    .addOption(
+      new Option(
+        "--lock-timeout <seconds>",
+        "how long a change waits for the store lock another command holds (default 10); the lock of a command that still runs is never taken from it",
+      ).argParser(number("--lock-timeout")),
+    )
     .addHelpText(
       "after",
       [
@@ -191,6 +202,7 @@ export async function caMain(
         "  ocsp-ca issue --profile intermediate --path-length 0",
         "  ocsp-ca sign-csr req.csr --dns app.lab.test",
         "  ocsp-ca revoke certs/<serial>/cert.pem --reason keyCompromise",
+        "  ocsp-ca revoke <serial> --reason keyCompromise --force   (replace the reason of a revoked one)",
         "  ocsp-ca hold <serial>   ocsp-ca release <serial>",
         "  ocsp-ca list --revoked --json",
         "  ocsp-ca crl --refresh",
@@ -200,7 +212,25 @@ export async function caMain(
       ].join("\n"),
     );
   const stateDir = (): string => resolveStateDir(program.opts<{ stateDir?: string }>().stateDir, io.env);
-  const open = (): Promise<CertificateAuthority> => CertificateAuthority.open(stateDir());
+  /** Whether a change of this run landed with a warning (its CRL files not republished). */
+  let warned = false;
+  const caOptions = (): CaOpenOptions => {
+    const { lockTimeout } = program.opts<{ lockTimeout?: number }>();
+    return {
+      ...(lockTimeout !== undefined ? { lockTimeoutSeconds: lockTimeout } : {}),
+      onLockWait: (h) =>
+        void io.stderr.write(
+          h.pid === undefined
+            ? `ocsp-ca: waiting for the store lock ${h.lockFile} (its holder did not say who it is)\n`
+            : `ocsp-ca: waiting for the store lock held by pid ${h.pid}${h.host === hostname() ? "" : ` on host ${h.host}`} since ${h.since} (${h.lockFile})\n`,
+        ),
+      onWarning: (w) => {
+        warned = true;
+        io.stderr.write(`ocsp-ca: warning: ${w.message}\n`);
+      },
+    };
+  };
+  const open = (): Promise<CertificateAuthority> => CertificateAuthority.open(stateDir(), caOptions());
 
   program
     .command("init")
@@ -215,6 +245,7 @@ export async function caMain(
     .option("--json", "print the result as JSON")
     .action(async (f: { keyType?: string; cn?: string; json?: boolean }) => {
       const ca = await CertificateAuthority.init(stateDir(), {
+        ...caOptions(),
         ...(f.keyType ? { keyType: parseKeyType(f.keyType) } : {}),
         ...(f.cn ? { commonName: f.cn } : {}),
       });
@@ -276,31 +307,48 @@ export async function caMain(
     .option("--reason <reason>", `RFC 5280 CRLReason (${CRL_REASON_NAMES.join(", ")})`, "unspecified")
     .addOption(new Option("--time <iso8601>", "revocation time (default now)").argParser(date("--time")))
     .addOption(new Option("--invalidity-date <iso8601>", "RFC 5280 invalidity date").argParser(date("--invalidity-date")))
+    .option("--force", "replace the reason, time and invalidity date of a certificate already revoked or on hold")
     .option("--json", "print the record as JSON")
-    .action(async (target: string, f: { reason: string; time?: Date; invalidityDate?: Date; json?: boolean }) => {
-      const reason = parseCrlReason(f.reason);
-      const serial = await serialOfTarget(target);
-      const ca = await open();
-      const rec = await ca.revoke(serial, {
-        reason,
-        ...(f.time ? { time: f.time } : {}),
-        ...(f.invalidityDate ? { invalidityDate: f.invalidityDate } : {}),
-      });
-      out(
-        f.json
-          ? JSON.stringify(rec)
-          : `revoked serial ${rec.serial} (${rec.subject}) reason ${crlReasonName(rec.revocation!.reason)} at ${rec.revocation!.time}; CRLs republished`,
-      );
-    });
+    .addHelpText(
+      "after",
+      [
+        "",
+        "A certificate already revoked keeps its first reason and time: revoking it again is refused",
+        "(exit 1, the store untouched) unless --force. A certificate on hold (certificateHold) can be",
+        "revoked for a final reason without --force: that makes the hold permanent (RFC 5280 5.3.1).",
+        "A final revocation never becomes a hold, even with --force.",
+      ].join("\n"),
+    )
+    .action(
+      async (target: string, f: { reason: string; time?: Date; invalidityDate?: Date; force?: boolean; json?: boolean }) => {
+        const reason = parseCrlReason(f.reason);
+        const serial = await serialOfTarget(target);
+        const ca = await open();
+        const rec = await ca.revoke(serial, {
+          reason,
+          ...(f.time ? { time: f.time } : {}),
+          ...(f.invalidityDate ? { invalidityDate: f.invalidityDate } : {}),
+          ...(f.force ? { force: true } : {}),
+        });
+        out(
+          f.json
+            ? JSON.stringify(rec)
+            : `revoked serial ${rec.serial} (${rec.subject}) reason ${crlReasonName(rec.revocation!.reason)} at ${rec.revocation!.time}${warned ? "" : "; CRLs republished"}`,
+        );
+      },
+    );
 
   program
     .command("hold")
-    .description("put a certificate on hold (certificateHold); undo with release")
+    .description(
+      "put a certificate on hold (certificateHold); undo with release, or make it permanent with revoke --reason <final reason>; refused when already on hold (unless --force) or revoked for a final reason",
+    )
     .argument("<serial|certFile>")
+    .option("--force", "hold again a certificate already on hold (a new hold time)")
     .option("--json", "print the record as JSON")
-    .action(async (target: string, f: { json?: boolean }) => {
+    .action(async (target: string, f: { force?: boolean; json?: boolean }) => {
       const serial = await serialOfTarget(target);
-      const rec = await (await open()).hold(serial);
+      const rec = await (await open()).hold(serial, f.force ? { force: true } : {});
       out(
         f.json
           ? JSON.stringify(rec)

@@ -25,6 +25,10 @@ export {
   InvalidArgumentError,
   InvalidCsrError,
   LockTimeoutError,
+  LockLostError,
+  StoreConflictError,
+  AlreadyRevokedError,
+  CrlNotPublishedError,
 } from "./errors.js";
 export {
   KEY_TYPES,
@@ -40,5 +44,14 @@ export {
 } from "./keys.js";
 export type { KeyType, Signer } from "./keys.js";
 export { newSerial } from "./serial.js";
-export { FileStore, DATABASE_FILE, WATCH_INTERVAL_MS } from "./store.js";
-export type { CaDatabase, CertificateKind, CertificateRecord, CrlState, RevocationRecord } from "./store.js";
+export {
+  FileStore,
+  DATABASE_FILE,
+  LOCK_FILE,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  PAUSE_BEFORE_COMMIT_ENV,
+  WATCH_INTERVAL_MS,
+  parseDatabase,
+} from "./store.js";
+export type { CaDatabase, CertificateKind, CertificateRecord, CrlState, FileStoreOptions, RevocationRecord } from "./store.js";
+export type { LockHolder, Liveness } from "./lock.js";

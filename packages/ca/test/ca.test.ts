@@ -137,11 +137,11 @@ describe("CertificateAuthority", () => {
     const ca = await CertificateAuthority.init(dir);
     const leaves = await Promise.all([1, 2, 3].map(() => ca.issueServer()));
     const entry = new URL("../dist/index.js", import.meta.url).href;
-    // A writer that revokes and re-holds in a loop, announcing each write, until killed.
+    // A writer that holds and re-holds (force: a new hold time) in a loop, announcing each write, until killed.
     const script = `import { CertificateAuthority } from ${JSON.stringify(entry)};
       const ca = await CertificateAuthority.open(process.argv[1]);
       const serials = process.argv.slice(2);
-      for (let i = 0; ; i++) { await ca.hold(serials[i % serials.length]); process.stdout.write("w"); }`;
+      for (let i = 0; ; i++) { await ca.hold(serials[i % serials.length], { force: true }); process.stdout.write("w"); }`;
     const child = spawn(process.execPath, ["--input-type=module", "-e", script, dir, ...leaves.map((l) => l.serial)], {
       stdio: ["ignore", "pipe", "inherit"],
     });

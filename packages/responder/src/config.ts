@@ -1,7 +1,7 @@
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { CertificateAuthority } from "@ocsp-lab/ca";
+import { CertificateAuthority, DATABASE_FILE } from "@ocsp-lab/ca";
 import { readConfigFile, resolveStateDir } from "@ocsp-lab/cli-support";
 import { normalizeSerial } from "@ocsp-lab/ocsp";
 import { behaviourSchema, stepSchema, type BehaviourInput, type Scope } from "./behaviour.js";
@@ -137,8 +137,9 @@ export async function loadResponderConfig(file: string): Promise<ResponderConfig
 }
 
 /**
- * Start a responder as the configuration says: open the CAs (watching their stores), apply the
- * start-up behaviours, listen. Logs go to `options.logger` when given (its own level), otherwise
+ * Start a responder as the configuration says: open the CAs (watching their stores; a store
+ * that changes but cannot be reloaded is logged at `error` with its folder and the reason, and
+ * its last good state stays served), apply the start-up behaviours, listen. Logs go to `options.logger` when given (its own level), otherwise
  * to a pino logger at `config.log_level` writing to `options.destination` (default stdout).
  * @throws StateNotFoundError for a CA folder without a CA; the start errors of OcspResponder.
  */
@@ -150,7 +151,20 @@ export async function startFromConfig(
     options.logger ??
     (options.destination ? pino({ level: config.log_level }, options.destination) : pino({ level: config.log_level }));
   const folders = config.cas ?? [resolveStateDir(undefined, options.env)];
-  const cas = await Promise.all(folders.map((dir) => CertificateAuthority.open(dir, { watch: true })));
+  // A store that changed but cannot be reloaded (ca.json corrupted or inconsistent) is logged;
+  // the CA keeps answering from its last good state.
+  const cas = await Promise.all(
+    folders.map((dir) =>
+      CertificateAuthority.open(dir, {
+        watch: true,
+        onWatchError: (err) =>
+          logger.error(
+            { file: join(dir, DATABASE_FILE), code: err.code, reason: err.message },
+            "cannot reload the CA store; serving its last good state",
+          ),
+      }),
+    ),
+  );
   const builder = (await OcspResponder.forCas(cas))
     .withHost(config.listen.host)
     .withPort(config.listen.port)
