@@ -3,8 +3,8 @@ import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 
 import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import { hostname } from "node:os";
 import { CertificateAuthority, type CaOpenOptions } from "./certificate-authority.js";
+import { describeLockHolder } from "./lock.js";
 import type { IssueOptions, IssuedCertificate } from "./issuance.js";
 import { CRLReason, CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
 import { toOpensslIndex } from "./export/openssl-index.js";
@@ -218,12 +218,7 @@ export async function caMain(
     const { lockTimeout } = program.opts<{ lockTimeout?: number }>();
     return {
       ...(lockTimeout !== undefined ? { lockTimeoutSeconds: lockTimeout } : {}),
-      onLockWait: (h) =>
-        void io.stderr.write(
-          h.pid === undefined
-            ? `ocsp-ca: waiting for the store lock ${h.lockFile} (its holder did not say who it is)\n`
-            : `ocsp-ca: waiting for the store lock held by pid ${h.pid}${h.host === hostname() ? "" : ` on host ${h.host}`} since ${h.since} (${h.lockFile})\n`,
-        ),
+      onLockWait: (h) => void io.stderr.write(`ocsp-ca: ${describeLockHolder(h)}\n`),
       onWarning: (w) => {
         warned = true;
         io.stderr.write(`ocsp-ca: warning: ${w.message}\n`);

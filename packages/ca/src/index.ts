@@ -55,3 +55,4 @@ export {
 } from "./store.js";
 export type { CaDatabase, CertificateKind, CertificateRecord, CrlState, FileStoreOptions, RevocationRecord } from "./store.js";
 export type { LockHolder, Liveness } from "./lock.js";
+export { describeLockHolder } from "./lock.js";

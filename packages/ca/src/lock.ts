@@ -40,6 +40,17 @@ export interface LockHolder {
   liveness: Liveness;
 }
 
+/**
+ * What a command waiting for the store lock says (without its program name or a newline):
+ * `waiting for the store lock held by pid N since <ISO time> (<lock file>)`, naming the host
+ * when it is another machine's.
+ */
+export function describeLockHolder(h: LockHolder, thisHost: string = hostname()): string {
+  return h.pid === undefined
+    ? `waiting for the store lock ${h.lockFile} (its holder did not say who it is)`
+    : `waiting for the store lock held by pid ${h.pid}${h.host === thisHost ? "" : ` on host ${h.host}`} since ${h.since} (${h.lockFile})`;
+}
+
 /** See LockHolder.liveness. */
 export type Liveness = "alive" | "dead" | "unknown";
 

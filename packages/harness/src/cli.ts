@@ -252,9 +252,17 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         return t;
       }),
     )
-    .action(async (target: string, opts: { reason: string; time?: Date }) => {
+    .option("--force", "replace the reason and time of a certificate already revoked (one on hold needs no --force)")
+    .action(async (target: string, opts: { reason: string; time?: Date; force?: boolean }) => {
       const time = opts.time;
-      const rec = await revokeCertificate({ stateDir: stateDir(), target, reason: opts.reason, ...(time ? { time } : {}) });
+      const rec = await revokeCertificate({
+        stateDir: stateDir(),
+        target,
+        reason: opts.reason,
+        ...(time ? { time } : {}),
+        ...(opts.force ? { force: true } : {}),
+        onLockWait: (line) => void io.stderr.write(`ocsp-lab: ${line}\n`),
+      });
       io.stdout.write(`ocsp-lab: ${describeRevocation(rec)}\n`);
       io.stdout.write("A running responder answers revoked within 1 s; the stapler staples it at its next query.\n");
     });

@@ -460,13 +460,22 @@ export class StartedOcspLab implements TlsTarget {
   /**
    * Revoke `leaf` in the CA (RFC 5280 CRLReason `reason`: a name such as `keyCompromise`, in
    * any case, or its code; default unspecified), for good: the responder answers revoked and
-   * the CRLs list it. Pending staple waits query again. Revoking again replaces the reason.
+   * the CRLs list it. Pending staple waits query again. A certificate on hold may be revoked
+   * for a final reason (RFC 5280 §5.3.1); one revoked already keeps its first reason and time
+   * unless `options.force` (then the new ones replace them).
    * @throws InvalidReasonError for a bad reason; UnknownSerialError when the CA did not issue
-   * it; LabStateError after stop().
+   * it; AlreadyRevokedError when it is revoked already (without force); LabStateError after stop().
    */
-  async revoke(leaf: LeafRef, reason: string | number = "unspecified"): Promise<CertificateRecord> {
+  async revoke(
+    leaf: LeafRef,
+    reason: string | number = "unspecified",
+    options: { force?: boolean } = {},
+  ): Promise<CertificateRecord> {
     this.assertRunning("revoke");
-    const record = await this.p.ca.revoke(serialOf(leaf), { reason: parseCrlReason(reason) });
+    const record = await this.p.ca.revoke(serialOf(leaf), {
+      reason: parseCrlReason(reason),
+      ...(options.force ? { force: true } : {}),
+    });
     this.wake();
     return record;
   }

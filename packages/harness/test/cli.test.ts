@@ -2,6 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { promises as fs } from "node:fs";
+import { CertificateAuthority } from "@ocsp-lab/ca";
+import { CRLReason } from "@ocsp-lab/ocsp";
 import { builtInScenarios, formatScenarioList, main, type LabEndpoints } from "@ocsp-lab/harness";
 import { curlCertStatus, inProcess, OCSP_LAB_BIN, eventually, run, startUp, tempDir } from "../../../test-support/index.js";
 
@@ -157,6 +159,23 @@ describe("ocsp-lab revoke", () => {
     const r = await ocspLab(["revoke", "abcd", "--reason", "sorry"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^ocsp-lab: unknown CRLReason "sorry": use one of unspecified, keyCompromise/);
+  });
+
+  it("keeps the first reason of a certificate revoked twice, unless --force", async () => {
+    const ca = await CertificateAuthority.init(dir);
+    const leaf = await ca.issueServer({});
+    ca.close();
+    expect((await ocspLab(["revoke", leaf.serial, "--reason", "keyCompromise"])).code).toBe(0);
+    const again = await ocspLab(["revoke", leaf.serial, "--reason", "superseded"]);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim().split("\n")).toHaveLength(1);
+    expect(again.stderr).toMatch(new RegExp(`^ocsp-lab: .*${leaf.serial}.*keyCompromise.*--force`, "i"));
+    expect((await CertificateAuthority.open(dir)).status(leaf.serial)).toMatchObject({
+      revocationReason: CRLReason.keyCompromise,
+    });
+    const forced = await ocspLab(["revoke", leaf.serial, "--reason", "superseded", "--force"]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toMatch(/reason superseded/);
   });
 });
 
