@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { type Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { describeSystemError } from "./system-errors.js";
 
 /** Streams and environment a command uses, injectable so tests read output without a child process. */
 export interface CliIo {
@@ -69,8 +70,9 @@ export function configureProgram(program: Command, name: string, io: CliIo, modu
 /**
  * Parse and run `argv`; resolve with the exit code: 0 success (and help), 2 usage error, 1 any
  * other failure. Every error is printed as one line without a stack trace (`OCSP_LAB_DEBUG=1`
- * adds it); errors of ours (code `OCSP_LAB_*`) print their message, others are marked
- * unexpected. `usageCodes` lists error codes that count as usage errors (exit 2).
+ * adds it); errors of ours (code `OCSP_LAB_*`) print their message, a file-system or listen
+ * error (EACCES, EADDRINUSE...) what it means and the fix (describeSystemError), others are
+ * marked unexpected. `usageCodes` lists error codes that count as usage errors (exit 2).
  */
 export async function runProgram(
   program: Command,
@@ -93,7 +95,9 @@ export async function runProgram(
     const message = err instanceof Error ? err.message : String(err);
     const code = (err as { code?: unknown }).code;
     const known = typeof code === "string" && code.startsWith("OCSP_LAB_");
-    io.stderr.write(`${name}: ${known ? message : `unexpected error: ${message}`}\n`);
+    // A file-system or listen error no caller put in context: still what is wrong and the fix.
+    const system = known ? undefined : describeSystemError(err);
+    io.stderr.write(`${name}: ${known ? message : (system ?? `unexpected error: ${message}`)}\n`);
     if (io.env.OCSP_LAB_DEBUG && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
     return known && usageCodes.includes(code as string) ? 2 : 1;
   }
@@ -138,7 +142,14 @@ export async function readConfigFile<S extends z.ZodType>(
   try {
     text = await readFile(file, "utf8");
   } catch (cause) {
-    throw fail("", `cannot read it (${(cause as NodeJS.ErrnoException).code ?? String(cause)}); check the path`, cause);
+    const code = (cause as NodeJS.ErrnoException).code;
+    const fix =
+      code === "EACCES" || code === "EPERM"
+        ? "permission denied: check its owner and mode"
+        : code === "EISDIR"
+          ? "it is a folder: give the config file's path"
+          : "check the path";
+    throw fail("", `cannot read it (${code ?? String(cause)}); ${fix}`, cause);
   }
   let raw: unknown;
   try {
@@ -148,15 +159,39 @@ export async function readConfigFile<S extends z.ZodType>(
   }
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
-  const issue = [...result.error.issues].sort((a, b) => b.path.length - a.path.length)[0]!;
-  const deepest = deepestUnionIssue(issue);
-  throw fail(deepest.path.join("."), deepest.message);
+  const { field, problem } = describeZodIssues(result.error.issues);
+  throw fail(field, problem);
+}
+
+/**
+ * The one issue of a failed zod parse to report, as a dotted field and a problem: the deepest
+ * issue; inside a union, the deepest issue of the branch that got furthest (fewest issues, then
+ * deepest), so the message names the field that is actually wrong. An unknown key (a `.strict()`
+ * object) is named itself: field `listen.colour`, problem `unknown key "colour" (…)`; its value
+ * is never printed (it may be anything, a pasted key included).
+ */
+export function describeZodIssues(issues: readonly z.core.$ZodIssue[]): { field: string; problem: string } {
+  const issue = [...issues].sort((a, b) => b.path.length - a.path.length)[0]!;
+  const chosen = deepestUnionIssue(issue);
+  if (chosen.code === "unrecognized_keys") {
+    const keys = chosen.keys;
+    const path = [...chosen.path, keys[0]!].join(".");
+    return {
+      field: path,
+      problem: `unknown key${keys.length > 1 ? `s ${keys.map((k) => JSON.stringify(k)).join(", ")}` : ` ${JSON.stringify(keys[0])}`}: misspelt, or not a key here`,
+    };
+  }
+  return { field: chosen.path.join("."), problem: chosen.message };
 }
 
 function deepestUnionIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
-  if (issue.code !== "invalid_union") return issue;
-  const all = issue.errors.flat().map((i) => ({ ...i, path: [...issue.path, ...i.path] }));
-  return all.sort((a, b) => b.path.length - a.path.length)[0] ?? issue;
+  if (issue.code !== "invalid_union" || issue.errors.length === 0) return issue;
+  const depth = (list: z.core.$ZodIssue[]): number => Math.max(0, ...list.map((i) => i.path.length));
+  // The branch that got furthest: the fewest issues, then the deepest one.
+  const best = [...issue.errors].sort((a, b) => a.length - b.length || depth(b) - depth(a))[0]!;
+  const within = best.map((i) => ({ ...i, path: [...issue.path, ...i.path] }) as z.core.$ZodIssue);
+  if (within.length === 0) return issue;
+  return deepestUnionIssue(within.sort((a, b) => b.path.length - a.path.length)[0]!);
 }
 
 /**

@@ -4,6 +4,7 @@ export {
   packageVersion,
   portOption,
   processIo,
+  describeZodIssues,
   readConfigFile,
   runProgram,
   serviceOptions,
@@ -11,3 +12,7 @@ export {
 export type { CliIo, ServiceIo } from "./cli-support.js";
 export { resolveStateDir, STATE_DIR_ENV, DEFAULT_STATE_DIR } from "./state-dir.js";
 export { bearerAuth } from "./bearer-auth.js";
+export { adminGuard, isLoopbackHost } from "./admin-guard.js";
+export type { AdminGuardOptions } from "./admin-guard.js";
+export { describeSystemError, isSystemError } from "./system-errors.js";
+export type { SystemError } from "./system-errors.js";

@@ -1,10 +1,19 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { configureProgram, isMainModule, resolveStateDir, runProgram, processIo, type ServiceIo } from "@ocsp-lab/cli-support";
+import {
+  configureProgram,
+  describeSystemError,
+  isMainModule,
+  resolveStateDir,
+  runProgram,
+  processIo,
+  type ServiceIo,
+} from "@ocsp-lab/cli-support";
 import { CRL_REASON_NAMES } from "@ocsp-lab/ocsp";
+import { StateDirError } from "./errors.js";
 import { RunProgress } from "./progress.js";
 import { formatMismatches, formatTable, TABLE_WIDTH } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
-import { clearRunningLab, recordRunningLab, watchParent } from "./running.js";
+import { ADMIN_TOKEN_ENV, clearRunningLab, recordRunningLab, watchParent } from "./running.js";
 import { describeSetResult, LAB_STATES, parseLabState, setLabState } from "./set.js";
 import { defaultJobs, runScenarios, selectClients, selectScenarios, type RunReport } from "./run.js";
 import { builtInScenarios } from "./scenarios.js";
@@ -33,6 +42,12 @@ const positiveSeconds =
     return n;
   };
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+/** An admin token as the admin APIs take it (8 characters or more, like `admin.token` in their config files). */
+const adminToken = (v: string): string => {
+  if (v.length < 8 || /\s/.test(v))
+    throw new InvalidArgumentError(`--admin-token must be 8 characters or more, without spaces (got ${v.length})`);
+  return v;
+};
 const port = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`a port is a whole number 0..65535, got "${v}"`);
@@ -70,6 +85,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         "  ocsp-lab up                                    a lab that stays up; prints the commands to try",
         "  ocsp-lab up --json --query-frequency 2         the same, JSON lines for scripts (endpoints, then events)",
         "  ocsp-lab up --new-cert                         a fresh server certificate (after revoking the last one)",
+        '  ocsp-lab up --admin-token "$(openssl rand -hex 16)"   both admin APIs need the token (set finds it in lab.json)',
         "  ocsp-lab revoke .ocsp-lab/certs/<serial>/cert.pem --reason keyCompromise",
         "  ocsp-lab set <serial> unknown                  a running `up` answers unknown for it (`clear` undoes)",
       ].join("\n"),
@@ -146,6 +162,12 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     )
     .option("--quiet", "print no event lines after the endpoints (staples fetched, failures, revocations)")
     .option("--new-cert", "issue a fresh server certificate instead of reusing the last one (e.g. after revoking it)")
+    .addOption(
+      new Option(
+        "--admin-token <token>",
+        `bearer token the responder's and the stapler's admin APIs (and the responder's /metrics) require, 8 characters or more (default $${ADMIN_TOKEN_ENV}; none: loopback only, no token); recorded for ocsp-lab set in lab.json, mode 0600`,
+      ).argParser(adminToken),
+    )
     .addOption(new Option("--responder-port <port>", "responder port (default: last one used, else ephemeral)").argParser(port))
     .addOption(new Option("--port <port>", "stapler port (default ephemeral)").argParser(port))
     .addOption(
@@ -181,6 +203,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         json?: boolean;
         quiet?: boolean;
         newCert?: boolean;
+        adminToken?: string;
         responderPort?: number;
         port?: number;
         queryFrequency?: number;
@@ -194,8 +217,15 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           ...(opts.recoveryFrequency !== undefined ? { recovery_frequency: opts.recoveryFrequency } : {}),
           ...(opts.recoveryMaxTries !== undefined ? { recovery_max_tries: opts.recoveryMaxTries } : {}),
         };
+        const envToken = io.env[ADMIN_TOKEN_ENV];
+        if (opts.adminToken === undefined && envToken && (envToken.length < 8 || /\s/.test(envToken)))
+          throw new InvalidArgumentError(
+            `${ADMIN_TOKEN_ENV} must be 8 characters or more, without spaces (got ${envToken.length})`,
+          );
+        const token = opts.adminToken ?? (envToken || undefined);
         const stopping = io.stopSignal().then((signal) => `${signal} received`);
         const started = await startPersistentLab({
+          ...(token !== undefined ? { adminToken: token } : {}),
           stateDir: stateDir(),
           policy,
           ...(opts.responderPort !== undefined ? { responderPort: opts.responderPort } : {}),
@@ -214,6 +244,12 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           adminUrl: endpoints.adminUrl,
           staplerAdminUrl: endpoints.staplerAdminUrl,
           serial: endpoints.serial,
+          ...(token !== undefined ? { adminToken: token, staplerAdminToken: token } : {}),
+        }).catch((err: unknown) => {
+          throw new StateDirError(
+            `state folder ${endpoints.stateDir}: cannot record the running lab in lab.json: ${describeSystemError(err) ?? String(err)}`,
+            { cause: err },
+          );
         });
         io.stdout.write(
           opts.json ? `${JSON.stringify(endpoints)}\n` : `${describeEndpoints(endpoints, { events: !opts.quiet })}\n`,
@@ -275,6 +311,12 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .argument("<serial|certFile>", "hex serial, or path of a certificate issued by the lab CA")
     .argument("<state...>", `one of: ${LAB_STATES.join(", ")}`)
     .option("--reason <reason>", `with revoked: RFC 5280 CRLReason (${CRL_REASON_NAMES.join(", ")}); default unspecified`)
+    .addOption(
+      new Option(
+        "--admin-token <token>",
+        `the running up's admin token (default $${ADMIN_TOKEN_ENV}, else the one it recorded in lab.json)`,
+      ).argParser(adminToken),
+    )
     .addHelpText(
       "after",
       [
@@ -292,9 +334,10 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         "  clear                    back to what the CA says (with no up running: removes the saved state)",
       ].join("\n"),
     )
-    .action(async (target: string, words: string[], opts: { reason?: string }) => {
+    .action(async (target: string, words: string[], opts: { reason?: string; adminToken?: string }) => {
       const state = parseLabState(words, opts.reason);
-      const result = await setLabState({ stateDir: stateDir(), target, state });
+      const token = opts.adminToken ?? (io.env[ADMIN_TOKEN_ENV] || undefined);
+      const result = await setLabState({ stateDir: stateDir(), target, state, ...(token ? { adminToken: token } : {}) });
       io.stdout.write(`ocsp-lab: ${describeSetResult(result)}\n`);
     });
 

@@ -99,3 +99,13 @@ export class InvalidStepError extends HarnessError {
     super("OCSP_LAB_INVALID_STEP", `timeline step ${action}: ${problem}`);
   }
 }
+
+/**
+ * The lab's state folder cannot be used: it is a file, not writable (read-only file system,
+ * another user's), or a file in it cannot be read. Names the folder, what is wrong and the fix.
+ */
+export class StateDirError extends HarnessError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_STATE_DIR", message, options);
+  }
+}

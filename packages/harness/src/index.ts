@@ -38,7 +38,7 @@ export { revokeCertificate, describeRevocation } from "./revoke.js";
 export type { RevokeOptions } from "./revoke.js";
 export { setLabState, parseLabState, describeSetResult, LAB_STATES } from "./set.js";
 export type { LabState, SetOptions, SetResult } from "./set.js";
-export { findRunningLab, recordRunningLab, clearRunningLab } from "./running.js";
+export { findRunningLab, recordRunningLab, clearRunningLab, ADMIN_TOKEN_ENV } from "./running.js";
 export type { RunningLab } from "./running.js";
 export { NodeStrictClient } from "./clients/node-client.js";
 export { CurlClient } from "./clients/curl-client.js";
@@ -56,6 +56,7 @@ export {
   LabStateError,
   StapleTimeoutError,
   InvalidStepError,
+  StateDirError,
 } from "./errors.js";
 export { describeLabEvent, describeRevokedCertificate, stapleEvent, watchLabEvents } from "./up.js";
 export type { LabEvent, PersistentLab } from "./up.js";

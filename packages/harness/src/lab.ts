@@ -32,6 +32,12 @@ export interface LabOptions {
   preferredResponderPort?: number;
   /** Stapler port; default 0 (ephemeral). */
   staplerPort?: number;
+  /**
+   * Bearer token of the responder's admin API (and its /metrics) and of the stapler's admin
+   * endpoint; default none (both bind loopback only: `host` must then be a loopback address,
+   * or the responder refuses to start).
+   */
+  adminToken?: string;
   /** Responder's nextUpdate − thisUpdate, in seconds; default 3600. */
   responseValiditySeconds?: number;
   /**
@@ -96,7 +102,8 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       .withHost(host)
       .withClock(clock)
       .withLogger(logger)
-      .withValidity(options.responseValiditySeconds ?? 3600);
+      .withValidity(options.responseValiditySeconds ?? 3600)
+      .withAdmin(options.adminToken !== undefined ? { token: options.adminToken } : {});
     if (options.responderPort !== undefined) {
       responder = await builder
         .withPort(options.responderPort)
@@ -138,6 +145,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       .withPort(options.staplerPort ?? 0)
       .withPolicy(options.policy ?? {})
       .withStapleSource(options.stapleSource ?? "verified")
+      .withAdmin(options.adminToken !== undefined ? { token: options.adminToken } : {})
       .withClock(clock)
       .withLogger(logger)
       .start()
@@ -169,9 +177,13 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   }
 }
 
-/** Turn EADDRINUSE into a PortInUseError that says which flag to change; rethrow anything else. */
+/**
+ * Turn a port in use (EADDRINUSE, raw or as the cause of the responder's or stapler's listen
+ * error) into a PortInUseError that says which flag to change; rethrow anything else.
+ */
 function rethrowPortInUse(err: unknown, what: string, port: number, flag: string): never {
-  if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") throw new PortInUseError(what, port, flag, { cause: err });
+  const codes = [(err as NodeJS.ErrnoException).code, (err as { cause?: NodeJS.ErrnoException }).cause?.code];
+  if (codes.includes("EADDRINUSE")) throw new PortInUseError(what, port, flag, { cause: err });
   throw err;
 }
 

@@ -5,6 +5,12 @@ import { LabNotRunningError } from "./errors.js";
 import { LAB_FILE } from "./lab.js";
 
 /**
+ * The environment variable holding the admin token: `ocsp-lab up` takes it when `--admin-token`
+ * is not given, `ocsp-lab set` sends it instead of the one recorded in lab.json.
+ */
+export const ADMIN_TOKEN_ENV = "OCSP_LAB_ADMIN_TOKEN";
+
+/**
  * What a running `ocsp-lab up` records under `running` in the state folder's lab.json, so that
  * `ocsp-lab set` can find it; removed when `up` stops.
  */
@@ -13,7 +19,7 @@ export interface RunningLab {
   pid: number;
   /** The responder's admin API base (`…/admin`): behaviours, request log. */
   adminUrl: string;
-  /** Bearer token of the responder's admin API; absent when it has none. */
+  /** Bearer token of the responder's admin API; absent when it has none (lab.json is 0600 while it holds one). */
   adminToken?: string;
   /** The stapler's admin endpoint base (`GET /admin/ocsp`, `POST /admin/ocsp/query`). */
   staplerAdminUrl: string;
@@ -31,10 +37,15 @@ async function readLabFile(stateDir: string): Promise<Record<string, unknown> | 
   }
 }
 
-/** Merge `running` into lab.json of the CA's state folder (atomic write). */
+/**
+ * Merge `running` into lab.json of the CA's state folder (atomic write). With a token in it the
+ * file is written mode 0600, like the CA's keys beside it: whoever can read it can read those
+ * too (and revoke with them), so the token is not exposed further; otherwise 0644.
+ */
 export async function recordRunningLab(ca: CertificateAuthority, running: RunningLab): Promise<void> {
   const current = (await readLabFile(ca.stateDir)) ?? {};
-  await ca.store.writeAtomic(LAB_FILE, `${JSON.stringify({ ...current, running }, null, 2)}\n`, 0o644);
+  const secret = running.adminToken !== undefined || running.staplerAdminToken !== undefined;
+  await ca.store.writeAtomic(LAB_FILE, `${JSON.stringify({ ...current, running }, null, 2)}\n`, secret ? 0o600 : 0o644);
 }
 
 /** Remove `running` from lab.json when it still names process `pid` (another `up` may have taken over). */

@@ -5,7 +5,7 @@ import { crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
 import { actionSchema, CONTENT_FLAWS, type ActionInput, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { z } from "zod";
 import { LabAdminError, LabNotRunningError, UsageError } from "./errors.js";
-import { findRunningLab } from "./running.js";
+import { ADMIN_TOKEN_ENV, findRunningLab } from "./running.js";
 
 /** Every state `ocsp-lab set` accepts, with its argument when it takes one (for usage texts). */
 export const LAB_STATES = [
@@ -98,6 +98,11 @@ export interface SetOptions {
   /** A hex serial, or the path of a certificate file. */
   target: string;
   state: LabState;
+  /**
+   * Admin token to send (`set --admin-token`, or $OCSP_LAB_ADMIN_TOKEN) instead of the one the
+   * running up recorded in lab.json; needed when lab.json is not readable by this user.
+   */
+  adminToken?: string;
 }
 
 /** What setLabState did. */
@@ -227,15 +232,26 @@ async function call(method: string, url: string, token: string | undefined, body
   return res;
 }
 
+/** What an admin API's refusal says; for a 401, which token to give. */
+async function refusal(res: Response, token: string | undefined): Promise<string> {
+  const text = (await res.text()).trim();
+  if (res.status !== 401) return `HTTP ${res.status} ${text}`;
+  return token === undefined
+    ? `HTTP 401: the running up needs its admin token: give it with --admin-token or ${ADMIN_TOKEN_ENV}`
+    : `HTTP 401: the admin token sent is not the running up's: give the one its --admin-token was given, with --admin-token or ${ADMIN_TOKEN_ENV}`;
+}
+
 /**
  * Put one serial of a running `ocsp-lab up` (found through `stateDir`'s lab.json) into
  * `state`: `PUT <adminUrl>/behaviours/serials/<serial>` with `{actions:[action]}` (every
  * request for it, until cleared), or `DELETE` for `clear`; record it in the state folder
  * (saveLabState: `up` re-applies it at its next start, until `clear`); then ask the stapler to
  * query now (`POST <staplerAdminUrl>/admin/ocsp/query?serial=`) so the change shows in the
- * next handshake. `clear` with no `up` running removes the saved record alone (`notRunning`).
+ * next handshake. Both requests carry `options.adminToken`, else the token the running up
+ * recorded in lab.json (0600), if any. `clear` with no `up` running removes the saved record alone (`notRunning`).
  * @throws LabNotRunningError when no `up` runs on the folder (for `clear`: and nothing was
- * saved for the serial); LabAdminError when an admin API refuses or cannot be reached;
+ * saved for the serial); LabAdminError when an admin API refuses or cannot be reached (a 401
+ * says which token to give);
  * InvalidArgumentError (ca) for a bad target.
  */
 export async function setLabState(options: SetOptions): Promise<SetResult> {
@@ -251,22 +267,24 @@ export async function setLabState(options: SetOptions): Promise<SetResult> {
   }
   const serial = await serialOfTarget(options.target);
   const url = `${running.adminUrl}/behaviours/serials/${serial}`;
+  const token = options.adminToken ?? running.adminToken;
+  const staplerToken = options.adminToken ?? running.staplerAdminToken;
   const res =
     state.name === "clear"
-      ? await call("DELETE", url, running.adminToken)
-      : await call("PUT", url, running.adminToken, { actions: [(state as { action: ActionInput }).action] });
+      ? await call("DELETE", url, token)
+      : await call("PUT", url, token, { actions: [(state as { action: ActionInput }).action] });
   if (!res.ok && !(state.name === "clear" && res.status === 404))
-    throw new LabAdminError(state.name === "clear" ? "DELETE" : "PUT", url, `HTTP ${res.status} ${await res.text()}`);
+    throw new LabAdminError(state.name === "clear" ? "DELETE" : "PUT", url, await refusal(res, token));
   await res.body?.cancel();
   await saveLabState(options.stateDir, serial, state);
 
   const queryUrl = `${running.staplerAdminUrl}/admin/ocsp/query?serial=${serial}`;
-  const q = await call("POST", queryUrl, running.staplerAdminToken);
+  const q = await call("POST", queryUrl, staplerToken);
   if (q.status === 404) {
     await q.body?.cancel();
     return { serial, state, staple: undefined };
   }
-  if (!q.ok) throw new LabAdminError("POST", queryUrl, `HTTP ${q.status} ${await q.text()}`);
+  if (!q.ok) throw new LabAdminError("POST", queryUrl, await refusal(q, staplerToken));
   const body = (await q.json()) as { certificates: { serial: string; staple: string }[] };
   return { serial, state, staple: body.certificates.find((c) => c.serial === serial)?.staple ?? "none" };
 }

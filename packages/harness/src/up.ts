@@ -1,8 +1,11 @@
-import { promises as fs } from "node:fs";
+import { constants, promises as fs } from "node:fs";
 import { join } from "node:path";
+import { describeSystemError, isSystemError } from "@ocsp-lab/cli-support";
 import type { Logger } from "pino";
 import { crlReasonName } from "@ocsp-lab/ocsp";
 import type { StapleSnapshot, PollingPolicyInput } from "@ocsp-lab/stapler";
+import { StateDirError } from "./errors.js";
+import { ADMIN_TOKEN_ENV } from "./running.js";
 import { LAB_FILE, startLab, type Lab } from "./lab.js";
 import { applyLabStates, loadLabStates, type SavedLabState } from "./set.js";
 
@@ -26,6 +29,11 @@ export interface UpOptions {
   logger?: Logger;
   /** Issue a fresh server certificate instead of reusing the one recorded in lab.json (`up --new-cert`). */
   newCert?: boolean;
+  /**
+   * Bearer token (8 characters or more) of the responder's admin API and /metrics and of the
+   * stapler's admin endpoint (`up --admin-token`); default none.
+   */
+  adminToken?: string;
 }
 
 /** What `ocsp-lab up --json` prints once ready: everything a script needs to drive the lab. */
@@ -46,6 +54,11 @@ export interface LabEndpoints {
   staplerUrl: string;
   /** The stapler's admin endpoint: `GET /admin/ocsp` (staple status), `POST /admin/ocsp/query`, `GET /metrics`. */
   staplerAdminUrl: string;
+  /**
+   * Whether both admin APIs (and the responder's /metrics) need `Authorization: Bearer <token>`
+   * (`up --admin-token`); the token itself is never printed.
+   */
+  adminTokenRequired: boolean;
   serverName: string;
   /** Policy in force, in seconds. */
   policy: PollingPolicyInput;
@@ -68,10 +81,55 @@ export interface PersistentLab {
  * tries the port it had last time so the server certificate's AIA URL stays valid; when that
  * port is taken, or with `newCert`, a new certificate is issued. The states saved by
  * `ocsp-lab set` (loadLabStates) are put on the responder before the stapler's first query.
- * Reports (does not refuse) a reused server certificate that the CA has revoked.
- * @throws PortInUseError for a taken port given explicitly.
+ * Reports (does not refuse) a reused server certificate that the CA has revoked. With
+ * `adminToken`, both admin APIs need it.
+ * @throws PortInUseError for a taken port given explicitly; StateDirError for a state folder
+ * that is a file, is not writable (read-only, another user's) or holds a file this user cannot
+ * read, saying what is wrong and how to fix it.
  */
 export async function startPersistentLab(options: UpOptions): Promise<PersistentLab> {
+  await checkStateDir(options.stateDir);
+  try {
+    return await startPersistentLabIn(options);
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
+    throw new StateDirError(
+      `state folder ${options.stateDir}: ${describeSystemError(err, { fix: "give another with --state-dir (or OCSP_LAB_HOME)" })}`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Refuse a state folder `up` could not work in, before anything is created: a file where the
+ * folder should be, a folder this user cannot write (read-only file system, another user's).
+ * A missing folder is fine (it is created), unless its parent cannot take it (reported when
+ * creating it).
+ * @throws StateDirError naming the folder, what is wrong and the fix.
+ */
+async function checkStateDir(dir: string): Promise<void> {
+  const another = "give another with --state-dir (or OCSP_LAB_HOME)";
+  let isDir: boolean;
+  try {
+    isDir = (await fs.stat(dir)).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw new StateDirError(describeSystemError(err, { what: "state folder", fix: another }) ?? String(err), { cause: err });
+  }
+  if (!isDir) throw new StateDirError(`state folder ${dir} is a file, not a folder: move the file away, or ${another}`);
+  try {
+    await fs.access(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === "EROFS"
+        ? "is on a read-only file system (EROFS)"
+        : `is not writable by this user (${code}; ls -ld ${dir} shows its owner and mode: a folder made by another user, or with sudo, needs chown)`;
+    throw new StateDirError(`state folder ${dir} ${why}: make it writable, or ${another}`, { cause: err });
+  }
+}
+
+async function startPersistentLabIn(options: UpOptions): Promise<PersistentLab> {
   let saved: { responderPort?: number; serial?: string } = {};
   try {
     saved = JSON.parse(await fs.readFile(join(options.stateDir, LAB_FILE), "utf8")) as typeof saved;
@@ -88,6 +146,7 @@ export async function startPersistentLab(options: UpOptions): Promise<Persistent
     ...(preferred ? { preferredResponderPort: preferred } : {}),
     ...(options.staplerPort !== undefined ? { staplerPort: options.staplerPort } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
     reuseCertificate: options.newCert !== true,
     beforeStapler: async ({ responder }) => applyLabStates(responder, states.saved),
   });
@@ -106,6 +165,7 @@ export async function startPersistentLab(options: UpOptions): Promise<Persistent
     staplerPort: lab.target.port,
     staplerUrl: `https://${lab.target.servername}:${lab.target.port}/`,
     staplerAdminUrl: lab.stapler.adminUrl ?? "",
+    adminTokenRequired: options.adminToken !== undefined,
     serverName: lab.target.servername,
     policy,
     behaviours: states.saved.map(({ serial, state, words }) => ({ serial, state, words })),
@@ -139,6 +199,8 @@ export function describeRevokedCertificate(r: NonNullable<PersistentLab["revoked
  */
 export function describeEndpoints(e: LabEndpoints, options: { events?: boolean } = {}): string {
   const p = e.policy;
+  // The token is the user's to give; the commands read it from the environment.
+  const auth = e.adminTokenRequired ? ` -H "Authorization: Bearer $${ADMIN_TOKEN_ENV}"` : "";
   return [
     `ocsp-lab is up (state folder ${e.stateDir})`,
     `  CA certificate   ${e.caFile}`,
@@ -157,9 +219,14 @@ export function describeEndpoints(e: LabEndpoints, options: { events?: boolean }
     `  openssl ocsp -issuer ${e.caFile} -cert ${e.certFile} -url ${e.responderUrl} -CAfile ${e.caFile}`,
     `  ocsp-lab revoke ${e.serial} --reason keyCompromise --state-dir ${e.stateDir}`,
     `  ocsp-lab set ${e.serial} unknown --state-dir ${e.stateDir}      (also good, revoked, hang, down, slow <s>, http <status>, trylater, flaw <name>; clear undoes)`,
-    `  curl -X PUT ${e.adminUrl}/behaviours/global -H 'content-type: application/json' -d '{"actions":[{"kind":"responseStatus","responseStatus":"tryLater"}],"count":3}'`,
+    `  curl -X PUT ${e.adminUrl}/behaviours/global${auth} -H 'content-type: application/json' -d '{"actions":[{"kind":"responseStatus","responseStatus":"tryLater"}],"count":3}'`,
     `      (the responder answers revoked within 1 s; the stapler staples it within query_frequency, ${p.query_frequency} s)`,
-    `  curl -X POST ${e.staplerAdminUrl}/admin/ocsp/query      (the stapler queries now instead)`,
+    `  curl -X POST ${e.staplerAdminUrl}/admin/ocsp/query${auth}      (the stapler queries now instead)`,
+    ...(e.adminTokenRequired
+      ? [
+          `      (both admin APIs and the responder's metrics need the token given to --admin-token; ocsp-lab set reads it from ${LAB_FILE}, mode 0600)`,
+        ]
+      : []),
     "",
     "Ctrl-C stops the lab (so does the end of the process that started it); the CA stays in the state folder for next time.",
     ...(options.events === false ? [] : ["Events (--quiet turns them off):"]),

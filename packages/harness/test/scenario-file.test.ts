@@ -175,7 +175,11 @@ describe("a scenario file", () => {
       "timeline: [{ at: 0s, before_start: true, responder: unknown, expect: { node: connected } }]",
       "a before_start step has no expect: no client can connect yet",
     ],
-    ["timeline.0.expect", "timeline: [{ at: 1s, expect: { stapler: staple good } }]", 'Unrecognized key: "stapler"'],
+    [
+      "timeline.0.expect.stapler",
+      "timeline: [{ at: 1s, expect: { stapler: staple good } }]",
+      'unknown key "stapler": misspelt, or not a key here',
+    ],
     [
       "timeline.0.revoke_issuer",
       "timeline: [{ at: 0s, revoke_issuer: cACompromise }]",
@@ -207,7 +211,11 @@ describe("a scenario file", () => {
       "staple_source: sometimes\ntimeline: []",
       "give verified, as-received, none, { kind: bytes, base64: <DER in base64> } or { kind: file, path: staple.der }",
     ],
-    ["documented", "stapler_check: in-handshake\ndocumented: { firefox: accepts }\ntimeline: []", 'Unrecognized key: "firefox"'],
+    [
+      "documented.firefox",
+      "stapler_check: in-handshake\ndocumented: { firefox: accepts }\ntimeline: []",
+      'unknown key "firefox": misspelt, or not a key here',
+    ],
     [
       "expect.stapler",
       "timeline: []",

@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type Response, type Router } from "express";
-import { bearerAuth } from "@ocsp-lab/cli-support";
+import { adminGuard } from "@ocsp-lab/cli-support";
 import { OcspLabError, normalizeSerial } from "@ocsp-lab/ocsp";
 import { InvalidBehaviourError } from "./errors.js";
 import { actionSchema, type Behaviour, type BehaviourInput, type Scope } from "./behaviour.js";
@@ -14,6 +14,30 @@ export interface AdminDeps {
   issuers: () => ServedIssuer[];
   /** When set, every admin request needs `Authorization: Bearer <token>`. */
   token?: string;
+  /**
+   * Address and port of the listener the router is served on (the OCSP port's or the admin's
+   * own), read per request: the Host and Origin checks of adminGuard compare with it.
+   */
+  listener: () => { address: string; port: number } | undefined;
+}
+
+/** Largest admin request body, in bytes (a behaviour is a few hundred); larger is 413. */
+export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+
+/**
+ * Refuse keys of `object` not in `allowed`, naming the first one (`where` prefixes it, e.g. a
+ * query parameter). A misspelt key must not be ignored: `{"actions":[…],"cuont":3}` would
+ * otherwise apply for ever instead of three times.
+ * @throws InvalidBehaviourError naming the key and the keys allowed.
+ */
+function refuseUnknownKeys(object: Record<string, unknown>, allowed: readonly string[], what: string): void {
+  const unknown = Object.keys(object).find((k) => !allowed.includes(k));
+  if (unknown !== undefined)
+    throw new InvalidBehaviourError(
+      unknown,
+      object[unknown],
+      `unknown ${what} ${JSON.stringify(unknown)}: use ${allowed.join(", ")}`,
+    );
 }
 
 /**
@@ -25,13 +49,16 @@ export interface AdminDeps {
  * - `PUT /admin/delay` `{ms}` — base delay;
  * - `GET /admin/requests?serial=&since=&limit=` — the request log;
  * - `GET /admin/issuers` — issuers served, with their signers.
- * Validation errors are 400 `{error, field}` naming the field; a wrong or missing bearer token
- * is 401.
+ * Every request first passes adminGuard: a body over MAX_ADMIN_BODY_BYTES is 413 before it is
+ * read, a Host that is not this listener's is 421 (without a token), a wrong or missing bearer
+ * token is 401, a state-changing request from another Origin is 403. Validation errors are 400
+ * `{error, field}` naming the field; an unknown key in a body (or query parameter) is one, named
+ * as the field.
  */
 export function createAdminRouter(deps: AdminDeps): Router {
   const router = express.Router({ caseSensitive: true });
-  router.use(bearerAuth(deps.token));
-  router.use(express.json({ limit: "64kb" }));
+  router.use(adminGuard({ token: deps.token, listener: deps.listener, maxBodyBytes: MAX_ADMIN_BODY_BYTES }));
+  router.use(express.json({ limit: MAX_ADMIN_BODY_BYTES }));
 
   router.get("/behaviours", (_req, res) => {
     res.json(deps.behaviour.list());
@@ -46,16 +73,16 @@ export function createAdminRouter(deps: AdminDeps): Router {
     (kind: "issuers" | "serials" | undefined) =>
     (req: Request, res: Response): void => {
       const body = req.body as Record<string, unknown> | undefined;
-      if (!body || typeof body !== "object")
+      if (!body || typeof body !== "object" || Array.isArray(body))
         throw new InvalidBehaviourError(
           "body",
           body,
           "send a JSON behaviour {steps:[{actions:[...], count?}], repeat?} or {actions:[...], count?}",
         );
+      const shorthand = "actions" in body;
+      refuseUnknownKeys(body, shorthand ? ["actions", "count"] : ["steps", "repeat"], "key");
       const input = (
-        Array.isArray(body.actions)
-          ? { steps: [{ actions: body.actions, ...(body.count !== undefined ? { count: body.count } : {}) }] }
-          : body
+        shorthand ? { steps: [{ actions: body.actions, ...(body.count !== undefined ? { count: body.count } : {}) }] } : body
       ) as BehaviourInput;
       const scope = scopeOf(req, kind);
       deps.behaviour.set(scope, input);
@@ -81,11 +108,14 @@ export function createAdminRouter(deps: AdminDeps): Router {
     res.json({ ok: true });
   });
   router.put("/delay", (req, res) => {
-    deps.behaviour.setDelay((req.body as { ms?: unknown } | undefined)?.ms as number);
+    const body = req.body as Record<string, unknown> | undefined;
+    if (body && typeof body === "object") refuseUnknownKeys(body, ["ms"], "key");
+    deps.behaviour.setDelay(body?.ms as number);
     res.json({ ok: true, ms: deps.behaviour.delayMs });
   });
   router.get("/requests", (req, res) => {
     const q = req.query as Record<string, unknown>;
+    refuseUnknownKeys(q, ["serial", "since", "limit"], "query parameter");
     for (const name of ["serial", "since", "limit"]) {
       if (q[name] !== undefined && typeof q[name] !== "string") throw new InvalidBehaviourError(name, q[name], "give it once");
     }

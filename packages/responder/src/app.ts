@@ -1,5 +1,6 @@
 import express, { type Express } from "express";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { bearerAuth } from "@ocsp-lab/cli-support";
 import type { ResponderMetrics } from "./metrics.js";
 
 /**
@@ -17,20 +18,22 @@ export interface ResponderAppDeps {
   crls?: CrlSource;
   /** The admin router, mounted at `/admin` when the admin API shares the OCSP port. */
   admin?: express.Router;
+  /** The admin token: when given, `/metrics` needs `Authorization: Bearer <token>` too (401 otherwise). */
+  metricsToken?: string;
 }
 
 const CRL_PATH = /^\/crl\/([0-9a-f]+)(-delta)?\.crl$/;
 
 /**
  * The express app for everything that is not the OCSP hot path: CRL distribution points
- * (RFC 5280 §4.2.1.13, DER as `application/pkix-crl`, RFC 2585), Prometheus `/metrics`, the
- * admin API, and 405 for methods OCSP does not use.
+ * (RFC 5280 §4.2.1.13, DER as `application/pkix-crl`, RFC 2585), Prometheus `/metrics` (behind
+ * the admin token when there is one), the admin API, and 405 for methods OCSP does not use.
  */
 export function createResponderApp(deps: ResponderAppDeps): Express {
   const app = express();
   app.disable("x-powered-by");
   app.disable("etag");
-  app.get("/metrics", (_req, res, next) => {
+  app.get("/metrics", bearerAuth(deps.metricsToken), (_req, res, next) => {
     deps.metrics.registry
       .metrics()
       .then((text) => res.set("Content-Type", deps.metrics.registry.contentType).send(text))

@@ -242,13 +242,19 @@ function scopeKey(scope: Scope): string {
 }
 
 /**
- * Validate a behaviour written as JSON or objects.
- * @throws InvalidBehaviourError naming the first bad field (`steps.0.actions.0.kind`) and why.
+ * Validate a behaviour written as JSON or objects; every object is strict (an unknown key is an error).
+ * @throws InvalidBehaviourError naming the first bad field (`steps.0.actions.0.kind`) and why;
+ * for an unknown key, the key itself (`steps.0.actions.0.colour`).
  */
 export function parseBehaviour(input: unknown): BehaviourSpec {
   const result = behaviourSchema.safeParse(input);
   if (!result.success) {
     const issue = result.error.issues[0]!;
+    if (issue.code === "unrecognized_keys") {
+      // Named itself: `{"steps":[…],"reapet":true}` must not quietly mean "repeat: false".
+      const path = [...issue.path, issue.keys[0]!];
+      throw new InvalidBehaviourError(path.join("."), valueAt(input, path), `unknown key ${JSON.stringify(issue.keys[0])}`);
+    }
     throw new InvalidBehaviourError(issue.path.join(".") || "behaviour", valueAt(input, issue.path), issue.message);
   }
   return result.data;

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { configureProgram, isMainModule, processIo, runProgram, serviceOptions, type ServiceIo } from "@ocsp-lab/cli-support";
 import { CONFIG_OUTLINE, loadResponderConfig, startFromConfig } from "./config.js";
+import { assertAdminProtected } from "./responder.js";
 
 /** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
 export type ResponderCliIo = ServiceIo;
@@ -10,7 +11,8 @@ const defaultIo = processIo;
 /**
  * Run `ocsp-responder` with `argv` (none: an outline of the config keys on stderr, exit 2): `--config file.yaml` (zod-validated; a bad file prints the
  * field and the fix; a deprecated name is accepted with a warning on stderr), `--check` to
- * validate and exit, `--port`/`--host` to override `listen`.
+ * validate and exit (an admin API start would refuse as unprotected included), `--port`/`--host`
+ * to override `listen`.
  * Serves until SIGINT/SIGTERM. Resolves with the exit code (0, 1 failure, 2 usage).
  */
 export async function responderMain(argv: string[], io: ResponderCliIo = defaultIo()): Promise<number> {
@@ -39,6 +41,12 @@ export async function responderMain(argv: string[], io: ResponderCliIo = default
       for (const d of config.deprecations) io.stderr.write(`ocsp-responder: warning: config ${opts.config}: ${d}\n`);
       if (opts.port !== undefined) config.listen.port = opts.port;
       if (opts.host !== undefined) config.listen.host = opts.host;
+      // What start would refuse, --check refuses too.
+      assertAdminProtected(config.listen.host, {
+        ...(config.admin.port !== undefined ? { port: config.admin.port } : {}),
+        ...(config.admin.token !== undefined ? { token: config.admin.token } : {}),
+        allowUnauthenticated: config.admin.allow_unauthenticated,
+      });
       if (opts.check) {
         io.stdout.write(`ocsp-responder: ${opts.config} is valid (${config.behaviours.length} behaviour(s))\n`);
         return;

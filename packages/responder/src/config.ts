@@ -2,10 +2,12 @@ import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { CertificateAuthority, DATABASE_FILE } from "@ocsp-lab/ca";
-import { readConfigFile, resolveStateDir } from "@ocsp-lab/cli-support";
+import { constants, type Stats } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { describeSystemError, readConfigFile, resolveStateDir } from "@ocsp-lab/cli-support";
 import { normalizeSerial } from "@ocsp-lab/ocsp";
 import { behaviourSchema, stepSchema, type BehaviourInput, type Scope } from "./behaviour.js";
-import { ConfigError } from "./errors.js";
+import { CaFolderError, ConfigError } from "./errors.js";
 import { OcspResponder, type StartedOcspResponder } from "./responder.js";
 
 const port = z.number().int().min(0).max(65535);
@@ -30,7 +32,8 @@ validity: 3600                            # seconds from thisUpdate to nextUpdat
 signing: { by: delegated, responder_id: by_key, include_signer: true, rsa_pss: false }
 unknown_issuer: unauthorized              # or: unknown
 cache: true                               # pre-signed answers for nonce-less requests
-admin: { port: 8081, token: change-me-please }  # default: on the OCSP port, no token
+admin: { port: 8081, token: change-me-please }  # default: on the OCSP port, no token; own port: 127.0.0.1 always
+                                          # a non-loopback listen.host needs admin.token, admin.port or allow_unauthenticated: true
 log_level: info                           # debug: one line per OCSP request too
 behaviours:                               # what to misbehave with from the start
   - scope: global                         # or { issuer: <serial> } or { serial: <serial> }
@@ -48,7 +51,9 @@ behaviours:                               # what to misbehave with from the star
  * signing: { by: delegated, responder_id: by_key, include_signer: true, rsa_pss: false }
  * unknown_issuer: unauthorized    # or: unknown
  * cache: true                     # pre-signed answers for nonce-less requests
- * admin: { port: 8081, token: s3cret }   # default: on the OCSP port, no token
+ * admin: { port: 8081, token: s3cret }   # default: on the OCSP port, no token; its own port binds 127.0.0.1
+ *                                 # listen.host not loopback and admin on the OCSP port: token, or
+ *                                 # allow_unauthenticated: true (else start is refused)
  * log_level: info                # debug: one line per OCSP request too
  * behaviours:
  *   - scope: global               # or { issuer: <serial> } or { serial: <serial> }
@@ -79,9 +84,13 @@ export const responderConfigSchema = z
     unknown_issuer: z.enum(["unauthorized", "unknown"]).default("unauthorized"),
     cache: z.boolean().default(true),
     admin: z
-      .object({ port: port.optional(), token: z.string().min(8).optional() })
+      .object({
+        port: port.optional(),
+        token: z.string().min(8).optional(),
+        allow_unauthenticated: z.boolean().default(false),
+      })
       .strict()
-      .default({}),
+      .default({ allow_unauthenticated: false }),
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     behaviours: z
       .array(
@@ -137,11 +146,36 @@ export async function loadResponderConfig(file: string): Promise<ResponderConfig
 }
 
 /**
+ * Refuse a CA state folder the responder could not use, before opening it: not a folder, not
+ * readable and searchable (ca.json and the keys are read from it). A missing folder is left to
+ * CertificateAuthority.open (StateNotFoundError, which says how to create one).
+ * @throws CaFolderError naming `key` (`cas.0`), the folder and the fix.
+ */
+async function checkCaFolder(dir: string, key: string): Promise<void> {
+  let stats: Stats;
+  try {
+    stats = await stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw new CaFolderError(`${key}: ${describeSystemError(err) ?? String(err)}`, { cause: err });
+  }
+  if (!stats.isDirectory())
+    throw new CaFolderError(`${key}: ${dir} is a file, not a CA state folder: give the folder that holds ca.json`);
+  try {
+    await access(dir, constants.R_OK | constants.X_OK);
+  } catch (err) {
+    throw new CaFolderError(`${key}: ${describeSystemError(err) ?? String(err)}`, { cause: err });
+  }
+}
+
+/**
  * Start a responder as the configuration says: open the CAs (watching their stores; a store
  * that changes but cannot be reloaded is logged at `error` with its folder and the reason, and
  * its last good state stays served), apply the start-up behaviours, listen. Logs go to `options.logger` when given (its own level), otherwise
  * to a pino logger at `config.log_level` writing to `options.destination` (default stdout).
- * @throws StateNotFoundError for a CA folder without a CA; the start errors of OcspResponder.
+ * @throws CaFolderError for a CA folder that is a file or cannot be read (its keys included),
+ * naming it and the fix; StateNotFoundError for a folder without a CA; the start errors of
+ * OcspResponder (AdminExposedError, ListenError).
  */
 export async function startFromConfig(
   config: ResponderConfig,
@@ -151,6 +185,7 @@ export async function startFromConfig(
     options.logger ??
     (options.destination ? pino({ level: config.log_level }, options.destination) : pino({ level: config.log_level }));
   const folders = config.cas ?? [resolveStateDir(undefined, options.env)];
+  await Promise.all(folders.map((dir, i) => checkCaFolder(dir, config.cas ? `cas.${i}` : "the state folder")));
   // A store that changed but cannot be reloaded (ca.json corrupted or inconsistent) is logged;
   // the CA keeps answering from its last good state.
   const cas = await Promise.all(
@@ -162,6 +197,9 @@ export async function startFromConfig(
             { file: join(dir, DATABASE_FILE), code: err.code, reason: err.message },
             "cannot reload the CA store; serving its last good state",
           ),
+      }).catch((err: unknown) => {
+        const problem = describeSystemError(err, { fix: "give another folder in cas" });
+        throw problem ? new CaFolderError(`CA state folder ${dir}: ${problem}`, { cause: err }) : err;
       }),
     ),
   );
@@ -180,6 +218,7 @@ export async function startFromConfig(
     .withAdmin({
       ...(config.admin.port !== undefined ? { port: config.admin.port } : {}),
       ...(config.admin.token !== undefined ? { token: config.admin.token } : {}),
+      allowUnauthenticated: config.admin.allow_unauthenticated,
     })
     .withLogger(logger);
   const responder = await builder.start();

@@ -34,3 +34,31 @@ export class ConfigError extends ResponderError {
     super("OCSP_LAB_RESPONDER_CONFIG", `config ${file}: ${field ? `${field}: ` : ""}${problem}`, options);
   }
 }
+
+/**
+ * The admin API would be reachable from other machines without a token: it shares the OCSP
+ * port and that listens on a non-loopback address, with no `admin.token` and no
+ * `admin.allow_unauthenticated: true`. Nothing was bound.
+ */
+export class AdminExposedError extends ResponderError {
+  constructor(host: string) {
+    super(
+      "OCSP_LAB_RESPONDER_ADMIN_EXPOSED",
+      `refusing to serve the admin API without a token on ${host}, which other machines can reach: set admin.token (8 characters or more), or move the admin API to its own port (admin.port, always on 127.0.0.1), or set admin.allow_unauthenticated: true if anyone who reaches ${host} may change the answers`,
+    );
+  }
+}
+
+/** A port or address the responder cannot listen on (in use, not this machine's, privileged); nothing is left bound. */
+export class ListenError extends ResponderError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_RESPONDER_LISTEN", message, options);
+  }
+}
+
+/** A CA state folder (`cas`) that is not a folder or cannot be read. */
+export class CaFolderError extends ResponderError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_RESPONDER_CA_FOLDER", message, options);
+  }
+}

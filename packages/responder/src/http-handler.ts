@@ -8,7 +8,11 @@ import type { ResponderMetrics } from "./metrics.js";
 import type { Answer, OcspService } from "./ocsp-service.js";
 import type { RequestLog } from "./request-log.js";
 
-/** Largest request body accepted, in bytes. A real OCSP request is a few hundred bytes. */
+/**
+ * Largest request body accepted, in bytes. A real OCSP request is a few hundred bytes (one
+ * SHA-1 CertID and a nonce: about 120). A larger body is answered 413 at once (see
+ * refuseTooLarge), with a `Content-Length` before a byte of it is read.
+ */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 const OCSP_RESPONSE_TYPE = "application/ocsp-response";
 
@@ -30,7 +34,8 @@ export interface OcspHandlerDeps {
  * The OCSP hot path as a bare node:http handler (no middleware): `POST <any path>` with the DER
  * request as body, `GET /{url-encoded base64 DER}` (RFC 6960 Appendix A.1, RFC 5019 §5; a
  * doubled slash and base64url are accepted). Protocol failures are answered with an OCSP
- * `malformedRequest`, never a bare 404 or a 500. GET answers carry RFC 5019 §6 caching headers
+ * `malformedRequest`, never a bare 404 or a 500; a body over MAX_REQUEST_BYTES is the one HTTP
+ * refusal (413, see refuseTooLarge). GET answers carry RFC 5019 §6 caching headers
  * and honour If-None-Match with 304. Transport behaviours are applied here; their waits (`delay`,
  * the base delay, `drip`'s chunkDelayMs) run on `deps.clock`, so on a ManualClock they last until
  * the test advances it. Every request goes to the request log and the metrics; its pino line
@@ -60,15 +65,24 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
       answerAndSend(deps, req, res, arrived, t0, decodeGetPath(req.url ?? "/"), key).catch(fail(res));
       return;
     }
-    readBody(req, (body) => {
-      const key = body ? `P${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1")}` : undefined;
-      const hit = key !== undefined ? deps.service.lookup(key) : undefined;
-      if (hit) {
-        finish(deps, req, arrived, t0, hit, sendCached(deps, req, res, hit));
-        return;
-      }
-      answerAndSend(deps, req, res, arrived, t0, body, key).catch(fail(res));
-    });
+    // Declared too large: answered before a byte of the body is read.
+    if (Number(req.headers["content-length"]) > MAX_REQUEST_BYTES) {
+      refuseTooLarge(deps, req, res, arrived, t0);
+      return;
+    }
+    readBody(
+      req,
+      () => refuseTooLarge(deps, req, res, arrived, t0),
+      (body) => {
+        const key = body ? `P${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1")}` : undefined;
+        const hit = key !== undefined ? deps.service.lookup(key) : undefined;
+        if (hit) {
+          finish(deps, req, arrived, t0, hit, sendCached(deps, req, res, hit));
+          return;
+        }
+        answerAndSend(deps, req, res, arrived, t0, body, key).catch(fail(res));
+      },
+    );
   };
 }
 
@@ -301,18 +315,47 @@ async function send(
   return 200;
 }
 
+/** What the request log and the metrics record for a refused oversized body (outcome `http-413`). */
+const TOO_LARGE: Answer = {
+  der: new Uint8Array(0),
+  outcome: "payloadTooLarge",
+  serials: [],
+  hashes: [],
+  nonceLength: 0,
+  transport: [],
+  behaviour: undefined,
+  cached: false,
+};
+
 /**
- * Read the POST body and call `done` with it, or with undefined when it is larger than
- * MAX_REQUEST_BYTES or the stream fails. An oversized body is drained, not kept, so the
- * keep-alive connection stays usable. Callback style: no promise on the hot path.
+ * Answer a body over MAX_REQUEST_BYTES: `413 Content Too Large` (RFC 9110 §15.5.14) with
+ * `Connection: close`, at once. 413 rather than an OCSP malformedRequest because the body is
+ * not read, so nothing was parsed to be malformed: the refusal is HTTP's, and says so to any
+ * client or proxy (OCSP clients count any non-200 as a failed query, as they would
+ * malformedRequest: `openssl ocsp` prints `Code=413`). The connection closes because the unread
+ * rest of the body would otherwise be taken for the next request on it; nothing more of it is
+ * read. Logged and counted as `http-413`.
  */
-function readBody(req: IncomingMessage, done: (body: Uint8Array | undefined) => void): void {
+function refuseTooLarge(deps: OcspHandlerDeps, req: IncomingMessage, res: ServerResponse, arrived: Date, t0: number): void {
+  if (res.headersSent) return;
+  const text = `OCSP request body over ${MAX_REQUEST_BYTES} bytes: refused without reading it\n`;
+  res.writeHead(413, { "Content-Type": "text/plain", "Content-Length": Buffer.byteLength(text), Connection: "close" }).end(text);
+  finish(deps, req, arrived, t0, TOO_LARGE, 413);
+}
+
+/**
+ * Read the POST body and call `done` with it, or with undefined when the stream fails. A body
+ * that grows past MAX_REQUEST_BYTES without a Content-Length (chunked) calls `tooLarge` once, at
+ * the chunk that crosses the limit, and nothing more is kept. Callback style: no promise on the
+ * hot path.
+ */
+function readBody(req: IncomingMessage, tooLarge: () => void, done: (body: Uint8Array | undefined) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
-  let tooBig = Number(req.headers["content-length"]) > MAX_REQUEST_BYTES;
+  let tooBig = false;
   let called = false;
   const once = (body: Uint8Array | undefined): void => {
-    if (called) return;
+    if (called || tooBig) return;
     called = true;
     done(body);
   };
@@ -322,9 +365,10 @@ function readBody(req: IncomingMessage, done: (body: Uint8Array | undefined) => 
     if (size > MAX_REQUEST_BYTES) {
       tooBig = true;
       chunks.length = 0;
+      tooLarge();
     } else chunks.push(chunk);
   });
-  req.on("end", () => once(tooBig ? undefined : new Uint8Array(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))));
+  req.on("end", () => once(new Uint8Array(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))));
   req.on("error", () => once(undefined));
 }
 

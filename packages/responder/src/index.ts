@@ -1,9 +1,11 @@
-export { OcspResponder, StartedOcspResponder } from "./responder.js";
+export { OcspResponder, StartedOcspResponder, assertAdminProtected } from "./responder.js";
+export type { AdminOptions } from "./responder.js";
 export { createResponderApp, routeRequests } from "./app.js";
 export type { CrlSource, ResponderAppDeps } from "./app.js";
 export { createOcspHandler, decodeGetPath, MAX_REQUEST_BYTES } from "./http-handler.js";
 export type { OcspHandlerDeps } from "./http-handler.js";
-export { createAdminRouter } from "./admin.js";
+export { createAdminRouter, MAX_ADMIN_BODY_BYTES } from "./admin.js";
+export { MAX_CERT_IDS_PER_REQUEST } from "./limits.js";
 export type { AdminDeps } from "./admin.js";
 export { ResponderMetrics } from "./metrics.js";
 export { OcspService, MAX_NONCE_LENGTH } from "./ocsp-service.js";
@@ -34,7 +36,16 @@ export { RequestLog } from "./request-log.js";
 export type { RequestLogEntry, RequestQuery } from "./request-log.js";
 export { CaStatusSource, CompositeStatusSource } from "./status-source.js";
 export type { ServedIssuer, SignerDefect, StatusSource } from "./status-source.js";
-export { ResponderError, InvalidBehaviourError, ResponderStateError, WaitTimeoutError, ConfigError } from "./errors.js";
+export {
+  ResponderError,
+  InvalidBehaviourError,
+  ResponderStateError,
+  WaitTimeoutError,
+  ConfigError,
+  AdminExposedError,
+  ListenError,
+  CaFolderError,
+} from "./errors.js";
 export { loadResponderConfig, responderConfigSchema, startFromConfig } from "./config.js";
 export type { ResponderConfig } from "./config.js";
 export { responderMain } from "./cli.js";

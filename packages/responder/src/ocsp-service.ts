@@ -18,6 +18,7 @@ import {
 } from "@ocsp-lab/ocsp";
 import type { Action, Behaviour, ContentFlaw } from "./behaviour.js";
 import type { ServedIssuer, StatusSource } from "./status-source.js";
+import { MAX_CERT_IDS_PER_REQUEST } from "./limits.js";
 
 /** RFC 8954 §2.1: nonces are 1 to 32 octets; longer ones are refused with malformedRequest. */
 export const MAX_NONCE_LENGTH = 32;
@@ -198,7 +199,8 @@ export class OcspService {
 
   /**
    * Answer one DER request (undefined: the HTTP layer could not extract one). `rawKey`, when
-   * given, lets `lookup` find the answer next time. Never throws for bad input.
+   * given, lets `lookup` find the answer next time. Never throws for bad input; more than
+   * MAX_CERT_IDS_PER_REQUEST CertIDs is malformedRequest.
    */
   async answer(requestDer: Uint8Array | undefined, rawKey?: string): Promise<Answer> {
     const requestKey = this.cacheEnabled && this.behaviour.idle ? rawKey : undefined;
@@ -209,6 +211,8 @@ export class OcspService {
       } catch {
         request = undefined;
       }
+      // More CertIDs than MAX_CERT_IDS_PER_REQUEST (limits.ts): malformedRequest, like bad DER.
+      if (request && request.certIds.length > MAX_CERT_IDS_PER_REQUEST) request = undefined;
     }
     const first = request?.certIds[0];
     const firstIssuer = first ? this.source.issuer(first) : undefined;

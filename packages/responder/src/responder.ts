@@ -11,10 +11,24 @@ import { createResponderApp, routeRequests, type CrlSource } from "./app.js";
 import { Behaviour, type BehaviourInput, type Fault, type Scope, type StatusOverride } from "./behaviour.js";
 import { createOcspHandler } from "./http-handler.js";
 import { ResponderMetrics } from "./metrics.js";
-import { ResponderStateError } from "./errors.js";
+import { describeSystemError, isLoopbackHost, isSystemError } from "@ocsp-lab/cli-support";
+import { AdminExposedError, ListenError, ResponderStateError } from "./errors.js";
 import { OcspService, type SigningOptions } from "./ocsp-service.js";
 import { RequestLog, type RequestLogEntry, type RequestQuery } from "./request-log.js";
 import { CaStatusSource, CompositeStatusSource, type ServedIssuer, type StatusSource } from "./status-source.js";
+
+/** Where the admin API listens and what it asks of a request (see OcspResponder.withAdmin). */
+export interface AdminOptions {
+  /** Its own TCP port (0: any free one), always on 127.0.0.1; default: on the OCSP port, under /admin. */
+  port?: number;
+  /** Require `Authorization: Bearer <token>` on every admin request and on `/metrics`. */
+  token?: string;
+  /**
+   * Serve the admin API without a token on an OCSP port that listens on a non-loopback address
+   * (default false: start() refuses, AdminExposedError).
+   */
+  allowUnauthenticated?: boolean;
+}
 
 /**
  * Builder of an OCSP responder (testcontainers style): configure with `with*`, then `start()`
@@ -35,7 +49,7 @@ export class OcspResponder {
   private signing: SigningOptions = {};
   private unknownIssuer: "unauthorized" | "unknown" = "unauthorized";
   private cache = true;
-  private admin: { port?: number; token?: string } = {};
+  private admin: AdminOptions = {};
   private readonly source: StatusSource;
   private readonly crls: CrlSource | undefined;
   private readonly issuerList: () => ServedIssuer[];
@@ -144,16 +158,26 @@ export class OcspResponder {
   }
 
   /**
-   * The admin API: on the OCSP port under /admin (default) or on its own `port` (127.0.0.1 like
-   * everything else), optionally behind `Authorization: Bearer <token>`.
+   * The admin API: on the OCSP port under /admin (default) or on its own `port`, which binds
+   * 127.0.0.1 whatever withHost says; optionally behind `Authorization: Bearer <token>` (then
+   * `/metrics` needs it too). Without a token, start() refuses to serve it on an OCSP port that
+   * listens on a non-loopback address unless `allowUnauthenticated` is true. Every admin
+   * request passes adminGuard (body size, Host, token, Origin).
    */
-  withAdmin(options: { port?: number; token?: string }): this {
+  withAdmin(options: AdminOptions): this {
     this.admin = options;
     return this;
   }
 
-  /** Listen; resolves once the port(s) are bound. */
+  /**
+   * Listen; resolves once the port(s) are bound.
+   * @throws AdminExposedError (before anything binds) for an admin API without a token on a
+   * non-loopback OCSP listener, unless allowUnauthenticated; ListenError for a port in use, an
+   * address not of this machine, a privileged port (nothing is left bound).
+   */
   async start(): Promise<StartedOcspResponder> {
+    const separateAdmin = this.admin.port !== undefined;
+    assertAdminProtected(this.host, this.admin);
     const behaviour = new Behaviour();
     const log = new RequestLog();
     const service = new OcspService({
@@ -181,26 +205,33 @@ export class OcspResponder {
       hung,
       stopping: stopping.signal,
     });
+    let adminServer: Server | undefined;
+    const bound = (s: Server | undefined) => (): { address: string; port: number } | undefined =>
+      (s?.address() as AddressInfo | null | undefined) ?? undefined;
     const admin = createAdminRouter({
       behaviour,
       log,
       issuers: this.issuerList,
       ...(this.admin.token !== undefined ? { token: this.admin.token } : {}),
+      // The listener it is served on: its own, or the OCSP port's.
+      listener: () => (separateAdmin ? bound(adminServer)() : bound(server)()),
     });
-    const separateAdmin = this.admin.port !== undefined;
-    const app = createResponderApp({ metrics, ...(this.crls ? { crls: this.crls } : {}), ...(separateAdmin ? {} : { admin }) });
+    const app = createResponderApp({
+      metrics,
+      ...(this.crls ? { crls: this.crls } : {}),
+      ...(separateAdmin ? {} : { admin }),
+      ...(this.admin.token !== undefined ? { metricsToken: this.admin.token } : {}),
+    });
     const server = createServer(routeRequests(ocsp, app));
-    server.listen(this.port, this.host);
-    await once(server, "listening");
-    let adminServer: Server | undefined;
+    await listen(server, this.port, this.host, "listen.port (--port)", "listen.host (--host)");
     if (separateAdmin) {
       const adminApp = express();
       adminApp.disable("x-powered-by");
       adminApp.use("/admin", admin);
       adminServer = createServer(adminApp);
-      adminServer.listen(this.admin.port, this.host);
       try {
-        await once(adminServer, "listening");
+        // 127.0.0.1 whatever the OCSP port binds: the admin API changes every answer.
+        await listen(adminServer, this.admin.port!, "127.0.0.1", "admin.port", undefined);
       } catch (err) {
         server.close();
         throw err;
@@ -217,6 +248,32 @@ export class OcspResponder {
       issuers: this.issuerList,
       stopping,
     });
+  }
+}
+
+/**
+ * Refuse an admin API that other machines could reach without a token: on the OCSP port (no
+ * `admin.port`) that listens on `host`, not a loopback address, with no token and no
+ * `allowUnauthenticated`. Run by start() before anything binds, and by `ocsp-responder --check`.
+ * @throws AdminExposedError
+ */
+export function assertAdminProtected(host: string, admin: AdminOptions): void {
+  if (admin.port === undefined && admin.token === undefined && !admin.allowUnauthenticated && !isLoopbackHost(host))
+    throw new AdminExposedError(host);
+}
+
+/**
+ * Bind `server`; a listen error becomes a ListenError naming the config key to change
+ * (`portKey`, `hostKey`) and the fix.
+ */
+async function listen(server: Server, port: number, host: string, portKey: string, hostKey: string | undefined): Promise<void> {
+  server.listen(port, host);
+  try {
+    await once(server, "listening");
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
+    const setting = err.code === "EADDRNOTAVAIL" || err.code === "ENOTFOUND" ? (hostKey ?? portKey) : portKey;
+    throw new ListenError(describeSystemError(err, { setting })!, { cause: err });
   }
 }
 
@@ -280,11 +337,11 @@ export class StartedOcspResponder {
     return `http://${host}:${this.port}`;
   }
 
-  /** Base URL of the admin API (`…/admin`). */
+  /** Base URL of the admin API (`…/admin`): on the OCSP port, or on its own port on 127.0.0.1. */
   get adminUrl(): string {
     if (!this.adminServer) return `${this.url}/admin`;
-    const host = this.hostName.includes(":") ? `[${this.hostName}]` : this.hostName;
-    return `http://${host}:${(this.adminServer.address() as AddressInfo).port}/admin`;
+    const { address, port } = this.adminServer.address() as AddressInfo;
+    return `http://${address}:${port}/admin`;
   }
 
   /** The issuers served (root and intermediates of every CA), with their signers. */

@@ -485,9 +485,10 @@ describe("RFC 5019 caching", () => {
     expect(withNonce.headers.get("etag")).toBeNull();
   });
 
-  it("exposes Prometheus metrics", async () => {
+  it("exposes Prometheus metrics, behind the admin token", async () => {
     await ocsp(leaf);
-    const text = await (await fetch(`${responder.url}/metrics`)).text();
+    expect((await fetch(`${responder.url}/metrics`)).status).toBe(401);
+    const text = await (await fetch(`${responder.url}/metrics`, { headers: { authorization: "Bearer test-token-123" } })).text();
     expect(text).toMatch(/ocsp_requests_total\{method="POST",outcome="good"\} \d+/);
     expect(text).toContain("ocsp_request_duration_seconds_bucket");
     expect(text).toContain("ocsp_response_cache_entries");
@@ -620,7 +621,7 @@ describe("ocsp-responder --config", () => {
     ["validity: 3600\nvalidity_seconds: 60\n", /validity_seconds: both validity \(3600\) and validity_seconds \(60\) are given/],
     ["behaviours:\n  - scope: global\n    actions: [{ kind: delay, ms: fast }]\n", /behaviours\.0\.actions\.0\.ms: /],
     ["signing: { by: nobody }\n", /signing\.by: /],
-    ["listen: { port: 1, colour: red }\n", /listen: .*colour/],
+    ["listen: { port: 1, colour: red }\n", /listen\.colour: unknown key "colour"/],
     ["cas: [\n", /not valid YAML/],
   ])("names the bad field of %j in one line", async (yaml, message) => {
     const file = join(dir, "bad.yaml");

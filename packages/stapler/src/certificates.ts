@@ -72,27 +72,64 @@ export interface LoadOptions {
   stapleSource?: StapleSourceSpec;
 }
 
+/** PEM material and, when it was read from files, which ones (for messages that name them instead of quoting them). */
+export type EntryMaterial = ServedCertificate & { files?: CertificateFiles };
+
+/** Why a file could not be read, and the fix, without its path (the caller names it). */
+function readProblem(cause: unknown): string {
+  const code = (cause as NodeJS.ErrnoException).code;
+  switch (code) {
+    case "EACCES":
+    case "EPERM":
+      return `permission denied (${code}): make it readable by the user the stapler runs as (ls -l shows its owner and mode)`;
+    case "ENOENT":
+      return "no such file (ENOENT): check the path (relative paths are from the config file's folder)";
+    case "EISDIR":
+      return "it is a folder, not a file (EISDIR): give the file's path";
+    default:
+      return `${code ?? String(cause)}: check the path and its permissions`;
+  }
+}
+
 /**
- * The PEM material of an entry: as given, or read from its files (UTF-8).
- * @throws CertificateSetupError naming a file that cannot be read.
+ * The PEM material of an entry: as given, or read from its files (UTF-8), with the file names
+ * kept in `files`.
+ * @throws CertificateSetupError naming the file that cannot be read (`cert file`, `key file`,
+ * `chain file`), why (permission denied, no such file, a folder) and the fix.
  */
-export async function readEntry(entry: CertificateEntry): Promise<ServedCertificate> {
+export async function readEntry(entry: CertificateEntry): Promise<EntryMaterial> {
   if (entry.kind === "pem") return entry.material;
-  const read = async (f: string): Promise<string> => {
+  const read = async (f: string, what: string): Promise<string> => {
     try {
       return await fs.readFile(f, "utf8");
     } catch (cause) {
-      throw new CertificateSetupError("cannot read", f, "check the path and its permissions", { cause });
+      throw new CertificateSetupError(`cannot read ${what}`, f, readProblem(cause), { cause });
     }
   };
   const { certFile, keyFile, chainFile, responderUrl, stapleSource } = entry.files;
   return {
-    cert: await read(certFile),
-    key: await read(keyFile),
-    ...(chainFile ? { issuer: await read(chainFile) } : {}),
+    cert: await read(certFile, "cert file"),
+    key: await read(keyFile, "key file"),
+    ...(chainFile ? { issuer: await read(chainFile, "chain file") } : {}),
     ...(responderUrl ? { responderUrl } : {}),
     ...(stapleSource ? { stapleSource } : {}),
+    files: entry.files,
   };
+}
+
+const PRIVATE_KEY_PEM = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
+
+/**
+ * What a PEM text that should hold `wanted` holds instead, for a message that must not quote
+ * it (it may be a private key): empty, a private key, a certificate, something else.
+ */
+function whatItHolds(text: string, wanted: "certificate" | "private key"): string {
+  if (text.trim() === "") return "it is empty";
+  if (wanted === "certificate" && PRIVATE_KEY_PEM.test(text))
+    return "it holds a private key, not a certificate: are cert and key swapped?";
+  if (wanted === "private key" && splitPem(text).length > 0)
+    return "it holds a certificate, not a private key: are cert and key swapped?";
+  return `it holds no PEM ${wanted}`;
 }
 
 /**
@@ -107,15 +144,18 @@ export async function readEntry(entry: CertificateEntry): Promise<ServedCertific
  * the leaf, no OCSP URL, a key that does not belong to the certificate, an unreadable staple file;
  * InvalidStapleSourceError for a bad staple source.
  */
-export async function loadCertificate(material: ServedCertificate, options: LoadOptions): Promise<LoadedCertificate> {
+export async function loadCertificate(material: EntryMaterial, options: LoadOptions): Promise<LoadedCertificate> {
+  // Named by file, never quoted: a key given as `cert:` would otherwise be printed.
+  const certWhere = material.files?.certFile ?? "(the cert PEM given)";
+  const keyWhere = material.files?.keyFile ?? "(the key PEM given)";
   const stapleSource = material.stapleSource
     ? toStapleSource(material.stapleSource)
     : (options.stapleSource ?? { kind: "verified" as const });
   const stapleDer = stapleSource.kind === "file" ? new Uint8Array(await readStapleFile(stapleSource.path)) : undefined;
   const certs = splitPem(material.cert);
   if (certs.length === 0)
-    throw new CertificateSetupError("no certificate in", material.cert.slice(0, 40), "give a PEM certificate");
-  const leaf = parseCert(certs[0]!);
+    throw new CertificateSetupError("no PEM certificate in", certWhere, whatItHolds(material.cert, "certificate"));
+  const leaf = parseCert(certs[0]!, certWhere);
   const issuerPem = material.issuer ? splitPem(material.issuer)[0] : certs[1];
   if (!issuerPem)
     throw new CertificateSetupError(
@@ -123,7 +163,7 @@ export async function loadCertificate(material: ServedCertificate, options: Load
       leaf.subject,
       "give the issuer certificate (chain file) or a fullchain certificate",
     );
-  const issuer = parseCert(issuerPem);
+  const issuer = parseCert(issuerPem, material.issuer ? (material.files?.chainFile ?? "(the issuer PEM given)") : certWhere);
   // A chain that is not the leaf's issuer would make every staple fail verification.
   const issued =
     leaf.issuer === issuer.subject &&
@@ -146,6 +186,8 @@ export async function loadCertificate(material: ServedCertificate, options: Load
   // certificates the server sends to compute the CertID of the staple.
   const chain = certs.some((c) => sameCert(c, issuerPem)) ? certs : [...certs, issuerPem];
   const pem = { cert: `${chain.join("\n")}\n`, key: material.key };
+  if (!PRIVATE_KEY_PEM.test(material.key))
+    throw new CertificateSetupError("no PEM private key in", keyWhere, whatItHolds(material.key, "private key"));
   let context: SecureContext;
   try {
     context = createSecureContext({ ...pem, ...options.tls });
@@ -216,11 +258,12 @@ function sameCert(a: string, b: string): boolean {
   return a.replace(/\s+/g, "") === b.replace(/\s+/g, "");
 }
 
-function parseCert(pem: string): x509.X509Certificate {
+/** Parse one PEM certificate block of the file (or PEM) named `where`; the block is never quoted. */
+function parseCert(pem: string, where: string): x509.X509Certificate {
   try {
     return new x509.X509Certificate(pem);
   } catch (cause) {
-    throw new CertificateSetupError("unreadable certificate", pem.slice(0, 60), "give a PEM X.509 certificate", { cause });
+    throw new CertificateSetupError("unreadable certificate in", where, "give a PEM X.509 certificate", { cause });
   }
 }
 

@@ -29,6 +29,7 @@ backend: status                           # or http://127.0.0.1:8080 (HTTPS reve
 policy: { query_frequency: 3600, response_timeout: 1, recovery_frequency: 60, recovery_max_tries: 5 }   # seconds
 tls: { min_version: TLSv1.2, max_version: TLSv1.3 }
 admin: { port: 9443 }                     # 127.0.0.1; token: ... ; false turns it off
+                                          # host other than loopback: needs token, or allow_unauthenticated: true
 state_dir: .ocsp-lab                      # staples persisted in <state_dir>/staples
 watch_interval: 1                         # seconds between certificate file checks; 0: SIGHUP only
 log_level: info`;
@@ -51,6 +52,7 @@ log_level: info`;
  *           cert_id_hash: sha1 }          # or sha256: the CertID hash of each query
  * tls: { min_version: TLSv1.2, max_version: TLSv1.3 }
  * admin: { port: 9443, token: s3cretToken }   # 127.0.0.1 unless host is given; or false
+ *                                            # a non-loopback host needs token (or allow_unauthenticated: true)
  * state_dir: .ocsp-lab               # staples persisted in <state_dir>/staples; default $OCSP_LAB_HOME or ./.ocsp-lab
  * persist: true
  * watch_interval: 1                  # seconds between certificate file checks; 0: SIGHUP only
@@ -91,9 +93,16 @@ export const staplerConfigSchema = z
     admin: z
       .union([
         z.literal(false),
-        z.object({ host: z.string().min(1).optional(), port: port.optional(), token: z.string().min(8).optional() }).strict(),
+        z
+          .object({
+            host: z.string().min(1).optional(),
+            port: port.optional(),
+            token: z.string().min(8).optional(),
+            allow_unauthenticated: z.boolean().default(false),
+          })
+          .strict(),
       ])
-      .default({}),
+      .default({ allow_unauthenticated: false }),
     state_dir: z.string().min(1).optional(),
     persist: z.boolean().default(true),
     watch_interval: z.number().min(0).max(3600).default(1),
@@ -178,6 +187,7 @@ export function builderFromConfig(
             ...(config.admin.host !== undefined ? { host: config.admin.host } : {}),
             ...(config.admin.port !== undefined ? { port: config.admin.port } : {}),
             ...(config.admin.token !== undefined ? { token: config.admin.token } : {}),
+            allowUnauthenticated: config.admin.allow_unauthenticated,
           },
     )
     .withWatch(config.watch_interval * 1000)

@@ -61,3 +61,24 @@ export class InvalidStapleSourceError extends StaplerError {
     super("OCSP_LAB_STAPLER_STAPLE_SOURCE", `invalid staple source ${JSON.stringify(value)}: ${fix}`);
   }
 }
+
+/**
+ * The admin endpoint would be reachable from other machines without a token: `admin.host` is
+ * not a loopback address, with no `admin.token` and no `admin.allow_unauthenticated: true`.
+ * Nothing was bound.
+ */
+export class AdminExposedError extends StaplerError {
+  constructor(host: string) {
+    super(
+      "OCSP_LAB_STAPLER_ADMIN_EXPOSED",
+      `refusing to serve the admin endpoint without a token on ${host}, which other machines can reach: set admin.token (8 characters or more), or leave admin.host out (127.0.0.1), or set admin.allow_unauthenticated: true if anyone who reaches ${host} may reload and query`,
+    );
+  }
+}
+
+/** The state folder where staples are persisted (`state_dir`) cannot be used: a file, read-only, not ours. */
+export class StateDirError extends StaplerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_STAPLER_STATE_DIR", message, options);
+  }
+}

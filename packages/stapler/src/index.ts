@@ -4,6 +4,7 @@ export { splitPem, aiaOcspUrl } from "./certificates.js";
 export type { ServedCertificate, CertificateFiles, TlsVersions } from "./certificates.js";
 export type { Backend } from "./backends.js";
 export type { AdminOptions } from "./admin.js";
+export { MAX_ADMIN_BODY_BYTES } from "./admin.js";
 export { StapleManager } from "./staple-manager.js";
 export type {
   FetchOutcome,
@@ -53,5 +54,7 @@ export {
   ConfigError,
   ReloadError,
   InvalidStapleSourceError,
+  AdminExposedError,
+  StateDirError,
 } from "./errors.js";
 export type { FetchFailureKind } from "./errors.js";

@@ -2,7 +2,9 @@ import { createServer as createHttpsServer } from "node:https";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { createServer as createTlsServer, type SecureContext, type Server as TlsServer } from "node:tls";
-import { watchFile, unwatchFile, type Stats } from "node:fs";
+import { constants, watchFile, unwatchFile, type Stats } from "node:fs";
+import { access, mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import { EventEmitter, once } from "node:events";
 import { pino, type Logger } from "pino";
 import { defaultCrypto, normalizeSerial, systemClock, type Clock } from "@ocsp-lab/ocsp";
@@ -20,11 +22,12 @@ import {
   type ServedCertificate,
   type TlsVersions,
 } from "./certificates.js";
-import { CertificateSetupError, ReloadError, StaplerError } from "./errors.js";
+import { describeSystemError, isLoopbackHost, isSystemError } from "@ocsp-lab/cli-support";
+import { AdminExposedError, CertificateSetupError, ReloadError, StaplerError, StateDirError } from "./errors.js";
 import { StaplerMetrics } from "./metrics.js";
 import { parsePolicy, type PollingPolicy, type PollingPolicyInput } from "./policy.js";
 import { StapleManager, type StapleManagerEvents, type StapleSnapshot } from "./staple-manager.js";
-import { StapleStore } from "./staple-store.js";
+import { STAPLES_FOLDER, StapleStore } from "./staple-store.js";
 import {
   sameStapleSource,
   toStapleSource,
@@ -145,10 +148,21 @@ export class StaplingServer {
     return this;
   }
 
-  /** The admin endpoint on 127.0.0.1 (default: on, ephemeral port); false to turn it off. */
+  /**
+   * The admin endpoint (default: on, 127.0.0.1, ephemeral port), on `options.host` when given;
+   * false turns it off. Without `token`, start() refuses a host that is not loopback unless
+   * `allowUnauthenticated` is true. Its requests pass adminGuard (body size, Host, token, Origin).
+   */
   withAdmin(options: AdminOptions | false): this {
     this.admin = options;
     return this;
+  }
+
+  /** An admin endpoint without a token on a host other machines reach, unless allowUnauthenticated: AdminExposedError. */
+  private checkAdmin(): void {
+    if (!this.admin || this.admin.token !== undefined || this.admin.allowUnauthenticated) return;
+    const host = this.admin.host ?? "127.0.0.1";
+    if (!isLoopbackHost(host)) throw new AdminExposedError(host);
   }
 
   /** Check certificate files for changes every `ms` milliseconds (default 1000; 0: only reload() and SIGHUP). */
@@ -184,7 +198,7 @@ export class StaplingServer {
    * Validate policy and certificates as start() would (files readable, PEM parses, an issuer
    * and an OCSP URL for each, key matches, no two certificates for one name) without fetching
    * or listening; resolves with what would be served.
-   * @throws InvalidPolicyError, CertificateSetupError as start().
+   * @throws AdminExposedError, InvalidPolicyError, CertificateSetupError as start().
    */
   async check(): Promise<
     {
@@ -196,6 +210,7 @@ export class StaplingServer {
       stapleFile?: string;
     }[]
   > {
+    this.checkAdmin();
     parsePolicy(this.policyInput);
     if (this.entries.length === 0)
       throw new CertificateSetupError(
@@ -225,12 +240,17 @@ export class StaplingServer {
    * Validate policy and certificates, restore persisted staples, run the first OCSP queries as
    * the policy's `mode` and `startup` say, then listen. Handshakes never wait on the responder
    * (except in the `in-handshake` emulation).
-   * @throws InvalidPolicyError for a bad policy; CertificateSetupError for a certificate without
-   * issuer or OCSP URL, a key that does not match, two certificates for one name; the listen
-   * error (EADDRINUSE...).
+   * @throws AdminExposedError (before anything is read or bound) for an admin endpoint without a
+   * token on a non-loopback host, unless allowUnauthenticated; InvalidPolicyError for a bad
+   * policy; StateDirError for a state folder that cannot hold staples (a file, read-only, not
+   * ours); CertificateSetupError for an unreadable file, a certificate without issuer or OCSP
+   * URL, a key that does not match, two certificates for one name; StaplerError
+   * `OCSP_LAB_STAPLER_PORT` for a port in use or an address not of this machine.
    */
   async start(): Promise<StartedStaplingServer> {
+    this.checkAdmin();
     const policy = parsePolicy(this.policyInput);
+    if (this.stateDir) await checkStateDir(this.stateDir);
     if (this.entries.length === 0)
       throw new CertificateSetupError(
         "no certificate given to",
@@ -267,6 +287,23 @@ export class StaplingServer {
       for (const m of state.managers) m.stop();
       throw err;
     }
+  }
+}
+
+/**
+ * Make sure staples can be persisted under `<stateDir>/staples/`: create it, and check it is
+ * a writable folder. A staple that cannot be written later is logged and the server goes on;
+ * at start the operator is there to fix it.
+ * @throws StateDirError naming the folder, what is wrong and the fix.
+ */
+async function checkStateDir(stateDir: string): Promise<void> {
+  const dir = join(stateDir, STAPLES_FOLDER);
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    const problem = describeSystemError(err, { fix: "give another state_dir, or persist: false" });
+    throw new StateDirError(`state folder ${stateDir}: ${problem ?? String(err)}`, { cause: err });
   }
 }
 
@@ -365,6 +402,17 @@ function countFetches(m: StapleManager, metrics: StaplerMetrics): void {
     }
   });
   m.on("staple:invalidated", (s) => metrics.invalidations.inc({ serial: s.serial }));
+}
+
+/**
+ * A listen error as a StaplerError `OCSP_LAB_STAPLER_PORT` saying what is wrong and which
+ * setting to change (`portKey` for a port in use or privileged, `hostKey` for an address that
+ * is not this machine's); anything else unchanged.
+ */
+function listenError(err: unknown, portKey: string, hostKey: string): unknown {
+  if (!isSystemError(err)) return err;
+  const setting = err.code === "EADDRNOTAVAIL" || err.code === "ENOTFOUND" ? hostKey : portKey;
+  return new StaplerError("OCSP_LAB_STAPLER_PORT", describeSystemError(err, { setting })!, { cause: err });
 }
 
 /** Events of a running stapling server: its managers' events, and reloads. */
@@ -484,14 +532,8 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
       socket.on("close", () => this.sockets.delete(socket));
     });
     this.server.listen(port, this.hostName);
-    await once(this.server, "listening").catch((err: NodeJS.ErrnoException) => {
-      throw err.code === "EADDRINUSE"
-        ? new StaplerError(
-            "OCSP_LAB_STAPLER_PORT",
-            `port ${port} on ${this.hostName} is in use: choose another listen.port (--port), or 0 for any free port`,
-            { cause: err },
-          )
-        : err;
+    await once(this.server, "listening").catch((err: unknown) => {
+      throw listenError(err, "listen.port (--port)", "listen.host (--host)");
     });
     if (admin) {
       try {
@@ -503,20 +545,14 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
             queryNow: (serial) => this.queryNow(serial),
             reload: () => this.reload(),
             metrics: this.metrics,
+            listener: () => (this.adminServer?.address() as AddressInfo | null | undefined) ?? undefined,
           }),
         );
         this.adminServer.listen(admin.port ?? 0, admin.host ?? "127.0.0.1");
         await once(this.adminServer, "listening");
       } catch (err) {
         this.server.close();
-        const code = (err as NodeJS.ErrnoException).code;
-        throw code === "EADDRINUSE"
-          ? new StaplerError(
-              "OCSP_LAB_STAPLER_PORT",
-              `admin port ${admin.port ?? 0} is in use: choose another admin.port, or 0 for any free port`,
-              { cause: err },
-            )
-          : err;
+        throw listenError(err, "admin.port", "admin.host");
       }
     }
     if (this.watchMs > 0) {

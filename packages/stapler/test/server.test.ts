@@ -103,7 +103,7 @@ describe("several certificates on one listener", () => {
     const first = track(await (await StaplingServer.fromFiles(leaf)).withPolicy(QUICK_RETRIES).withAdmin(false).start());
     const second = (await StaplingServer.fromFiles(leaf)).withPolicy(QUICK_RETRIES).withAdmin(false).withPort(first.port).start();
     await expect(second).rejects.toThrow(
-      `port ${first.port} on 127.0.0.1 is in use: choose another listen.port (--port), or 0 for any free port`,
+      `port ${first.port} on 127.0.0.1 is in use by another process (EADDRINUSE): stop that process (ss -ltnp shows it) or choose another port with listen.port (--port), 0 for any free one`,
     );
   });
 
