@@ -1,7 +1,7 @@
 /**
  * Helpers of the "safe by default" tests: HTTP requests with the headers fetch will not send
  * (Host, Origin, a Content-Length with no body yet), the machine's non-loopback address, and
- * child processes that file modes apply to (as root, a child run as `nobody`).
+ * child processes that file modes apply to (as root, a child without capabilities).
  */
 import { spawn } from "node:child_process";
 import { chmod } from "node:fs/promises";
@@ -95,17 +95,19 @@ export function nonLoopbackAddress(): string | undefined {
   return undefined;
 }
 
-/** uid/gid of `nobody`, used for children when the tests run as root (root reads and writes whatever the modes say). */
-const NOBODY = { uid: 65534, gid: 65534 };
-
-/** Whether the tests run as root, so that file modes only bind a child run as `nobody`. */
+/**
+ * Whether the tests run as root, whom file modes bind only without its capabilities: a child is
+ * then run by `setpriv` with an empty capability bounding set (no CAP_DAC_OVERRIDE nor
+ * CAP_DAC_READ_SEARCH), still uid 0. (Another user such as `nobody` would also need to traverse
+ * every folder above the checkout, which a fresh clone in a 0700 temp folder does not allow.)
+ */
 export const RUNNING_AS_ROOT = process.getuid?.() === 0;
 
 /**
  * Make `path` mode `mode` (e.g. 0o555 read-only, 0o000 unreadable) so that a child started by
- * runDenied cannot do what the mode forbids: chmod, which binds the tests' own user; as root
- * the child runs as `nobody` too, for whom a root-owned file of that mode is as closed. Folders
- * above `path` that the child must traverse are given in `traverse` (made 0755).
+ * runDenied cannot do what the mode forbids: chmod, which binds the tests' own user, and root's
+ * children too as runDenied starts them without capabilities. Folders above `path` that the
+ * child must traverse are given in `traverse` (made 0755).
  */
 export async function deny(path: string, mode: number, traverse: string[] = []): Promise<void> {
   for (const dir of traverse) await chmod(dir, 0o755);
@@ -113,8 +115,9 @@ export async function deny(path: string, mode: number, traverse: string[] = []):
 }
 
 /**
- * Run a command to completion (stdin closed) as a user the modes set by `deny` apply to: this
- * user, or `nobody` when the tests run as root. Never rejects on a non-zero exit.
+ * Run a command to completion (stdin closed) so that the modes set by `deny` apply to it: as
+ * this user, or as root without capabilities (setpriv) when the tests run as root. Never
+ * rejects on a non-zero exit.
  */
 export function runDenied(
   command: string,
@@ -122,13 +125,15 @@ export function runDenied(
   options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
+    const [file, argv] = RUNNING_AS_ROOT
+      ? ["setpriv", ["--bounding-set=-all", "--inh-caps=-all", "--", command, ...args]]
+      : [command, args];
+    const child = spawn(file, argv, {
       stdio: ["ignore", "pipe", "pipe"],
       env: options.env ?? process.env,
       cwd: options.cwd,
       timeout: options.timeoutMs ?? 60_000,
       killSignal: "SIGKILL",
-      ...(RUNNING_AS_ROOT ? NOBODY : {}),
     });
     let stdout = "";
     let stderr = "";

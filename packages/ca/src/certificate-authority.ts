@@ -261,7 +261,8 @@ export class CertificateAuthority {
    * exited are removed first (FileStore.removeInterruptedWrites).
    * @throws StateNotFoundError when there is none; StateCorruptError when ca.json cannot be
    * read, does not parse or is inconsistent (one line naming the file and the field), or a
-   * root or signer file it names cannot be read.
+   * root or signer file it names is missing or unusable; the system error itself (EACCES,
+   * EPERM) when such a file is there but this user may not read it.
    */
   static async open(stateDir: string, options: CaOpenOptions = {}): Promise<CertificateAuthority> {
     const crypto = options.crypto ?? defaultCrypto;
@@ -272,7 +273,11 @@ export class CertificateAuthority {
       try {
         return await loadSigner(store, db.certificates[serial]!, crypto);
       } catch (cause) {
-        const detail = (cause as NodeJS.ErrnoException).code ?? (cause instanceof Error ? cause.message : String(cause));
+        const code = (cause as NodeJS.ErrnoException).code;
+        // A file this user may not read is a permission problem, not a corrupt store: the
+        // system error goes up as it is (the commands name the file and how to fix its mode).
+        if (code === "EACCES" || code === "EPERM") throw cause;
+        const detail = code ?? (cause instanceof Error ? cause.message : String(cause));
         throw new StateCorruptError(
           store.path(DATABASE_FILE),
           `the ${what} ${serial}'s certificate or key cannot be loaded (${detail})`,

@@ -247,9 +247,9 @@ describe("a scenario file", () => {
       "only one step keeps the sessions (step 0 does already)",
     ],
     [
-      "expect_resumed",
+      "expect_resumed.stapler",
       "stapler_check: in-handshake\ntimeline: [{ at: 0s, save_session: true, expect: { node: connected } }]\nexpect_resumed: { stapler: staple good }",
-      'Unrecognized key: "stapler"',
+      'unknown key "stapler": misspelt, or not a key here',
     ],
   ])("with a bad %s gets one line naming the file and the field, exit 2", async (field, timeline, problem) => {
     const file = await write("bad.yaml", `name: bad\ndescription: a bad file\n${timeline}\nexpect: { node: connected }\n`);

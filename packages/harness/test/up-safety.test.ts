@@ -6,7 +6,7 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { CertificateAuthority } from "@ocsp-lab/ca";
 import { OCSP_LAB_BIN, run, startUp, tempDir } from "../../../test-support/index.js";
-import { RUNNING_AS_ROOT, deny, runDenied } from "../../../test-support/safety.js";
+import { deny, runDenied } from "../../../test-support/safety.js";
 
 const TOKEN = "up-admin-token-0123";
 
@@ -124,9 +124,9 @@ describe("ocsp-lab up start-up errors: what is wrong and the fix, one line, exit
     const state = join(dir, "keys");
     const ca = await CertificateAuthority.init(state);
     ca.close();
-    // The folder is writable by the child (as root: by nobody too); the CA's keys are not readable.
+    // The folder is writable by the child; the CA's keys are not readable (mode 0000, no capabilities).
     await deny(state, 0o777, [dir]);
-    for (const key of ["ca.key", "ocsp-signer.key"]) await deny(join(state, key), RUNNING_AS_ROOT ? 0o600 : 0o000);
+    for (const key of ["ca.key", "ocsp-signer.key"]) await deny(join(state, key), 0o000);
     const r = await runDenied(process.execPath, [OCSP_LAB_BIN, "up", "--state-dir", state], { cwd: dirname(OCSP_LAB_BIN) });
     expect(oneLine(r)).toMatch(
       new RegExp(

@@ -173,6 +173,8 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
   /** When the verified staple held stops being served (see armExpiry); never keeps the process alive. */
   private expiryTimer: Timer | undefined;
   private inFlight: Promise<boolean> | undefined;
+  /** A fresh query waiting for the one under way to end (see queryNow). */
+  private queued: Promise<boolean> | undefined;
   private stopped = false;
   private startingUp = false;
   private readonly stopWaiters = new Set<() => void>();
@@ -353,12 +355,30 @@ export class StapleManager extends EventEmitter<StapleManagerEvents> {
 
   /**
    * Query the responder now (a "query now" action), then reschedule. Concurrent calls share
-   * one query. Resolves true when a response was stapled (verified, or as received under
+   * one query. With `fresh`, the answer must be one asked for after this call: a query already
+   * under way (sent before whatever change the caller just made, such as a responder that hung
+   * and no longer does) is waited for, then a new one is sent, shared by every fresh call made
+   * meanwhile. Resolves true when a response was stapled (verified, or as received under
    * `as-received`). With a source that asks no responder (`bytes`, `file`, `none`): no query;
    * resolves with whether a staple is held.
    */
-  queryNow(): Promise<boolean> {
+  queryNow(options: { fresh?: boolean } = {}): Promise<boolean> {
     if (!fetchesFromResponder(this.source)) return Promise.resolve(this.held !== undefined);
+    if (this.inFlight && options.fresh) {
+      const under = this.inFlight;
+      this.queued ??= under
+        .catch(() => false)
+        .then(() => {
+          this.queued = undefined;
+          return this.startQuery();
+        });
+      return this.queued;
+    }
+    return this.startQuery();
+  }
+
+  /** The query under way, or a new one. */
+  private startQuery(): Promise<boolean> {
     if (!this.inFlight) {
       this.inFlight = this.query().finally(() => {
         this.inFlight = undefined;

@@ -618,13 +618,15 @@ export class StartedStaplingServer extends EventEmitter<StaplingServerEvents> {
   /**
    * Query the responder now for every certificate (or the one with this serial, in any form
    * normalizeSerial accepts: `0a1b...`, `0A:1B:...`, `0x0a1b...`); resolves with whether each
-   * got a verified staple (empty when no served certificate has the serial). Redis
-   * Enterprise's `POST /v1/ocsp/test`.
+   * got a verified staple (empty when no served certificate has the serial). The answer is
+   * always one asked for after the call: a query under way is waited for, then another is
+   * sent (StapleManager.queryNow `fresh`). Redis Enterprise's `POST /v1/ocsp/test`.
    * @throws InvalidSerialError (rejects) for a serial that is not hexadecimal.
    */
   async queryNow(serial?: string): Promise<{ serial: string; stapled: boolean }[]> {
     const managers = this.state.managers.filter((m) => serial === undefined || m.serial === normalizeSerial(serial));
-    return Promise.all(managers.map(async (m) => ({ serial: m.serial, stapled: await m.queryNow() })));
+    // Asked for after a change (a responder set right again): a query sent before it cannot say.
+    return Promise.all(managers.map(async (m) => ({ serial: m.serial, stapled: await m.queryNow({ fresh: true }) })));
   }
 
   /**

@@ -225,6 +225,30 @@ describe("start-up", () => {
   });
 });
 
+describe("query now", () => {
+  it("with fresh, waits for a query sent before the call, then asks again: the answer is from after the change", async () => {
+    const l = await lab();
+    const s = await stapler(l, { ...QUICK_RETRIES, response_timeout: 30 });
+    l.responder.setFault({ kind: "hang" });
+    const shared = s.manager.queryNow();
+    await l.responder.waitForRequests({ count: 2 });
+    // The responder is set right while that query hangs; a plain query now shares the hung one,
+    // a fresh one is answered from after the change.
+    l.responder.setFault(undefined);
+    await l.ca.revoke(l.leaf.serial, { reason: 1 });
+    const plain = s.manager.queryNow();
+    expect(plain).toBe(shared);
+    const fresh = s.manager.queryNow({ fresh: true });
+    const again = s.manager.queryNow({ fresh: true });
+    expect(again).toBe(fresh);
+    await advanceWhenDue(l.clock, 30_000, "the hung query's response_timeout");
+    expect(await shared).toBe(false);
+    expect(await fresh).toBe(true);
+    expect(s.manager.snapshot()).toMatchObject({ staple: "revoked" });
+    expect(l.responder.requests({ serial: l.leaf.serial }).at(-1)?.outcome).toBe("revoked");
+  });
+});
+
 describe("stop", () => {
   it("ends a query under way at once, and it changes and announces nothing", async () => {
     const l = await lab();
