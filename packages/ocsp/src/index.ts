@@ -19,7 +19,7 @@ export type { CertStatus, CertStatusName, RevokedInfo, UnsuccessfulStatusName } 
 export { UNSUCCESSFUL_RESPONSES, unsuccessfulResponse } from "./unsuccessful-responses.js";
 export type { UnsuccessfulStatus } from "./unsuccessful-responses.js";
 export { pkiEngine, toPkiCertificate, toX509Certificate, plainBytes } from "./engine.js";
-export { nonceBytes, nonceFromExtnValue } from "./nonce.js";
+export { nonceBytes } from "./nonce.js";
 export { createCertId, issuerHashes, readCertId, sameCertId } from "./cert-id.js";
 export type { CertIdFields } from "./cert-id.js";
 export { buildOcspRequest, parseOcspRequest } from "./ocsp-request.js";
@@ -32,3 +32,4 @@ export { OcspResponseGenerator } from "./response-generator.js";
 export type { BasicResponseParams, OcspSigner, SingleResponseParams } from "./response-generator.js";
 export { OcspResponseSigner, encodeExtension, encodeNonceExtension, otherSerialCertId } from "./response-signer.js";
 export type { EncodedSingleResponseParams, ResponseSignerOptions, SignResponseParams } from "./response-signer.js";
+export { OcspRequestDecoder } from "./request-decoder.js";

@@ -7,12 +7,8 @@ import type * as pkijs from "pkijs";
  * raw bytes there, which are returned as they are.
  */
 export function nonceBytes(extension: pkijs.Extension): Uint8Array {
-  return nonceFromExtnValue(extension.extnValue.valueBlock.valueHexView);
-}
-
-/** The same from the extension's extnValue content (the bytes inside its OCTET STRING). */
-export function nonceFromExtnValue(raw: Uint8Array): Uint8Array {
-  const inner = asn1js.fromBER(raw, { parseEmbedded: false });
+  const raw = extension.extnValue.valueBlock.valueHexView;
+  const inner = asn1js.fromBER(raw);
   return inner.offset === raw.byteLength && inner.result instanceof asn1js.OctetString
     ? new Uint8Array(inner.result.valueBlock.valueHexView)
     : new Uint8Array(raw);

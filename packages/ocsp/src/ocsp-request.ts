@@ -6,7 +6,6 @@ import { defaultCrypto } from "./crypto.js";
 import { createCertId, type CertIdFields } from "./cert-id.js";
 import { OID, hashNameFromOid, type CertIdHash } from "./oids.js";
 import { normalizeSerial } from "./serial.js";
-import { nonceFromExtnValue } from "./nonce.js";
 
 /** Parameters of buildOcspRequest. */
 export interface OcspRequestParams {
@@ -77,6 +76,12 @@ export interface ParsedOcspRequest {
   nonceExtension: Uint8Array | undefined;
   /** The nonce bytes (the OCTET STRING's content), if the extension decodes. */
   nonce: Uint8Array | undefined;
+  /**
+   * Where `nonce` starts in the request DER when it is the content of a primitive OCTET STRING
+   * (RFC 8954's form): a request byte-identical but for those bytes decodes to the same fields
+   * with its own nonce (what OcspRequestDecoder relies on).
+   */
+  nonceOffset: number | undefined;
   /** Whether the request carries optionalSignature (we never require one). */
   signed: boolean;
 }
@@ -132,6 +137,7 @@ export function parseOcspRequest(der: Uint8Array): ParsedOcspRequest {
   }
   let nonceExtension: Uint8Array | undefined;
   let nonce: Uint8Array | undefined;
+  let nonceOffset: number | undefined;
   for (const node of extensionNodes) {
     const [extnID, ...rest] = sequence(node, "Extension");
     if (!(extnID instanceof asn1js.ObjectIdentifier))
@@ -142,10 +148,20 @@ export function parseOcspRequest(der: Uint8Array): ParsedOcspRequest {
     const value = octets(rest[rest.length - 1], "extnValue");
     if (nonceExtension === undefined && extnID.valueBlock.toString() === OID.ocspNonce) {
       nonceExtension = (node as asn1js.BaseBlock).valueBeforeDecodeView;
-      nonce = nonceFromExtnValue(value);
+      // RFC 8954: extnValue holds a DER OCTET STRING; older clients put the raw bytes there.
+      const inner = asn1js.fromBER(value, { parseEmbedded: false, copyInput: false });
+      if (
+        inner.offset === value.byteLength &&
+        inner.result instanceof asn1js.OctetString &&
+        !inner.result.valueBlock.isConstructed
+      ) {
+        nonce = inner.result.valueBlock.valueHexView;
+        // asn1js decoded a copy of `der` starting at offset 0: views' offsets are offsets in `der`.
+        nonceOffset = nonce.byteOffset;
+      } else nonce = value;
     }
   }
-  return { certIds, certIdDers, nonceExtension, nonce, signed: top.length === 2 };
+  return { certIds, certIdDers, nonceExtension, nonce, nonceOffset, signed: top.length === 2 };
 }
 
 /** The elements of a constructed asn1js block. */

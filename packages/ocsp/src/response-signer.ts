@@ -45,6 +45,18 @@ export interface ResponseSignerOptions {
 
 /** Most SingleResponse encodings kept per signer (for the current second); past it they start over. */
 const MAX_SINGLE_MEMO = 4096;
+/** Most outer layers kept per signer (one per length of ResponseData and signature: a handful in practice). */
+const MAX_OUTER_TEMPLATES = 64;
+
+function view(v: Uint8Array): Buffer {
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** Where `part` occurs in `whole`, when it occurs exactly once. */
+function uniqueOffset(whole: Uint8Array, part: Uint8Array): number | undefined {
+  const at = view(whole).indexOf(view(part));
+  return at >= 0 && view(whole).indexOf(view(part), at + 1) === -1 ? at : undefined;
+}
 
 /** Signature of `data`, DER for ECDSA (RFC 5480 §2.2 ECDSA-Sig-Value), as an ArrayBuffer. */
 type SignFn = (data: ArrayBuffer) => Promise<ArrayBuffer>;
@@ -81,6 +93,8 @@ export class OcspResponseSigner {
   private readonly signFn: SignFn;
   private readonly singles = new Map<string, asn1js.BaseBlock>();
   private readonly times = new Map<number, asn1js.BaseBlock>();
+  private readonly tbsTemplates = new Map<string, { der: Uint8Array; nonceAt: number | undefined }>();
+  private readonly outerTemplates = new Map<string, { der: Uint8Array; tbsAt: number; signatureAt: number }>();
   private memoSecond = -1;
 
   private constructor(
@@ -189,34 +203,34 @@ export class OcspResponseSigner {
    */
   async sign(params: SignResponseParams): Promise<Uint8Array> {
     const second = Math.floor(params.producedAt.getTime() / 1000);
-    if (second !== this.memoSecond || this.singles.size >= MAX_SINGLE_MEMO) {
+    if (second !== this.memoSecond || this.singles.size >= MAX_SINGLE_MEMO || this.tbsTemplates.size >= MAX_SINGLE_MEMO) {
       this.singles.clear();
       this.times.clear();
+      this.tbsTemplates.clear();
       this.memoSecond = second;
     }
-    const extensions = [...(params.nonceExtension ? [params.nonceExtension] : []), ...(params.extraExtensions ?? [])].map((e) =>
-      encodedBlock(e),
-    );
-    const tbs = new asn1js.Sequence({
-      value: [
-        this.responderId,
-        this.time(params.producedAt),
-        new asn1js.Sequence({ value: params.responses.map((r) => this.single(r)) }),
-        ...(extensions.length > 0 ? [context(1, [new asn1js.Sequence({ value: extensions })])] : []),
-      ],
-    }).toBER(false);
-    const signature = await this.signFn(tbs);
+    const tbs = this.responseData(params, second);
+    const signature = new Uint8Array(await this.signFn(tbs.buffer as ArrayBuffer));
     if (params.tamperSignature) {
-      const bits = new Uint8Array(signature);
-      bits[bits.length - 1]! ^= 0xff;
-      bits[Math.floor(bits.length / 2)]! ^= 0xff;
+      signature[signature.length - 1]! ^= 0xff;
+      signature[Math.floor(signature.length / 2)]! ^= 0xff;
+    }
+    const includeCerts = params.includeSignerCertificate ?? true;
+    const key = `${tbs.byteLength}:${signature.byteLength}:${includeCerts}`;
+    const template = this.outerTemplates.get(key);
+    if (template) {
+      // The same layers around a ResponseData and a signature of these lengths: only their bytes differ.
+      const der = template.der.slice();
+      der.set(tbs, template.tbsAt);
+      der.set(signature, template.signatureAt);
+      return der;
     }
     const basic = new asn1js.Sequence({
       value: [
         encodedBlock(tbs, true),
         this.signatureAlgorithm,
         new asn1js.BitString({ valueHex: signature }),
-        ...((params.includeSignerCertificate ?? true) ? [this.certs] : []),
+        ...(includeCerts ? [this.certs] : []),
       ],
     }).toBER(false);
     const response = new asn1js.Sequence({
@@ -225,7 +239,55 @@ export class OcspResponseSigner {
         context(0, [new asn1js.Sequence({ value: [BASIC_TYPE, new asn1js.OctetString({ valueHex: basic })] })]),
       ],
     });
-    return new Uint8Array(response.toBER(false));
+    const der = new Uint8Array(response.toBER(false));
+    const tbsAt = uniqueOffset(der, tbs);
+    const signatureAt = uniqueOffset(der, signature);
+    if (tbsAt !== undefined && signatureAt !== undefined && this.outerTemplates.size < MAX_OUTER_TEMPLATES)
+      this.outerTemplates.set(key, { der: der.slice(), tbsAt, signatureAt });
+    return der;
+  }
+
+  /**
+   * The DER of ResponseData. Answers in the same second about the same certificates with the
+   * same statuses and extensions differ only in the nonce they echo: the first is encoded with
+   * asn1js and kept with the place of its nonce extension, the next ones are that encoding with
+   * their own nonce extension (of the same length) in its place.
+   *
+   * ```asn1
+   * ResponseData ::= SEQUENCE {
+   *    version              [0] EXPLICIT Version DEFAULT v1,
+   *    responderID              ResponderID,
+   *    producedAt               GeneralizedTime,
+   *    responses                SEQUENCE OF SingleResponse,
+   *    responseExtensions   [1] EXPLICIT Extensions OPTIONAL }
+   * ```
+   */
+  private responseData(params: SignResponseParams, second: number): Uint8Array {
+    const singles = params.responses.map((r) => this.single(r));
+    const nonce = params.nonceExtension;
+    const extra = params.extraExtensions ?? [];
+    const key = `${second}|${singles.map((x) => x.key).join("|")}|${nonce?.byteLength ?? -1}|${extra.map((e) => view(e).toString("latin1")).join("|")}`;
+    const template = this.tbsTemplates.get(key);
+    if (template) {
+      if (!nonce || template.nonceAt === undefined) return template.der;
+      const der = template.der.slice();
+      der.set(nonce, template.nonceAt);
+      return der;
+    }
+    const extensions = [...(nonce ? [nonce] : []), ...extra].map((e) => encodedBlock(e));
+    const der = new Uint8Array(
+      new asn1js.Sequence({
+        value: [
+          this.responderId,
+          this.time(params.producedAt),
+          new asn1js.Sequence({ value: singles.map((x) => x.block) }),
+          ...(extensions.length > 0 ? [context(1, [new asn1js.Sequence({ value: extensions })])] : []),
+        ],
+      }).toBER(false),
+    );
+    const nonceAt = nonce ? uniqueOffset(der, nonce) : undefined;
+    if (!nonce || nonceAt !== undefined) this.tbsTemplates.set(key, { der: der.slice(), nonceAt });
+    return der;
   }
 
   /** GeneralizedTime of `date` in whole seconds, encoded once per value while the second lasts. */
@@ -239,12 +301,13 @@ export class OcspResponseSigner {
     return block;
   }
 
-  /** The SingleResponse of `r`, encoded once per distinct content while answers are produced in the same second. */
-  private single(r: EncodedSingleResponseParams): asn1js.BaseBlock {
+  /** The SingleResponse of `r` and its memo key, encoded once per distinct content while answers are produced in the same second. */
+  private single(r: EncodedSingleResponseParams): { key: string; block: asn1js.BaseBlock } {
     const s = r.status;
-    const key = `${Buffer.from(r.certId.buffer, r.certId.byteOffset, r.certId.byteLength).toString("latin1")}|${s.status}|${
-      s.status === "revoked" ? `${s.revocationTime.getTime()}:${s.revocationReason ?? ""}` : ""
-    }|${r.thisUpdate.getTime()}|${r.nextUpdate?.getTime() ?? ""}`;
+    const sec = (d: Date) => Math.floor(d.getTime() / 1000);
+    const key = `${view(r.certId).toString("latin1")}:${s.status}:${
+      s.status === "revoked" ? `${sec(s.revocationTime)}:${s.revocationReason ?? ""}` : ""
+    }:${sec(r.thisUpdate)}:${r.nextUpdate ? sec(r.nextUpdate) : ""}`;
     let single = this.singles.get(key);
     if (!single) {
       // SingleResponse ::= SEQUENCE { certID, certStatus, thisUpdate, nextUpdate [0] EXPLICIT OPTIONAL }
@@ -259,7 +322,7 @@ export class OcspResponseSigner {
       single = encodedBlock(value.toBER(false), true);
       this.singles.set(key, single);
     }
-    return single;
+    return { key, block: single };
   }
 }
 

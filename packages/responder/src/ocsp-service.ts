@@ -4,13 +4,13 @@ import { generateKeyPair, signingAlgorithm, type SerialStatus, type Signer } fro
 import {
   OID,
   OCSPResponseStatus,
+  OcspRequestDecoder,
   OcspResponseGenerator,
   OcspResponseSigner,
   defaultCrypto,
   encodeExtension,
   encodeNonceExtension,
   otherSerialCertId,
-  parseOcspRequest,
   responseStatusName,
   systemClock,
   type CertIdFields,
@@ -65,7 +65,7 @@ export interface Answer {
   transport: Action[];
   /** The behaviour that applied (`global`, `issuer:<serial>`, `serial:<serial>`), if any. */
   behaviour: string | undefined;
-  /** For a successful answer: its window, and an ETag, for RFC 5019 HTTP caching. */
+  /** For a successful answer: its window, and (without a nonce) an ETag, for RFC 5019 HTTP caching. */
   thisUpdate?: Date;
   nextUpdate?: Date;
   etag?: string;
@@ -137,6 +137,8 @@ export class OcspService {
    */
   private readonly byRequest = new Map<string, CacheEntry>();
   private rogue: Promise<Signer> | undefined;
+  /** Decodes requests; a repeated request with a fresh nonce is not decoded again (see OcspRequestDecoder). */
+  private readonly decoder = new OcspRequestDecoder();
   /** Bumped by every clear: an answer signed across a behaviour change must not be cached. */
   private generation = 0;
   /**
@@ -207,7 +209,7 @@ export class OcspService {
     let request: ParsedOcspRequest | undefined;
     if (requestDer !== undefined) {
       try {
-        request = parseOcspRequest(requestDer);
+        request = this.decoder.decode(requestDer);
       } catch {
         request = undefined;
       }
@@ -335,8 +337,9 @@ export class OcspService {
       }),
     });
     const outcome = statuses.map((s) => s.status).join(",");
-    const etag = `"${createHash("sha256").update(der).digest("hex").slice(0, 32)}"`;
-    if (cacheKey && nextUpdate && generation === this.generation && signedFrom !== undefined && issuers[0]) {
+    // An answer with a nonce is never kept by an HTTP cache: no ETag for it.
+    const etag = request.nonceExtension ? undefined : `"${createHash("sha256").update(der).digest("hex").slice(0, 32)}"`;
+    if (cacheKey && etag && nextUpdate && generation === this.generation && signedFrom !== undefined && issuers[0]) {
       const answer: Answer = {
         ...base,
         der,
@@ -365,7 +368,7 @@ export class OcspService {
       this.cache.set(cacheKey, entry);
       if (requestKey !== undefined) this.remember(requestKey, entry);
     }
-    return { ...base, der, outcome, thisUpdate, ...(nextUpdate ? { nextUpdate } : {}), etag, cached: false };
+    return { ...base, der, outcome, thisUpdate, ...(nextUpdate ? { nextUpdate } : {}), ...(etag ? { etag } : {}), cached: false };
   }
 
   private remember(requestKey: string, entry: CacheEntry): void {
