@@ -296,16 +296,7 @@ export function post(url, body, { newConnection = false } = {}) {
  * signature good, nonce echoed when the request has one (openssl compares them), status
  * `expected` for `certFile`. Resolves with undefined when all holds, else the reason.
  */
-export async function checkWithOpenssl({
-  dir,
-  tag,
-  requestDer,
-  answerDer,
-  signerCert,
-  caFile,
-  certFile,
-  expected = "good",
-}) {
+export async function checkWithOpenssl({ dir, tag, requestDer, answerDer, signerCert, caFile, certFile, expected = "good" }) {
   const req = join(dir, `${tag}.req.der`);
   const resp = join(dir, `${tag}.resp.der`);
   await writeFile(req, requestDer);
