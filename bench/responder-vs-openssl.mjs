@@ -21,9 +21,11 @@
 // Load: wrk (one thread, BENCH_CONNECTIONS connections, default 50, a Lua script cycling the
 // pool; `Connection: close` for a new connection per request), or without wrk a node:http
 // generator in this process (BENCH_GENERATOR=node forces it; it costs this process a core).
-// Each server runs in its own process; a warm-up of BENCH_WARMUP_S (default 1) precedes each
-// ocsp-lab and bare run, then BENCH_DURATION_S (default 5) measured. The CPU use of the server
-// process over the run (all its threads; 100% = one core) is printed with each figure.
+// Each server runs in its own process. Per signer and mode: ocsp-lab and bare are warmed up
+// (BENCH_WARMUP_S, default 1), then BENCH_ROUNDS rounds (default 3) run each target in turn for
+// BENCH_DURATION_S (default 5), so a change in what else runs on the host hits every target
+// alike; a figure is the median of its rounds (each round's req/s is printed too). The CPU use of
+// the server process over a run (all its threads; 100% = one core) is printed with each figure.
 //
 // Verdicts: goal 1: with a new nonce per request, keep-alive and new connection, ocsp-lab ≥
 // 1.0× `openssl ocsp`'s req/s for both signers, and its p99 < 2× openssl's; goal 2: cached
@@ -31,8 +33,8 @@
 // request. Absolute figures depend on the host (and on what else runs on it); the ratios,
 // measured in the same run, are what the goals are about.
 //
-// Run: npx -y pnpm@10 bench:responder-vs-openssl   (about 3 minutes with the defaults)
-// Env: BENCH_DURATION_S, BENCH_WARMUP_S, BENCH_CONNECTIONS, BENCH_POOL, BENCH_SAMPLE,
+// Run: npx -y pnpm@10 bench:responder-vs-openssl   (about 6 minutes with the defaults)
+// Env: BENCH_DURATION_S, BENCH_WARMUP_S, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_POOL, BENCH_SAMPLE,
 //      BENCH_SIGNERS (default "ecdsa-p256,rsa-2048"), BENCH_GENERATOR (wrk | node).
 import { fork } from "node:child_process";
 import { once } from "node:events";
@@ -49,6 +51,7 @@ const WARMUP_S = num("BENCH_WARMUP_S", 1);
 const CONNECTIONS = num("BENCH_CONNECTIONS", 50);
 const POOL = num("BENCH_POOL", 1000);
 const SAMPLE = num("BENCH_SAMPLE", 5);
+const ROUNDS = num("BENCH_ROUNDS", 3);
 const SIGNERS = (process.env.BENCH_SIGNERS ?? "ecdsa-p256,rsa-2048").split(",").map((s) => s.trim());
 const GOAL1_RATE = 1.0;
 const GOAL1_P99 = 2.0;
@@ -100,6 +103,7 @@ async function startChild(kind, env) {
 }
 
 const fmt = (n) => Math.round(n).toLocaleString("en");
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (n) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 
 async function main() {
@@ -123,7 +127,8 @@ async function main() {
 
   console.log(
     `load: ${generator === "wrk" ? "wrk -t1" : "node:http generator in the bench process"}, ${CONNECTIONS} connections, ` +
-      `${WARMUP_S} s warm-up (ocsp-lab, bare), ${DURATION_S} s measured per figure; nonce pool ${POOL} requests; ` +
+      `${WARMUP_S} s warm-up (ocsp-lab, bare), then ${ROUNDS} round(s) of ${DURATION_S} s per target, targets alternated, median per figure; ` +
+      `nonce pool ${POOL} requests; ` +
       `${SAMPLE} answers per target and mode checked with openssl ocsp -VAfile`,
   );
   if (generator === "node")
@@ -203,51 +208,69 @@ async function main() {
             ...(withOpenssl ? [["openssl ocsp", undefined]] : []),
             ...(nonce ? [] : [["bare node:http", bare]]),
           ];
+          const openssl = () => startOpensslOcsp({ index, caFile: files.caFile, signerCert: files.signerCert, signerKey });
+          // Each target's answers checked once, and ocsp-lab and bare warmed up, before the rounds.
           for (const [name, fixed] of targets) {
-            let target = fixed;
             if (name === "openssl ocsp") {
-              target = track(await startOpensslOcsp({ index, caFile: files.caFile, signerCert: files.signerCert, signerKey }));
-              await checkSample(name.replace(" ", "-"), target.url, nonce, newConnection);
-              // A fresh one for the run: nothing may have touched it.
-              await stop(target);
-              target = track(await startOpensslOcsp({ index, caFile: files.caFile, signerCert: files.signerCert, signerKey }));
+              const checked = track(await openssl());
+              await checkSample("openssl-ocsp", checked.url, nonce, newConnection);
+              await stop(checked);
             } else {
-              if (name === "ocsp-lab") await checkSample("ocsp-lab", target.url, nonce, newConnection);
+              if (name === "ocsp-lab") await checkSample("ocsp-lab", fixed.url, nonce, newConnection);
               if (WARMUP_S > 0)
                 await load({
                   generator,
-                  url: target.url,
+                  url: fixed.url,
                   pool: pools[nonce],
                   connections: CONNECTIONS,
                   seconds: WARMUP_S,
                   newConnection,
                 });
             }
-            const cpu0 = cpuMs(target.pid);
-            const t0 = performance.now();
-            const r = await load({
-              generator,
-              url: target.url,
-              pool: pools[nonce],
-              connections: CONNECTIONS,
-              seconds: DURATION_S,
-              newConnection,
-            });
-            const wallMs = performance.now() - t0;
-            const cpu1 = cpuMs(target.pid);
-            if (name === "openssl ocsp") await stop(target);
+          }
+          const runs = new Map(targets.map(([name]) => [name, []]));
+          // Rounds alternate the targets, so a change in what else runs on the host hits them alike.
+          for (let round = 0; round < ROUNDS; round++) {
+            for (const [name, fixed] of targets) {
+              // openssl ocsp afresh for every run: nothing may have touched it.
+              const target = name === "openssl ocsp" ? track(await openssl()) : fixed;
+              const cpu0 = cpuMs(target.pid);
+              const t0 = performance.now();
+              const r = await load({
+                generator,
+                url: target.url,
+                pool: pools[nonce],
+                connections: CONNECTIONS,
+                seconds: DURATION_S,
+                newConnection,
+              });
+              const wallMs = performance.now() - t0;
+              const cpu1 = cpuMs(target.pid);
+              if (name === "openssl ocsp") await stop(target);
+              runs
+                .get(name)
+                .push({ ...r, serverCpu: cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / wallMs : undefined });
+            }
+          }
+          for (const [name] of targets) {
+            const rs = runs.get(name);
             const figure = {
               signer: keyType,
               newConnection,
               nonce,
               mode,
               target: name,
-              ...r,
-              serverCpu: cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / wallMs : undefined,
+              rps: median(rs.map((r) => r.rps)),
+              p50Ms: median(rs.map((r) => r.p50Ms)),
+              p99Ms: median(rs.map((r) => r.p99Ms)),
+              errors: rs.reduce((n, r) => n + r.errors, 0),
+              non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
+              serverCpu: rs.some((r) => r.serverCpu === undefined) ? undefined : median(rs.map((r) => r.serverCpu)),
+              runs: rs.map((r) => fmt(r.rps)).join(" / "),
             };
             figures.push(figure);
-            printFigure(figure, figures);
           }
+          for (const [name] of targets) printFigure(find(figures, figures.at(-1), name), figures);
         }
       }
       await stop(responder);
@@ -281,7 +304,8 @@ function printFigure(f, figures) {
   const problems = f.errors + f.non2xx > 0 ? `; ${f.non2xx} non-2xx, ${f.errors} socket errors` : "";
   console.log(
     `${f.signer.padEnd(10)} ${f.mode.padEnd(37)} ${f.target.padEnd(14)} ${fmt(f.rps).padStart(7)} req/s  p50 ${ms(f.p50Ms).padStart(5)} ms  p99 ${ms(f.p99Ms).padStart(5)} ms` +
-      `  server CPU ${f.serverCpu === undefined ? "?" : `${Math.round(f.serverCpu * 100)}%`}${ratios.length ? `  ${ratios.join(", ")}` : ""}${problems}`,
+      `  server CPU ${f.serverCpu === undefined ? "?" : `${Math.round(f.serverCpu * 100)}%`}${ratios.length ? `  ${ratios.join(", ")}` : ""}${problems}` +
+      (ROUNDS > 1 ? `  (runs ${f.runs})` : ""),
   );
 }
 
