@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
+import { webcrypto } from "node:crypto";
 import { join } from "node:path";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
@@ -312,6 +313,28 @@ describe.each<KeyType>(["ecdsa-p256", "rsa-2048"])("OcspResponseSigner with a %s
       }
     },
   );
+
+  it("signs through an injected Crypto (WebCrypto through pkijs' engine instead of node:crypto)", async () => {
+    const injected = {
+      subtle: webcrypto.subtle,
+      getRandomValues: webcrypto.getRandomValues.bind(webcrypto),
+    } as unknown as Crypto;
+    const s = await OcspResponseSigner.for(signer, { crypto: injected, rsaPss: true });
+    expect(s).not.toBe(await OcspResponseSigner.for(signer, { rsaPss: true }));
+    const request = parseOcspRequest(await requestFor(ca, [{ cert: good, hash: "SHA-256" }], nonceOf(42)));
+    const der = await s.sign({
+      producedAt: now,
+      nonceExtension: request.nonceExtension!,
+      responses: [single(request.certIdDers[0]!, { status: "good" })],
+    });
+    const verified = await verifyOcspResponse(der, {
+      certificate: good.certificate,
+      issuer: ca.root.certificate,
+      now,
+      nonce: nonceOf(42),
+    });
+    expect(verified.status).toBe("good");
+  });
 
   it("signs concurrent answers in parallel, each with its own nonce", async () => {
     const s = await OcspResponseSigner.for(signer);
