@@ -133,7 +133,8 @@ async function main() {
   );
   if (generator === "node")
     console.log(
-      "note: without wrk the generator shares this process's core with nothing else but costs one: ratios stay comparable, absolute rates drop",
+      "note: the node:http generator runs in this process and needs about a core of its own, which the servers then lack on a " +
+        "2-core host (figures drop, fast targets most); install wrk (apt-get install wrk) for the figures the goals are about",
     );
   if (!withOpenssl) console.log("openssl not found: the `openssl ocsp` figures and goal 1 are skipped (apt-get install openssl)");
 
