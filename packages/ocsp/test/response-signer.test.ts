@@ -446,9 +446,18 @@ describe("parseOcspRequest and OcspRequestDecoder", () => {
       expect(got).toEqual(expected);
       expect(got.nonce).toEqual(expected.nonce);
     }
-    // One bit off outside the nonce: not the remembered request, decoded (and refused) in full.
-    const broken = (await requestFor(ca, certs, nonceOf(5))).slice();
-    broken[1]! ^= 0x01;
+    // One bit off outside the nonce (the serial's last octet, the end of the CertID): not the
+    // remembered request, decoded in full; and a structure broken there is refused.
+    const again = await requestFor(ca, certs, nonceOf(5));
+    const certId = parseOcspRequest(again).certIdDers[0]!;
+    const serialEnd = Buffer.from(again).indexOf(Buffer.from(certId)) + certId.byteLength - 1;
+    const otherSerial = again.slice();
+    otherSerial[serialEnd]! ^= 0x01;
+    const read = decoder.decode(otherSerial);
+    expect(read).toEqual(parseOcspRequest(otherSerial));
+    expect(read.certIds[0]!.serial).not.toBe(leaf.serial);
+    const broken = again.slice();
+    broken[serialEnd - certId.byteLength + 1] = 0x31; // the CertID as a SET
     expect(() => decoder.decode(broken)).toThrow(OcspDecodeError);
     // A nonce put raw in extnValue (older clients) is read as it is, and not remembered as a template.
     const raw = new pkijs.OCSPRequest();
