@@ -77,11 +77,17 @@ const BASIC_TYPE = encodedBlock(new asn1js.ObjectIdentifier({ value: OID.ocspBas
  * signer certificate as issued. A SingleResponse is encoded once per distinct content while
  * answers are produced in the same second, GeneralizedTimes once per value. What changes per
  * answer, the nonce and the signature, is assembled with asn1js (ResponseData, the
- * BasicOCSPResponse and the OCSPResponse around them: a few SEQUENCE and context headers):
+ * BasicOCSPResponse and the OCSPResponse around them: a few SEQUENCE and context headers;
  * @peculiar/asn1-schema's reflection costs about three times as much per answer, pkijs' about
- * ten. Signing runs in libuv's thread pool (node:crypto's asynchronous `sign`, or WebCrypto
- * through pkijs when another Crypto is injected), so concurrent answers use every core and the
- * event loop only encodes.
+ * ten), and each assembly is kept: the next ResponseData of the same second that differs only
+ * in its nonce (of the same length), and the next outer layers around a ResponseData and a
+ * signature of the same lengths, are the kept encoding with their own bytes put in place. Only
+ * content octets are put in place (the nonce extension as the request carried it, the
+ * signature), at the offset asn1js wrote them at; no tag or length is written here. Signing runs
+ * in libuv's thread pool (node:crypto's asynchronous `sign`, or WebCrypto through pkijs when
+ * another Crypto is injected), so concurrent answers use every core and the event loop only
+ * encodes. Bounds per prepared signer: 4,096 SingleResponses and as many ResponseData
+ * encodings, for the current second only; 64 outer layers.
  *
  * The output equals OcspResponseGenerator.create's for the same input (byte for byte with a
  * deterministic signature: RSA PKCS#1 v1.5), which stays the reference encoder.
