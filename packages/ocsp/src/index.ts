@@ -30,3 +30,6 @@ export { verifyOcspResponse, DEFAULT_MAX_SKEW_MS } from "./verify.js";
 export type { VerifiedOcspResponse, VerifyOcspOptions } from "./verify.js";
 export { OcspResponseGenerator } from "./response-generator.js";
 export type { BasicResponseParams, OcspSigner, SingleResponseParams } from "./response-generator.js";
+export { OcspResponseSigner, encodeExtension, encodeNonceExtension, otherSerialCertId } from "./response-signer.js";
+export type { EncodedSingleResponseParams, ResponseSignerOptions, SignResponseParams } from "./response-signer.js";
+export { OcspRequestDecoder } from "./request-decoder.js";

@@ -144,8 +144,8 @@ function wholeSeconds(d: Date): Date {
   return new Date(Math.floor(d.getTime() / 1000) * 1000);
 }
 
-/** CertStatus CHOICE with context tags [0] good, [1] revoked, [2] unknown (RFC 6960 §4.2.1). */
-function certStatus(s: CertStatus): asn1js.BaseBlock {
+/** CertStatus CHOICE with context tags [0] good, [1] revoked, [2] unknown (RFC 6960 §4.2.1), times in whole seconds (internal: also OcspResponseSigner's). */
+export function certStatus(s: CertStatus): asn1js.BaseBlock {
   switch (s.status) {
     case "good":
       return new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 } });

@@ -2,7 +2,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
-import { CRLReason, OCSPResponseStatus, OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
+import {
+  CRLReason,
+  OCSPResponseStatus,
+  OcspResponse,
+  buildOcspRequest,
+  toPkiCertificate,
+  verifyOcspResponse,
+} from "@ocsp-lab/ocsp";
 import { InvalidBehaviourError, OcspResponder, decodeGetPath, type StartedOcspResponder } from "@ocsp-lab/responder";
 import { eventually, run, tempDir } from "../../../test-support/index.js";
 
@@ -181,6 +188,41 @@ describe("HTTP transport", () => {
       })
     ).der;
     expect(await statusOf(await post(der))).toBe(OCSPResponseStatus.malformedRequest);
+  });
+});
+
+describe("the nonce path", () => {
+  it("answers 32 concurrent requests for one certificate, each echoing its own nonce, signed, and a revocation right after", async () => {
+    const leaf = await ca.issueServer({ ocspUrl: responder.url });
+    const built = await Promise.all(
+      Array.from({ length: 32 }, () =>
+        buildOcspRequest({
+          certificate: toPkiCertificate(leaf.certificate),
+          issuer: toPkiCertificate(ca.root.certificate),
+          nonce: true,
+        }),
+      ),
+    );
+    const check = async (status: "good" | "revoked") => {
+      const answers = await Promise.all(built.map(async (b) => new Uint8Array(await (await post(b.der)).arrayBuffer())));
+      for (const [i, der] of answers.entries()) {
+        const verified = await verifyOcspResponse(der, {
+          certificate: leaf.certificate,
+          issuer: ca.root.certificate,
+          now: new Date(),
+          nonce: built[i]!.nonce!,
+        });
+        expect(verified.status).toBe(status);
+      }
+    };
+    await check("good");
+    // Reused encodings are per status: a revocation is answered at once, within the same second.
+    await ca.revoke(leaf.serial, { reason: CRLReason.keyCompromise });
+    await eventually(
+      async () => OcspResponse.fromDer(new Uint8Array(await (await post(built[0]!.der)).arrayBuffer())).responses[0]?.status,
+      (s) => s === "revoked",
+    );
+    await check("revoked");
   });
 });
 
