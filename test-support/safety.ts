@@ -3,12 +3,11 @@
  * (Host, Origin, a Content-Length with no body yet), the machine's non-loopback address, and
  * child processes that file modes apply to (as root, a child without capabilities).
  */
-import { spawn } from "node:child_process";
 import { chmod } from "node:fs/promises";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { connect } from "node:net";
 import { networkInterfaces } from "node:os";
-import type { Ran } from "./index.js";
+import { run, type Ran } from "./index.js";
 
 /** One HTTP answer: status, headers, body as text. */
 export interface HttpAnswer {
@@ -124,22 +123,7 @@ export function runDenied(
   args: string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const [file, argv] = RUNNING_AS_ROOT
-      ? ["setpriv", ["--bounding-set=-all", "--inh-caps=-all", "--", command, ...args]]
-      : [command, args];
-    const child = spawn(file, argv, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: options.env ?? process.env,
-      cwd: options.cwd,
-      timeout: options.timeoutMs ?? 60_000,
-      killSignal: "SIGKILL",
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return RUNNING_AS_ROOT
+    ? run("setpriv", ["--bounding-set=-all", "--inh-caps=-all", "--", command, ...args], options)
+    : run(command, args, options);
 }
