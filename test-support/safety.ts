@@ -5,7 +5,8 @@
  */
 import { chmod } from "node:fs/promises";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
+import { once } from "node:events";
 import { networkInterfaces } from "node:os";
 import { run, type Ran } from "./index.js";
 
@@ -126,4 +127,18 @@ export function runDenied(
   return RUNNING_AS_ROOT
     ? run("setpriv", ["--bounding-set=-all", "--inh-caps=-all", "--", command, ...args], options)
     : run(command, args, options);
+}
+
+/** That nothing listens on 127.0.0.1:`port`: this process can bind it itself (and lets it go). */
+export async function portIsFree(port: number): Promise<boolean> {
+  const probe = createServer();
+  probe.listen(port, "127.0.0.1");
+  try {
+    await once(probe, "listening");
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.close();
+  }
 }

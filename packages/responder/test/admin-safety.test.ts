@@ -15,7 +15,7 @@ import {
   type StartedOcspResponder,
 } from "@ocsp-lab/responder";
 import { freePort, run, tempDir } from "../../../test-support/index.js";
-import { headOnlyRequest, nonLoopbackAddress, rawRequest } from "../../../test-support/safety.js";
+import { headOnlyRequest, nonLoopbackAddress, portIsFree, rawRequest } from "../../../test-support/safety.js";
 
 const RESPONDER_BIN = new URL("../bin/ocsp-responder.js", import.meta.url).pathname;
 const TOKEN = "admin-token-0123";
@@ -53,20 +53,6 @@ function accepts(host: string, port: number): Promise<boolean> {
     });
     s.once("error", () => resolve(false));
   });
-}
-
-/** That nothing listens on 127.0.0.1:port: we can bind it ourselves. */
-async function portIsFree(port: number): Promise<boolean> {
-  const probe = createServer();
-  probe.listen(port, "127.0.0.1");
-  try {
-    await once(probe, "listening");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    probe.close();
-  }
 }
 
 const json = (body: string): { error: string; field?: string } => JSON.parse(body) as { error: string; field?: string };

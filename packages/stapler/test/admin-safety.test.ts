@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import type { IssuedCertificate } from "@ocsp-lab/ca";
 import { AdminExposedError, StaplingServer, type StartedStaplingServer } from "@ocsp-lab/stapler";
 import { POLICIES, freePort, run, startTestLab, type TestLab } from "../../../test-support/index.js";
-import { deny, headOnlyRequest, nonLoopbackAddress, rawRequest, runDenied } from "../../../test-support/safety.js";
+import { deny, headOnlyRequest, nonLoopbackAddress, portIsFree, rawRequest, runDenied } from "../../../test-support/safety.js";
 
 const STAPLER_BIN = new URL("../bin/ocsp-stapler.js", import.meta.url).pathname;
 const TOKEN = "stapler-token-0123";
@@ -32,19 +32,6 @@ afterAll(async () => {
 
 const portOf = (s: StartedStaplingServer): number => Number(new URL(s.adminUrl!).port);
 const json = (body: string): { error: string; field?: string } => JSON.parse(body) as { error: string; field?: string };
-
-async function portIsFree(port: number): Promise<boolean> {
-  const probe = createServer();
-  probe.listen(port, "127.0.0.1");
-  try {
-    await once(probe, "listening");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    probe.close();
-  }
-}
 
 /** Run ocsp-stapler with a config file written from `yaml`; resolves with what it printed. */
 async function stapler(name: string, yaml: string, args: string[] = []) {
