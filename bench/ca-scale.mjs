@@ -8,41 +8,13 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CertificateAuthority, CrlGenerator, FileStore, newSerial } from "../packages/ca/dist/index.js";
-import { CRLReason } from "../packages/ocsp/dist/index.js";
+import { CertificateAuthority, CrlGenerator } from "../packages/ca/dist/index.js";
+import { synthesise } from "./lib/synth.mjs";
 
 const ISSUED = 100_000;
 const REVOKED = 10_000;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (n) => `${n.toFixed(1)} ms`;
-
-async function synthesise(dir, count, revoked) {
-  const ca = await CertificateAuthority.init(dir);
-  const serials = [];
-  const now = new Date();
-  await new FileStore(dir).update((db) => {
-    for (let i = 0; i < count; i++) {
-      const serial = newSerial();
-      serials.push(serial);
-      db.certificates[serial] = {
-        serial,
-        kind: "server",
-        subject: `CN=host-${i}.lab.test`,
-        keyType: "ecdsa-p256",
-        notBefore: now.toISOString(),
-        notAfter: new Date(now.getTime() + 397 * 86_400_000).toISOString(),
-        certFile: `certs/${serial}/cert.pem`,
-        keyFile: `certs/${serial}/key.pem`,
-        issuer: db.root,
-        ...(i < revoked
-          ? { revocation: { time: now.toISOString(), reason: CRLReason.keyCompromise, recordedAt: now.toISOString() } }
-          : {}),
-      };
-    }
-  });
-  ca.close();
-  return serials;
-}
 
 function lookupNs(ca, serials, rounds = 1_000_000) {
   let sink = 0;
@@ -56,8 +28,8 @@ function lookupNs(ca, serials, rounds = 1_000_000) {
 const big = await mkdtemp(join(tmpdir(), "ocsp-lab-bench-"));
 const small = await mkdtemp(join(tmpdir(), "ocsp-lab-bench-"));
 try {
-  const bigSerials = await synthesise(big, ISSUED, REVOKED);
-  const smallSerials = await synthesise(small, 1_000, 100);
+  const { serials: bigSerials } = await synthesise(big, ISSUED, REVOKED);
+  const { serials: smallSerials } = await synthesise(small, 1_000, 100);
   const file = join(big, "ca.json");
   const size = (await readFile(file)).length;
 

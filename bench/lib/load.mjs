@@ -294,18 +294,31 @@ export function post(url, body, { newConnection = false } = {}) {
 /**
  * Check one answer with `openssl ocsp -reqin <request> -respin <answer> -VAfile <signer>`:
  * signature good, nonce echoed when the request has one (openssl compares them), status
- * `expected` for `certFile`. Resolves with undefined when all holds, else the reason.
+ * `expected` for `certFile` (or for `serial`, canonical hex, when there is no certificate file).
+ * Resolves with undefined when all holds, else the reason.
  */
-export async function checkWithOpenssl({ dir, tag, requestDer, answerDer, signerCert, caFile, certFile, expected = "good" }) {
+export async function checkWithOpenssl({
+  dir,
+  tag,
+  requestDer,
+  answerDer,
+  signerCert,
+  caFile,
+  certFile,
+  serial,
+  expected = "good",
+}) {
   const req = join(dir, `${tag}.req.der`);
   const resp = join(dir, `${tag}.resp.der`);
   await writeFile(req, requestDer);
   await writeFile(resp, answerDer);
+  const name = certFile ?? `0x${serial}`;
+  const subject = certFile ? ["-cert", certFile] : ["-serial", name];
   const child = spawn(
     "openssl",
     // -no_nonce: without it openssl replaces the request's nonce with one of its own (it still compares
     // the request's nonce with the answer's).
-    ["ocsp", "-reqin", req, "-respin", resp, "-VAfile", signerCert, "-issuer", caFile, "-cert", certFile, "-no_nonce"],
+    ["ocsp", "-reqin", req, "-respin", resp, "-VAfile", signerCert, "-issuer", caFile, ...subject, "-no_nonce"],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
@@ -317,6 +330,56 @@ export async function checkWithOpenssl({ dir, tag, requestDer, answerDer, signer
   if (code !== 0) return `openssl ocsp exited ${code}: ${text}`;
   if (!err.includes("Response verify OK")) return `signature not verified: ${text}`;
   if (/no nonce in response|Nonce Verify error/i.test(text)) return `nonce not echoed: ${text}`;
-  if (!out.includes(`${certFile}: ${expected}`)) return `status is not ${expected}: ${text}`;
+  if (!out.includes(`${name}: ${expected}`)) return `status is not ${expected}: ${text}`;
   return undefined;
+}
+
+/**
+ * Send each of `requests` once to `url` (each `{ method: "POST", body }` or `{ method: "GET",
+ * path }`), `connections` at a time on a keep-alive agent. Resolves with { sent, non2xx, errors,
+ * seconds }.
+ */
+export async function sendEach({ url, requests, connections = 50 }) {
+  const { hostname, port } = new URL(url);
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  let next = 0;
+  let non2xx = 0;
+  let errors = 0;
+  const t0 = performance.now();
+  const one = (r) =>
+    new Promise((resolve) => {
+      const req = request(
+        {
+          agent,
+          hostname,
+          port,
+          method: r.method,
+          path: r.method === "GET" ? r.path : "/",
+          headers: r.method === "GET" ? {} : { "Content-Type": "application/ocsp-request", "Content-Length": r.body.length },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => {
+            if (res.statusCode !== 200) non2xx++;
+            resolve();
+          });
+          res.on("error", () => {
+            errors++;
+            resolve();
+          });
+        },
+      );
+      req.on("error", () => {
+        errors++;
+        resolve();
+      });
+      req.end(r.method === "GET" ? undefined : r.body);
+    });
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (next < requests.length) await one(requests[next++]);
+    }),
+  );
+  agent.destroy();
+  return { sent: requests.length, non2xx, errors, seconds: (performance.now() - t0) / 1000 };
 }

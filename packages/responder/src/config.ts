@@ -9,6 +9,7 @@ import { normalizeSerial } from "@ocsp-lab/ocsp";
 import { behaviourSchema, stepSchema, type BehaviourInput, type Scope } from "./behaviour.js";
 import { CaFolderError, ConfigError } from "./errors.js";
 import { OcspResponder, type StartedOcspResponder } from "./responder.js";
+import { DEFAULT_CACHE_MAX_BYTES } from "./answer-cache.js";
 
 const port = z.number().int().min(0).max(65535);
 /** A serial as written in the config, checked here so `--check` catches it. */
@@ -23,6 +24,8 @@ const serial = z.string().refine((v) => {
 const scope = z.union([z.literal("global"), z.object({ issuer: serial }).strict(), z.object({ serial }).strict()]);
 
 const MAX_VALIDITY_S = 10 * 365 * 86_400;
+/** cache_max_mb is in mebibytes. */
+const MIB = 1024 * 1024;
 const validity = z.number().int().positive().max(MAX_VALIDITY_S);
 
 /** An outline of the configuration file's keys, printed by a bare `ocsp-responder`. */
@@ -32,6 +35,7 @@ validity: 3600                            # seconds from thisUpdate to nextUpdat
 signing: { by: delegated, responder_id: by_key, include_signer: true, rsa_pss: false }
 unknown_issuer: unauthorized              # or: unknown
 cache: true                               # pre-signed answers for nonce-less requests
+cache_max_mb: 160                         # MiB of them at most; the oldest are dropped first
 admin: { port: 8081, token: change-me-please }  # default: on the OCSP port, no token; own port: 127.0.0.1 always
                                           # a non-loopback listen.host needs admin.token, admin.port or allow_unauthenticated: true
 log_level: info                           # debug: one line per OCSP request too
@@ -51,6 +55,7 @@ behaviours:                               # what to misbehave with from the star
  * signing: { by: delegated, responder_id: by_key, include_signer: true, rsa_pss: false }
  * unknown_issuer: unauthorized    # or: unknown
  * cache: true                     # pre-signed answers for nonce-less requests
+ * cache_max_mb: 160               # MiB of them at most (100,000 ECDSA answers); the oldest are dropped first
  * admin: { port: 8081, token: s3cret }   # default: on the OCSP port, no token; its own port binds 127.0.0.1
  *                                 # listen.host not loopback and admin on the OCSP port: token, or
  *                                 # allow_unauthenticated: true (else start is refused)
@@ -83,6 +88,11 @@ export const responderConfigSchema = z
       .default({ by: "delegated", responder_id: "by_key", include_signer: true, rsa_pss: false }),
     unknown_issuer: z.enum(["unauthorized", "unknown"]).default("unauthorized"),
     cache: z.boolean().default(true),
+    cache_max_mb: z
+      .number()
+      .positive()
+      .max(64 * 1024)
+      .default(DEFAULT_CACHE_MAX_BYTES / MIB),
     admin: z
       .object({
         port: port.optional(),
@@ -214,7 +224,7 @@ export async function startFromConfig(
       rsaPss: config.signing.rsa_pss,
     })
     .withUnknownIssuer(config.unknown_issuer)
-    .withCache(config.cache)
+    .withCache(config.cache, { maxBytes: Math.round(config.cache_max_mb * MIB) })
     .withAdmin({
       ...(config.admin.port !== undefined ? { port: config.admin.port } : {}),
       ...(config.admin.token !== undefined ? { token: config.admin.token } : {}),

@@ -101,32 +101,33 @@ async function answerAndSend(
   finish(deps, req, arrived, t0, answer, httpStatus, timing.skewMs);
 }
 
-/**
- * What is sent for one answer, built once per answer: its body, its 200 headers when HTTP caches
- * must not keep it, and, when they may, its RFC 5019 headers for the current second of the clock
- * (max-age and Date change by the second, so they are rebuilt once a second, not per request).
- */
-interface Prepared {
-  body: Buffer;
-  noStore: Record<string, string | number>;
-  second?: number;
-  /** RFC 5019 headers of `second` (what a 304 carries). */
-  caching?: Record<string, string>;
-  /** `caching` plus Content-Type and Content-Length (a 200 with the answer's own body). */
-  ok?: Record<string, string | number>;
+/** The answer's DER as a Buffer: cached answers hold one; others get a view (no copy). */
+function bodyOf(answer: Answer): Buffer {
+  const der = answer.der;
+  return Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength);
 }
-const prepared = new WeakMap<Answer, Prepared>();
 
-function preparedFor(answer: Answer): Prepared {
-  let p = prepared.get(answer);
-  if (!p) {
-    p = {
-      body: Buffer.from(answer.der.buffer, answer.der.byteOffset, answer.der.byteLength),
-      noStore: { ...NO_STORE, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength },
-    };
-    prepared.set(answer, p);
+/**
+ * The 200 headers of an answer HTTP caches must not keep, one object per body length (they
+ * differ by nothing else): nothing is kept per answer, so a cache of 100,000 answers carries no
+ * headers of its own.
+ */
+const noStoreByLength = new Map<number, Record<string, string | number>>();
+function noStoreHeaders(length: number): Record<string, string | number> {
+  let headers = noStoreByLength.get(length);
+  if (!headers) {
+    headers = { ...NO_STORE, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": length };
+    if (noStoreByLength.size < 4096) noStoreByLength.set(length, headers);
   }
-  return p;
+  return headers;
+}
+
+/** The HTTP Date of the current second, formatted once per second (RFC 9110 §6.6.1). */
+let dateOfSecond = { second: Number.NaN, http: "" };
+function httpDate(now: Date): string {
+  const second = Math.floor(now.getTime() / 1000);
+  if (second !== dateOfSecond.second) dateOfSecond = { second, http: now.toUTCString() };
+  return dateOfSecond.http;
 }
 
 const NO_STORE = { "Cache-Control": "no-cache, no-store" } as const;
@@ -147,7 +148,7 @@ function httpCaching(
   req: IncomingMessage,
   answer: Answer,
 ): { status: 200 | 304; headers: Record<string, string | number>; body: Buffer } {
-  const p = preparedFor(answer);
+  const body = bodyOf(answer);
   const cacheable =
     req.method === "GET" &&
     answer.nonceLength === 0 &&
@@ -155,24 +156,19 @@ function httpCaching(
     answer.thisUpdate !== undefined &&
     answer.nextUpdate !== undefined &&
     answer.etag !== undefined;
-  if (!cacheable) return { status: 200, headers: p.noStore, body: p.body };
+  if (!cacheable) return { status: 200, headers: noStoreHeaders(body.byteLength), body };
   const now = deps.clock.now();
-  const second = Math.floor(now.getTime() / 1000);
-  if (p.caching === undefined || p.second !== second) {
-    const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - now.getTime()) / 1000));
-    p.caching = {
-      Date: now.toUTCString(),
-      "Cache-Control": `max-age=${maxAge}, public, no-transform, must-revalidate`,
-      "Last-Modified": answer.lastModified ?? answer.thisUpdate!.toUTCString(),
-      Expires: answer.expires ?? answer.nextUpdate!.toUTCString(),
-      ETag: answer.etag!,
-    };
-    p.ok = { ...p.caching, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": answer.der.byteLength };
-    p.second = second;
-  }
+  const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - now.getTime()) / 1000));
+  const caching = {
+    Date: httpDate(now),
+    "Cache-Control": `max-age=${maxAge}, public, no-transform, must-revalidate`,
+    "Last-Modified": answer.lastModified ?? answer.thisUpdate!.toUTCString(),
+    Expires: answer.expires ?? answer.nextUpdate!.toUTCString(),
+    ETag: answer.etag!,
+  };
   if (answer.transport.length === 0 && req.headers["if-none-match"] === answer.etag)
-    return { status: 304, headers: p.caching, body: p.body };
-  return { status: 200, headers: p.ok!, body: p.body };
+    return { status: 304, headers: caching, body };
+  return { status: 200, headers: { ...caching, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": body.byteLength }, body };
 }
 
 /** Write a cached answer (no transport actions by construction) synchronously; returns the HTTP status. */

@@ -31,14 +31,24 @@ export class ResponderMetrics {
   });
   readonly cacheEntries: Gauge;
 
-  /** Metrics reading the cache size through `cacheSize` at scrape time. */
-  constructor(cacheSize: () => number) {
+  readonly cacheBytes: Gauge;
+
+  /** Metrics reading the cache's size (entries) and its bytes (counted against its bound) at scrape time. */
+  constructor(cacheSize: () => number, cacheBytes: () => number = () => 0) {
     this.cacheEntries = new Gauge({
       name: "ocsp_response_cache_entries",
       help: "Pre-signed answers held",
       registers: [this.registry],
       collect() {
         this.set(cacheSize());
+      },
+    });
+    this.cacheBytes = new Gauge({
+      name: "ocsp_response_cache_bytes",
+      help: "Bytes of pre-signed answers counted against the cache bound (cache_max_mb)",
+      registers: [this.registry],
+      collect() {
+        this.set(cacheBytes());
       },
     });
   }

@@ -21,6 +21,7 @@ import {
 import type { Action, Behaviour, ContentFlaw } from "./behaviour.js";
 import type { ServedIssuer, StatusSource } from "./status-source.js";
 import { MAX_CERT_IDS_PER_REQUEST } from "./limits.js";
+import { AnswerCache, type CacheEntry, DEFAULT_CACHE_MAX_BYTES } from "./answer-cache.js";
 
 /** RFC 8954 §2.1: nonces are 1 to 32 octets; longer ones are refused with malformedRequest. */
 export const MAX_NONCE_LENGTH = 32;
@@ -51,6 +52,8 @@ export interface OcspServiceOptions {
   unknownIssuer?: "unauthorized" | "unknown";
   /** Keep pre-signed answers to nonce-less single-CertID requests (RFC 5019 §2.2). Default true. */
   cache?: boolean;
+  /** Bound of those answers, in bytes (see AnswerCache); default DEFAULT_CACHE_MAX_BYTES (160 MiB). */
+  cacheMaxBytes?: number;
 }
 
 /** What the service decided for one request; the HTTP layer applies `transport`. */
@@ -90,26 +93,6 @@ const TRANSPORT_KINDS = new Set<Action["kind"]>([
   "garbage-body",
 ]);
 
-interface CacheEntry {
-  der: Uint8Array;
-  etag: string;
-  thisUpdate: Date;
-  nextUpdate: Date;
-  outcome: string;
-  refreshAt: number;
-  /** The answer as served from the cache (built once). */
-  answer: Answer;
-  /** What it was signed from: re-checked against the source after a change (see `fresh`). */
-  certId: CertIdFields;
-  issuer: ServedIssuer;
-  statusKey: string;
-  /** The source's change count when it was last known to match (see OcspService.sourceVersion). */
-  version: number;
-}
-
-/** Most answers kept; past it the cache starts over (a lab never has this many distinct live requests). */
-const MAX_CACHE_ENTRIES = 100_000;
-
 /**
  * The protocol core of the responder, transport-free: request DER in, an Answer out
  * (RFC 6960 §2.1–2.3, RFC 5019). Decoding failures answer malformedRequest; CertIDs of an
@@ -130,13 +113,9 @@ export class OcspService {
   private readonly signing: Required<SigningOptions>;
   private readonly unknownIssuer: "unauthorized" | "unknown";
   private readonly cacheEnabled: boolean;
-  private readonly cache = new Map<string, CacheEntry>();
-  /**
-   * The same entries keyed by the exact request bytes: a client repeats its nonce-less request
-   * byte for byte, so the hot path answers without decoding it (decoding costs about a hundred
-   * microseconds, the rest of the path a few).
-   */
-  private readonly byRequest = new Map<string, CacheEntry>();
+  private readonly cache: AnswerCache;
+  private readonly thisUpdateMemo = new SecondMemo();
+  private readonly nextUpdateMemo = new SecondMemo();
   private rogue: Promise<Signer> | undefined;
   /** Decodes requests; a repeated request with a fresh nonce is not decoded again (see OcspRequestDecoder). */
   private readonly decoder = new OcspRequestDecoder();
@@ -163,6 +142,7 @@ export class OcspService {
     this.signing = { by: "delegated", responderId: "byKey", includeSigner: true, rsaPss: false, ...options.signing };
     this.unknownIssuer = options.unknownIssuer ?? "unauthorized";
     this.cacheEnabled = options.cache ?? true;
+    this.cache = new AnswerCache(options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES);
     this.sourceReportsChanges = this.source.onChange !== undefined;
     this.source.onChange?.(() => {
       this.sourceVersion += 1;
@@ -175,6 +155,11 @@ export class OcspService {
     return this.cache.size;
   }
 
+  /** Bytes the pre-signed answers count against their bound (see AnswerCache.bytes). */
+  get cacheBytes(): number {
+    return this.cache.bytes;
+  }
+
   /**
    * The hot path: the answer cached for these exact request bytes (`rawKey`, as the HTTP layer
    * received them: a GET path or a POST body), when nothing in force could change it. A client
@@ -182,7 +167,7 @@ export class OcspService {
    */
   lookup(rawKey: string): Answer | undefined {
     if (!this.cacheEnabled || !this.behaviour.idle) return undefined;
-    const hit = this.byRequest.get(rawKey);
+    const hit = this.cache.getByRequest(rawKey);
     return hit && this.fresh(hit, this.clock.now().getTime()) ? hit.answer : undefined;
   }
 
@@ -192,11 +177,11 @@ export class OcspService {
    * future), and still what the source says of its certificate.
    */
   private fresh(entry: CacheEntry, now: number): boolean {
-    if (now >= entry.refreshAt || now < entry.thisUpdate.getTime()) return false;
+    if (now >= entry.refreshAt || now < entry.thisUpdateMs) return false;
     if (entry.version === this.sourceVersion && this.sourceReportsChanges) return true;
     const version = this.sourceVersion;
-    if (this.source.issuer(entry.certId) !== entry.issuer) return false;
-    if (statusKey(this.source.status(entry.issuer, entry.certId.serial)) !== entry.statusKey) return false;
+    if (this.source.issuer({ ...entry.issuerIds, serial: entry.serial }) !== entry.issuer) return false;
+    if (statusKey(this.source.status(entry.issuer, entry.serial)) !== entry.statusKey) return false;
     entry.version = version;
     return true;
   }
@@ -270,7 +255,7 @@ export class OcspService {
     if (cacheKey) {
       const hit = this.cache.get(cacheKey);
       if (hit && this.fresh(hit, now.getTime())) {
-        if (requestKey !== undefined) this.remember(requestKey, hit);
+        if (requestKey !== undefined) this.cache.remember(requestKey, hit);
         return hit.answer;
       }
     }
@@ -340,50 +325,52 @@ export class OcspService {
           : [single];
       }),
     });
-    const outcome = statuses.map((s) => s.status).join(",");
+    // One CertID (the usual case): the status name itself, one string shared by every answer.
+    const outcome = statuses.length === 1 ? statuses[0]!.status : statuses.map((s) => s.status).join(",");
     // An answer with a nonce is never kept by an HTTP cache: no ETag for it.
-    const etag = request.nonceExtension ? undefined : `"${createHash("sha256").update(der).digest("hex").slice(0, 32)}"`;
+    // JSON.stringify quotes it as one flat string (a template would keep three linked pieces per answer).
+    const etag = request.nonceExtension
+      ? undefined
+      : JSON.stringify(createHash("sha256").update(der).digest().subarray(0, 16).toString("hex"));
     if (cacheKey && etag && nextUpdate && generation === this.generation && signedFrom !== undefined && issuers[0]) {
+      // One object per cached answer, built field by field in Answer's order (one hidden class
+      // for all of them), its times shared by every answer of the same second.
+      const thisTime = this.thisUpdateMemo.of(thisUpdate);
+      const nextTime = this.nextUpdateMemo.of(nextUpdate);
       const answer: Answer = {
-        ...base,
-        der,
+        der: Buffer.from(der.buffer, der.byteOffset, der.byteLength),
         outcome,
-        thisUpdate,
-        nextUpdate,
+        serials: base.serials,
+        hashes: sharedHashes(base.hashes),
+        nonceLength: 0,
+        transport: NO_ACTIONS,
+        behaviour: undefined,
+        thisUpdate: thisTime.date,
+        nextUpdate: nextTime.date,
         etag,
         cached: true,
-        lastModified: thisUpdate.toUTCString(),
-        expires: nextUpdate.toUTCString(),
+        lastModified: thisTime.http,
+        expires: nextTime.http,
       };
-      const entry: CacheEntry = {
-        der,
-        etag,
-        thisUpdate,
-        nextUpdate,
-        outcome,
-        refreshAt: now.getTime() + this.validityMs / 2,
+      const entry = this.cache.set({
         answer,
-        certId: first!,
+        refreshAt: now.getTime() + this.validityMs / 2,
+        thisUpdateMs: thisUpdate.getTime(),
+        issuerIds: this.cache.issuerIdsOf(first!),
+        serial: first!.serial,
         issuer: issuers[0],
         statusKey: signedFrom,
         version,
-      };
-      if (this.cache.size >= MAX_CACHE_ENTRIES) this.clearCache();
-      this.cache.set(cacheKey, entry);
-      if (requestKey !== undefined) this.remember(requestKey, entry);
+        key: cacheKey,
+      });
+      if (requestKey !== undefined) this.cache.remember(requestKey, entry);
     }
     return { ...base, der, outcome, thisUpdate, ...(nextUpdate ? { nextUpdate } : {}), ...(etag ? { etag } : {}), cached: false };
-  }
-
-  private remember(requestKey: string, entry: CacheEntry): void {
-    if (this.byRequest.size >= MAX_CACHE_ENTRIES) this.byRequest.clear();
-    this.byRequest.set(requestKey, entry);
   }
 
   private clearCache(): void {
     this.generation += 1;
     this.cache.clear();
-    this.byRequest.clear();
   }
 
   private async signerFor(issuer: ServedIssuer, flaws: Set<ContentFlaw>): Promise<Signer> {
@@ -415,6 +402,37 @@ export class OcspService {
     if (length === 0) return request.nonceExtension;
     return encodeNonceExtension(new Uint8Array(randomBytes(length)));
   }
+}
+
+/** No transport actions (shared by every cached answer: nothing may push to it). */
+const NO_ACTIONS: Action[] = [];
+
+/**
+ * A time as a Date and an HTTP date (RFC 9110 §5.6.7) in whole seconds, the same objects for
+ * every time of one second: cached answers signed in the same second share them.
+ */
+class SecondMemo {
+  private last = { ms: Number.NaN, date: new Date(0), http: "" };
+  of(time: Date): { date: Date; http: string } {
+    const ms = Math.floor(time.getTime() / 1000) * 1000;
+    if (ms !== this.last.ms) {
+      const date = new Date(ms);
+      this.last = { ms, date, http: date.toUTCString() };
+    }
+    return this.last;
+  }
+}
+
+/** One array per hash-name list of a single CertID (cached answers share it: nothing may push to it). */
+const singleHashes = new Map<string, string[]>();
+function sharedHashes(hashes: string[]): string[] {
+  if (hashes.length !== 1) return hashes;
+  let shared = singleHashes.get(hashes[0]!);
+  if (!shared) {
+    shared = [hashes[0]!];
+    if (singleHashes.size < 64) singleHashes.set(hashes[0]!, shared);
+  }
+  return shared;
 }
 
 /** The CertID exactly as received: the cached DER echoes these bytes, so differently encoded serials must not share an entry. */

@@ -49,6 +49,7 @@ export class OcspResponder {
   private signing: SigningOptions = {};
   private unknownIssuer: "unauthorized" | "unknown" = "unauthorized";
   private cache = true;
+  private cacheMaxBytes: number | undefined;
   private admin: AdminOptions = {};
   private readonly source: StatusSource;
   private readonly crls: CrlSource | undefined;
@@ -151,9 +152,13 @@ export class OcspResponder {
     return this;
   }
 
-  /** Keep pre-signed answers for nonce-less requests (default true). */
-  withCache(enabled: boolean): this {
+  /**
+   * Keep pre-signed answers for nonce-less requests (default true), at most `maxBytes` of them
+   * (default DEFAULT_CACHE_MAX_BYTES, 160 MiB; the oldest are dropped first, see AnswerCache).
+   */
+  withCache(enabled: boolean, options: { maxBytes?: number } = {}): this {
     this.cache = enabled;
+    if (options.maxBytes !== undefined) this.cacheMaxBytes = options.maxBytes;
     return this;
   }
 
@@ -189,8 +194,12 @@ export class OcspResponder {
       signing: this.signing,
       unknownIssuer: this.unknownIssuer,
       cache: this.cache,
+      ...(this.cacheMaxBytes !== undefined ? { cacheMaxBytes: this.cacheMaxBytes } : {}),
     });
-    const metrics = new ResponderMetrics(() => service.cacheSize);
+    const metrics = new ResponderMetrics(
+      () => service.cacheSize,
+      () => service.cacheBytes,
+    );
     const hung = new Set<ServerResponse>();
     const stopping = new AbortController();
     // Every delayed answer in flight listens for the stop (then removes its listener): under load

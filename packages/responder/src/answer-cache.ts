@@ -1,0 +1,193 @@
+import type { CertIdFields } from "@ocsp-lab/ocsp";
+import type { Answer } from "./ocsp-service.js";
+import type { ServedIssuer } from "./status-source.js";
+
+/**
+ * Default bound of the answer cache, in bytes (see AnswerCache.bytes for what is counted).
+ *
+ * Why 160 MiB: it holds the pre-signed answers of a 100,000-certificate CA at once (about
+ * 1,350 bytes each with an ECDSA P-256 delegated signer in `certs`, 135 MB; RSA-2048 answers are
+ * about 1,800), so RFC 5019 clients polling every certificate are answered from the cache, and
+ * the responder of such a CA stays under 300 MB of RSS with its store loaded (bench:scale).
+ */
+export const DEFAULT_CACHE_MAX_BYTES = 160 * 1024 * 1024;
+
+/**
+ * What one entry costs beyond its DER and its keys, in bytes: the Answer and entry objects,
+ * the serials array, the ETag and status strings, the map slots and the ArrayBuffer behind
+ * the DER. Measured with bench/responder-scale.mjs (RSS per entry, 100,000 entries, minus the
+ * DER and key bytes), rounded up.
+ */
+export const ENTRY_OVERHEAD_BYTES = 600;
+
+/** Bytes a map key of `key` costs (a one-byte string: its characters and a header). */
+const keyBytes = (key: string): number => key.length + 24;
+
+/** The issuer half of a CertID (RFC 6960 §4.1.1: hashAlgorithm, issuerNameHash, issuerKeyHash). */
+export type IssuerIds = Omit<CertIdFields, "serial">;
+
+/** One pre-signed answer and what it was signed from. */
+export interface CacheEntry {
+  /** The answer as served from the cache (built once). */
+  answer: Answer;
+  /** When to sign it again, ms since the epoch (half its validity, RFC 5019 §6.1 leaves it open). */
+  refreshAt: number;
+  /** thisUpdate, ms since the epoch: no answer from its future for a clock set back. */
+  thisUpdateMs: number;
+  /** What it was signed from: re-checked against the source after a change. */
+  issuerIds: IssuerIds;
+  serial: string;
+  issuer: ServedIssuer;
+  statusKey: string;
+  /** The source's change count when it was last known to match (see OcspService). */
+  version: number;
+  /** The CertID DER key it is held under. */
+  key: string;
+  /**
+   * Exact request bytes that found it (see AnswerCache.remember), dropped with it: one string
+   * (a client's one encoding, the usual case) or several (POST and GET, other encodings).
+   */
+  requestKeys: string | string[] | undefined;
+  /** What it counts against the bound. */
+  bytes: number;
+}
+
+/**
+ * The responder's pre-signed answers (RFC 5019 §2.2, §6.1): keyed by the CertID's DER as
+ * received, and by the exact bytes of requests that found them (a client repeats its nonce-less
+ * request byte for byte, so the hot path answers without decoding it).
+ *
+ * Bounded by `maxBytes`: each entry counts its DER, its keys and ENTRY_OVERHEAD_BYTES; past the
+ * bound the oldest entries are dropped first (the ones nearest their refresh), one at a time,
+ * never the whole cache at once (which would have every client's next request re-signed at the
+ * same moment).
+ */
+export class AnswerCache {
+  private readonly byCertId = new Map<string, CacheEntry>();
+  private readonly byRequestKey = new Map<string, CacheEntry>();
+  private readonly maxBytes: number;
+  private used = 0;
+  /** Issuer halves of CertIDs, shared by every entry of the same issuer and hash. */
+  private readonly issuerIdsMemo = new Map<string, IssuerIds>();
+
+  /** A cache holding at most `maxBytes` (default DEFAULT_CACHE_MAX_BYTES). */
+  constructor(maxBytes = DEFAULT_CACHE_MAX_BYTES) {
+    this.maxBytes = maxBytes;
+  }
+
+  /** Entries held. */
+  get size(): number {
+    return this.byCertId.size;
+  }
+
+  /** Bytes counted against the bound (DER, keys and ENTRY_OVERHEAD_BYTES per entry). */
+  get bytes(): number {
+    return this.used;
+  }
+
+  /** The entry for a CertID's DER key. */
+  get(key: string): CacheEntry | undefined {
+    return this.byCertId.get(key);
+  }
+
+  /** The entry found before by these exact request bytes. */
+  getByRequest(requestKey: string): CacheEntry | undefined {
+    return this.byRequestKey.get(requestKey);
+  }
+
+  /** The issuer half of `certId`, one object per distinct issuer and hash. */
+  issuerIdsOf(certId: CertIdFields): IssuerIds {
+    const k = `${certId.hashOid}|${certId.issuerNameHash}|${certId.issuerKeyHash}`;
+    let ids = this.issuerIdsMemo.get(k);
+    if (!ids) {
+      ids = {
+        hashOid: certId.hashOid,
+        hash: certId.hash,
+        issuerNameHash: certId.issuerNameHash,
+        issuerKeyHash: certId.issuerKeyHash,
+      };
+      // CertIDs naming issuers not served are answered before caching; this bounds the rest.
+      if (this.issuerIdsMemo.size >= 1024) this.issuerIdsMemo.clear();
+      this.issuerIdsMemo.set(k, ids);
+    }
+    return ids;
+  }
+
+  /** Hold `entry` (its `key`, `bytes` and `requestKeys` are set here), replacing one under the same key. */
+  set(entry: Omit<CacheEntry, "bytes" | "requestKeys">): CacheEntry {
+    const old = this.byCertId.get(entry.key);
+    if (old) this.drop(old);
+    // Built field by field, always in this order: every entry shares one hidden class.
+    const held: CacheEntry = {
+      answer: entry.answer,
+      refreshAt: entry.refreshAt,
+      thisUpdateMs: entry.thisUpdateMs,
+      issuerIds: entry.issuerIds,
+      serial: entry.serial,
+      issuer: entry.issuer,
+      statusKey: entry.statusKey,
+      version: entry.version,
+      key: entry.key,
+      requestKeys: undefined,
+      bytes: entry.answer.der.byteLength + keyBytes(entry.key) + ENTRY_OVERHEAD_BYTES,
+    };
+    this.byCertId.set(held.key, held);
+    this.used += held.bytes;
+    this.evict();
+    return held;
+  }
+
+  /** Let `requestKey` find `entry` (when it is still held). */
+  remember(requestKey: string, entry: CacheEntry): void {
+    if (this.byCertId.get(entry.key) !== entry) return;
+    const old = this.byRequestKey.get(requestKey);
+    if (old === entry) return;
+    if (old) this.forget(old, requestKey);
+    this.byRequestKey.set(requestKey, entry);
+    const keys = entry.requestKeys;
+    entry.requestKeys = keys === undefined ? requestKey : typeof keys === "string" ? [keys, requestKey] : [...keys, requestKey];
+    const bytes = keyBytes(requestKey) + 16;
+    entry.bytes += bytes;
+    this.used += bytes;
+    this.evict();
+  }
+
+  /** Drop every entry. */
+  clear(): void {
+    this.byCertId.clear();
+    this.byRequestKey.clear();
+    this.used = 0;
+  }
+
+  private evict(): void {
+    while (this.used > this.maxBytes && this.byCertId.size > 0) {
+      const oldest = this.byCertId.values().next().value as CacheEntry;
+      this.drop(oldest);
+    }
+  }
+
+  private drop(entry: CacheEntry): void {
+    this.byCertId.delete(entry.key);
+    const keys = entry.requestKeys;
+    for (const k of keys === undefined ? [] : typeof keys === "string" ? [keys] : keys) {
+      if (this.byRequestKey.get(k) === entry) this.byRequestKey.delete(k);
+    }
+    this.used -= entry.bytes;
+  }
+
+  private forget(entry: CacheEntry, requestKey: string): void {
+    const keys = entry.requestKeys;
+    if (keys === undefined) return;
+    if (typeof keys === "string") {
+      if (keys !== requestKey) return;
+      entry.requestKeys = undefined;
+    } else {
+      const rest = keys.filter((k) => k !== requestKey);
+      if (rest.length === keys.length) return;
+      entry.requestKeys = rest.length === 1 ? rest[0] : rest;
+    }
+    const bytes = keyBytes(requestKey) + 16;
+    entry.bytes -= bytes;
+    this.used -= bytes;
+  }
+}
