@@ -96,6 +96,12 @@ export class OcspResponseSigner {
   private readonly responderId: asn1js.BaseBlock;
   private readonly signatureAlgorithm: asn1js.BaseBlock;
   private readonly certs: asn1js.BaseBlock;
+  /**
+   * DER of the `certs` field (`[0] EXPLICIT SEQUENCE OF Certificate`, the signer's certificate
+   * as issued): the last bytes of every OCSPResponse this signer makes with
+   * `includeSignerCertificate`, the same for all of them (a cache may keep them once).
+   */
+  readonly certsDer: Uint8Array;
   private readonly signFn: SignFn;
   private readonly singles = new Map<string, asn1js.BaseBlock>();
   private readonly times = new Map<number, asn1js.BaseBlock>();
@@ -112,6 +118,7 @@ export class OcspResponseSigner {
     this.responderId = responderId;
     this.signatureAlgorithm = signatureAlgorithm;
     this.certs = certs;
+    this.certsDer = new Uint8Array(certs.toBER(false));
     this.signFn = signFn;
   }
 

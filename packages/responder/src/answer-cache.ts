@@ -48,6 +48,8 @@ export interface CacheEntry {
    * (a client's one encoding, the usual case) or several (POST and GET, other encodings).
    */
   requestKeys: string | string[] | undefined;
+  /** Bytes of DER this entry holds alone (a tail shared with other answers is not counted). */
+  derBytes: number;
   /** What it counts against the bound. */
   bytes: number;
 }
@@ -129,7 +131,8 @@ export class AnswerCache {
       version: entry.version,
       key: entry.key,
       requestKeys: undefined,
-      bytes: entry.answer.der.byteLength + keyBytes(entry.key) + ENTRY_OVERHEAD_BYTES,
+      derBytes: entry.derBytes,
+      bytes: entry.derBytes + keyBytes(entry.key) + ENTRY_OVERHEAD_BYTES,
     };
     this.byCertId.set(held.key, held);
     this.used += held.bytes;

@@ -8,7 +8,7 @@ export { createAdminRouter, MAX_ADMIN_BODY_BYTES } from "./admin.js";
 export { MAX_CERT_IDS_PER_REQUEST } from "./limits.js";
 export type { AdminDeps } from "./admin.js";
 export { ResponderMetrics } from "./metrics.js";
-export { OcspService, MAX_NONCE_LENGTH } from "./ocsp-service.js";
+export { CachedAnswer, OcspService, MAX_NONCE_LENGTH } from "./ocsp-service.js";
 export { AnswerCache, DEFAULT_CACHE_MAX_BYTES, ENTRY_OVERHEAD_BYTES } from "./answer-cache.js";
 export type { CacheEntry, IssuerIds } from "./answer-cache.js";
 export type { Answer, OcspServiceOptions, SigningOptions } from "./ocsp-service.js";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import { OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
-import { Behaviour, CaStatusSource, ENTRY_OVERHEAD_BYTES, OcspService } from "@ocsp-lab/responder";
+import { Behaviour, CachedAnswer, CaStatusSource, ENTRY_OVERHEAD_BYTES, OcspService } from "@ocsp-lab/responder";
 import { tempDir } from "../../../test-support/index.js";
 
 let cleanup: () => Promise<void>;
@@ -74,5 +74,21 @@ describe("the answer cache bound", () => {
     expect(service.cacheSize).toBe(1);
     expect(service.cacheBytes).toBe(withOneKey + path.length + 24 + 16);
     expect(service.lookup(path)).toBe(viaGet);
+  });
+
+  it("serves the DER it signed, byte for byte, with the signer's certs held once for every answer", async () => {
+    const service = new OcspService({ source: await CaStatusSource.create(ca), behaviour: new Behaviour() });
+    const signed = [];
+    for (const der of requests.slice(0, 2)) signed.push(await service.answer(der, key(der)));
+    const held = requests.slice(0, 2).map((der) => service.lookup(key(der)));
+    expect(held.every((a) => a instanceof CachedAnswer)).toBe(true);
+    const [a, b] = held as CachedAnswer[];
+    expect(Buffer.from(a!.der).equals(Buffer.from(signed[0]!.der))).toBe(true);
+    expect(Buffer.from(b!.der).equals(Buffer.from(signed[1]!.der))).toBe(true);
+    // The delegated signer's certificate is the tail of both, one Buffer, not counted per entry.
+    expect(a!.tail).toBeDefined();
+    expect(a!.tail).toBe(b!.tail);
+    expect(a!.head.byteLength + a!.tail!.byteLength).toBe(signed[0]!.der.byteLength);
+    expect(service.cacheBytes).toBeLessThan(2 * (signed[0]!.der.byteLength + ENTRY_OVERHEAD_BYTES));
   });
 });
