@@ -57,12 +57,18 @@ const REVOKED_SHARE = 0.1;
 
 /** Child process: the responder for the CA folder BENCH_CA_DIR; reports its port, answers "memory". */
 async function serve() {
+  if (process.env.EXP_FLAG) (await import("node:v8")).setFlagsFromString(process.env.EXP_FLAG);
   const { CertificateAuthority } = await import("../packages/ca/dist/index.js");
   const { OcspResponder } = await import("../packages/responder/dist/index.js");
   const ca = await CertificateAuthority.open(process.env.BENCH_CA_DIR);
   const responder = await (await OcspResponder.forCa(ca)).start();
   process.on("message", (m) => {
     if (m === "exit") process.exit(0);
+    if (m === "memory2") {
+      globalThis.gc?.();
+      const u = process.memoryUsage();
+      process.send({ heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers });
+    }
     if (m === "memory") {
       globalThis.gc?.();
       const mem = process.memoryUsage();

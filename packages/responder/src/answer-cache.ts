@@ -1,5 +1,6 @@
 import type { CertIdFields } from "@ocsp-lab/ocsp";
 import type { Answer } from "./ocsp-service.js";
+import { plainCertIdKey } from "./request-key.js";
 import type { ServedIssuer } from "./status-source.js";
 
 /**
@@ -30,10 +31,6 @@ export type IssuerIds = Omit<CertIdFields, "serial">;
 export interface CacheEntry {
   /** The answer as served from the cache (built once). */
   answer: Answer;
-  /** When to sign it again, ms since the epoch (half its validity, RFC 5019 §6.1 leaves it open). */
-  refreshAt: number;
-  /** thisUpdate, ms since the epoch: no answer from its future for a clock set back. */
-  thisUpdateMs: number;
   /** What it was signed from: re-checked against the source after a change. */
   issuerIds: IssuerIds;
   serial: string;
@@ -56,8 +53,10 @@ export interface CacheEntry {
 
 /**
  * The responder's pre-signed answers (RFC 5019 §2.2, §6.1): keyed by the CertID's DER as
- * received, and by the exact bytes of requests that found them (a client repeats its nonce-less
- * request byte for byte, so the hot path answers without decoding it).
+ * received. A client repeats its nonce-less request byte for byte, so the hot path answers
+ * without decoding it: a plain request's bytes are its CertID behind four SEQUENCE headers
+ * (plainCertIdKey), and the bytes of requests of any other encoding that found an answer are
+ * remembered with it.
  *
  * Bounded by `maxBytes`: each entry counts its DER, its keys and ENTRY_OVERHEAD_BYTES; past the
  * bound the oldest entries are dropped first (the ones nearest their refresh), one at a time,
@@ -92,9 +91,16 @@ export class AnswerCache {
     return this.byCertId.get(key);
   }
 
-  /** The entry found before by these exact request bytes. */
+  /**
+   * The entry for these exact request bytes (a request key, see request-key.ts): a plain
+   * request (one CertID and nothing else, what RFC 5019 clients send) finds its CertID's entry
+   * directly; another encoding finds the entry it found before (see remember).
+   */
   getByRequest(requestKey: string): CacheEntry | undefined {
-    return this.byRequestKey.get(requestKey);
+    const remembered = this.byRequestKey.get(requestKey);
+    if (remembered) return remembered;
+    const certIdKey = plainCertIdKey(requestKey);
+    return certIdKey === undefined ? undefined : this.byCertId.get(certIdKey);
   }
 
   /** The issuer half of `certId`, one object per distinct issuer and hash. */
@@ -122,8 +128,6 @@ export class AnswerCache {
     // Built field by field, always in this order: every entry shares one hidden class.
     const held: CacheEntry = {
       answer: entry.answer,
-      refreshAt: entry.refreshAt,
-      thisUpdateMs: entry.thisUpdateMs,
       issuerIds: entry.issuerIds,
       serial: entry.serial,
       issuer: entry.issuer,
@@ -140,9 +144,14 @@ export class AnswerCache {
     return held;
   }
 
-  /** Let `requestKey` find `entry` (when it is still held). */
+  /**
+   * Let `requestKey` find `entry` (when it is still held). A plain request finds its entry
+   * without being remembered: only other encodings (extensions, long-form lengths, several
+   * CertIDs' worth of wrapping) cost a key of their own.
+   */
   remember(requestKey: string, entry: CacheEntry): void {
     if (this.byCertId.get(entry.key) !== entry) return;
+    if (plainCertIdKey(requestKey) === entry.key) return;
     const old = this.byRequestKey.get(requestKey);
     if (old === entry) return;
     if (old) this.forget(old, requestKey);

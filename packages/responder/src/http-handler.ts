@@ -7,6 +7,7 @@ import { waitOnClock } from "./clock-wait.js";
 import type { ResponderMetrics } from "./metrics.js";
 import type { Answer, OcspService } from "./ocsp-service.js";
 import type { RequestLog } from "./request-log.js";
+import { decodeGetPath, getRequestKey, postRequestKey } from "./request-key.js";
 
 /**
  * Largest request body accepted, in bytes. A real OCSP request is a few hundred bytes (one
@@ -55,7 +56,7 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
     const arrived = deps.clock.now();
     const t0 = performance.now();
     if (req.method === "GET") {
-      const key = `G${req.url ?? "/"}`;
+      const key = getRequestKey(req.url ?? "/");
       // Hot path, synchronous end to end: a cached answer for these exact bytes.
       const hit = deps.service.lookup(key);
       if (hit) {
@@ -74,7 +75,7 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
       req,
       () => refuseTooLarge(deps, req, res, arrived, t0),
       (body) => {
-        const key = body ? `P${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1")}` : undefined;
+        const key = body ? postRequestKey(body) : undefined;
         const hit = key !== undefined ? deps.service.lookup(key) : undefined;
         if (hit) {
           finish(deps, req, arrived, t0, hit, sendCached(deps, req, res, hit));
@@ -366,25 +367,4 @@ function readBody(req: IncomingMessage, tooLarge: () => void, done: (body: Uint8
   });
   req.on("end", () => once(new Uint8Array(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))));
   req.on("error", () => once(undefined));
-}
-
-/**
- * The DER request from a GET path: strip leading slashes (a doubled slash happens when the
- * AIA URL ends in `/`), percent-decode, base64-decode (standard or url alphabet). Undefined when
- * any step fails.
- */
-export function decodeGetPath(url: string): Uint8Array | undefined {
-  const path = url.split("?")[0]!.replace(/^\/+/, "");
-  if (path === "") return undefined;
-  let b64: string;
-  try {
-    b64 = decodeURIComponent(path);
-  } catch {
-    return undefined;
-  }
-  // Some clients leave `+` unescaped and proxies turn it into a space.
-  b64 = b64.replace(/ /g, "+").replace(/-/g, "+").replace(/_/g, "/");
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.replace(/=+$/, "").length % 4 === 1) return undefined;
-  const der = Buffer.from(b64, "base64");
-  return der.length === 0 ? undefined : new Uint8Array(der);
 }

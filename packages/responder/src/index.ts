@@ -2,7 +2,8 @@ export { OcspResponder, StartedOcspResponder, assertAdminProtected } from "./res
 export type { AdminOptions } from "./responder.js";
 export { createResponderApp, routeRequests } from "./app.js";
 export type { CrlSource, ResponderAppDeps } from "./app.js";
-export { createOcspHandler, decodeGetPath, MAX_REQUEST_BYTES } from "./http-handler.js";
+export { createOcspHandler, MAX_REQUEST_BYTES } from "./http-handler.js";
+export { decodeGetPath, getRequestKey, plainCertIdKey, postRequestKey } from "./request-key.js";
 export type { OcspHandlerDeps } from "./http-handler.js";
 export { createAdminRouter, MAX_ADMIN_BODY_BYTES } from "./admin.js";
 export { MAX_CERT_IDS_PER_REQUEST } from "./limits.js";

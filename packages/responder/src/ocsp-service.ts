@@ -110,6 +110,8 @@ export class OcspService {
   private readonly clock: Clock;
   private readonly crypto: Crypto;
   private readonly validityMs: number;
+  /** A cached answer is signed again this long after its thisUpdate: half its validity (RFC 5019 §6.1 leaves it open). */
+  private readonly refreshAfterMs: number;
   private readonly signing: Required<SigningOptions>;
   private readonly unknownIssuer: "unauthorized" | "unknown";
   private readonly cacheEnabled: boolean;
@@ -139,6 +141,7 @@ export class OcspService {
     this.clock = options.clock ?? systemClock;
     this.crypto = options.crypto ?? defaultCrypto;
     this.validityMs = (options.validitySeconds ?? 3600) * 1000;
+    this.refreshAfterMs = this.validityMs / 2;
     this.signing = { by: "delegated", responderId: "byKey", includeSigner: true, rsaPss: false, ...options.signing };
     this.unknownIssuer = options.unknownIssuer ?? "unauthorized";
     this.cacheEnabled = options.cache ?? true;
@@ -173,11 +176,13 @@ export class OcspService {
 
   /**
    * Whether a cached entry may still be served at `now` (ms since the epoch): inside its window
-   * (before refreshAt; not before thisUpdate, so a clock set back gets no answer from its
+   * (less than refreshAfterMs after its thisUpdate; not before it, so a clock set back gets no answer from its
    * future), and still what the source says of its certificate.
    */
   private fresh(entry: CacheEntry, now: number): boolean {
-    if (now >= entry.refreshAt || now < entry.thisUpdateMs) return false;
+    // thisUpdate in whole seconds (shared by the answers of a second): no HeapNumbers per entry.
+    const thisUpdateMs = entry.answer.thisUpdate!.getTime();
+    if (now >= thisUpdateMs + this.refreshAfterMs || now < thisUpdateMs) return false;
     if (entry.version === this.sourceVersion && this.sourceReportsChanges) return true;
     const version = this.sourceVersion;
     if (this.source.issuer({ ...entry.issuerIds, serial: entry.serial }) !== entry.issuer) return false;
@@ -333,8 +338,8 @@ export class OcspService {
       ? undefined
       : JSON.stringify(createHash("sha256").update(der).digest().subarray(0, 16).toString("hex"));
     if (cacheKey && etag && nextUpdate && generation === this.generation && signedFrom !== undefined && issuers[0]) {
-      // One object per cached answer, built field by field in Answer's order (one hidden class
-      // for all of them), its times shared by every answer of the same second.
+      // One CachedAnswer per cached answer (one hidden class for all of them), its times shared
+      // by every answer of the same second.
       const thisTime = this.thisUpdateMemo.of(thisUpdate);
       const nextTime = this.nextUpdateMemo.of(nextUpdate);
       // The signer's `certs` field ends every answer it signs: held once per signer, not per answer.
@@ -343,12 +348,9 @@ export class OcspService {
       const answer = new CachedAnswer({
         head,
         tail,
+        serial: first!.serial,
         outcome,
-        serials: base.serials,
         hashes: sharedHashes(base.hashes),
-        nonceLength: 0,
-        transport: NO_ACTIONS,
-        behaviour: undefined,
         thisUpdate: thisTime.date,
         nextUpdate: nextTime.date,
         etag,
@@ -358,8 +360,6 @@ export class OcspService {
       const entry = this.cache.set({
         answer,
         derBytes: head.byteLength,
-        refreshAt: now.getTime() + this.validityMs / 2,
-        thisUpdateMs: thisUpdate.getTime(),
         issuerIds: this.cache.issuerIdsOf(first!),
         serial: first!.serial,
         issuer: issuers[0],
@@ -412,12 +412,9 @@ export class OcspService {
 interface CachedAnswerParts {
   head: Buffer;
   tail: Buffer | undefined;
+  serial: string;
   outcome: string;
-  serials: string[];
   hashes: string[];
-  nonceLength: number;
-  transport: Action[];
-  behaviour: undefined;
   thisUpdate: Date;
   nextUpdate: Date;
   etag: string;
@@ -426,25 +423,25 @@ interface CachedAnswerParts {
 }
 
 /**
- * A pre-signed answer as the cache holds it: the bytes of its own (`head`: everything up to the
- * signature) and the `certs` field its signer ends every answer with (`tail`, one Buffer shared
- * by all of them; RFC 6960 §4.2.1 puts `certs` last in BasicOCSPResponse, which is last in
- * OCSPResponse). `der` joins them on each read (a copy of about a kilobyte, far cheaper than
- * holding the signer's certificate once per answer: about 450 of an ECDSA answer's 860 bytes).
+ * A pre-signed answer as the cache holds it, one CertID and no nonce: the bytes of its own
+ * (`head`: everything up to the signature) and the `certs` field its signer ends every answer
+ * with (`tail`, one Buffer shared by all of them; RFC 6960 §4.2.1 puts `certs` last in
+ * BasicOCSPResponse, which is last in OCSPResponse). `der` joins them on each read (a copy of
+ * about a kilobyte, far cheaper than holding the signer's certificate once per answer: about
+ * 450 of an ECDSA answer's 860 bytes). What every cached answer has alike (no nonce, no
+ * transport action, no behaviour) is read from the prototype, and its times are shared by the
+ * answers of the same second: 100,000 of them are about 100,000 small objects, not 500,000.
  */
 export class CachedAnswer implements Answer {
   readonly head: Buffer;
   readonly tail: Buffer | undefined;
+  /** The one serial asked about (canonical hex). */
+  readonly serial: string;
   readonly outcome: string;
-  readonly serials: string[];
   readonly hashes: string[];
-  readonly nonceLength: number;
-  readonly transport: Action[];
-  readonly behaviour: undefined;
   readonly thisUpdate: Date;
   readonly nextUpdate: Date;
   readonly etag: string;
-  readonly cached = true;
   readonly lastModified: string;
   readonly expires: string;
 
@@ -452,12 +449,9 @@ export class CachedAnswer implements Answer {
   constructor(parts: CachedAnswerParts) {
     this.head = parts.head;
     this.tail = parts.tail;
+    this.serial = parts.serial;
     this.outcome = parts.outcome;
-    this.serials = parts.serials;
     this.hashes = parts.hashes;
-    this.nonceLength = parts.nonceLength;
-    this.transport = parts.transport;
-    this.behaviour = parts.behaviour;
     this.thisUpdate = parts.thisUpdate;
     this.nextUpdate = parts.nextUpdate;
     this.etag = parts.etag;
@@ -468,6 +462,29 @@ export class CachedAnswer implements Answer {
   /** The DER OCSPResponse: head and tail joined into a new Buffer (the head itself without a tail). */
   get der(): Buffer {
     return this.tail ? Buffer.concat([this.head, this.tail], this.head.byteLength + this.tail.byteLength) : this.head;
+  }
+
+  /** `[serial]`, a new array on each read (the request log keeps one per request). */
+  get serials(): string[] {
+    return [this.serial];
+  }
+
+  /** No nonce: an answer with one is never cached. */
+  get nonceLength(): number {
+    return 0;
+  }
+
+  /** No transport actions: an answer a behaviour shaped is never cached. */
+  get transport(): Action[] {
+    return NO_ACTIONS;
+  }
+
+  get behaviour(): undefined {
+    return undefined;
+  }
+
+  get cached(): true {
+    return true;
   }
 }
 

@@ -2,7 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import { OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
-import { Behaviour, CachedAnswer, CaStatusSource, ENTRY_OVERHEAD_BYTES, OcspService } from "@ocsp-lab/responder";
+import {
+  Behaviour,
+  CachedAnswer,
+  CaStatusSource,
+  ENTRY_OVERHEAD_BYTES,
+  OcspService,
+  getRequestKey,
+  plainCertIdKey,
+  postRequestKey,
+} from "@ocsp-lab/responder";
 import { tempDir } from "../../../test-support/index.js";
 
 let cleanup: () => Promise<void>;
@@ -26,7 +35,7 @@ beforeAll(async () => {
 });
 afterAll(async () => cleanup());
 
-const key = (der: Uint8Array) => Buffer.from(der).toString("latin1");
+const key = postRequestKey;
 
 describe("the answer cache bound", () => {
   it("holds at most cacheMaxBytes, drops the oldest answers first one at a time, and their request keys with them", async () => {
@@ -62,18 +71,43 @@ describe("the answer cache bound", () => {
     expect(service.lookup(key(requests[5]!))?.cached).toBe(true);
   });
 
-  it("counts each distinct request key that finds an answer, and drops them with it", async () => {
+  it("finds a plain request's answer by POST and GET with no key of its own; remembers, counts and drops any other encoding", async () => {
     const service = new OcspService({ source: await CaStatusSource.create(ca), behaviour: new Behaviour() });
     const der = requests[1]!;
-    await service.answer(der, key(der));
-    const withOneKey = service.cacheBytes;
-    // The same request by GET (another raw key) finds the same answer and adds its key.
-    const path = `/${Buffer.from(der).toString("base64")}`;
-    const viaGet = await service.answer(der, path);
-    expect(viaGet.cached).toBe(true);
+    const first = await service.answer(der, postRequestKey(der));
+    expect(first.cached).toBe(false);
+    const alone = service.cacheBytes;
+    // The same plain request by POST and by GET (standard and url-safe base64) finds the entry directly.
+    const b64 = Buffer.from(der).toString("base64");
+    for (const k of [
+      postRequestKey(der),
+      getRequestKey(`/${encodeURIComponent(b64)}`),
+      getRequestKey(`//${Buffer.from(der).toString("base64url")}`),
+    ]) {
+      expect(plainCertIdKey(k)).toBeDefined();
+      expect(service.lookup(k)?.cached).toBe(true);
+    }
+    expect(service.cacheBytes).toBe(alone);
+
+    // The same question with an explicit version v1 (BER: DER omits a DEFAULT): not plain, so
+    // found after one decoding, then by its bytes, which the entry counts.
+    const versioned = Buffer.concat([
+      Uint8Array.of(0x30, der[1]! + 5, 0x30, der[3]! + 5, 0xa0, 0x03, 0x02, 0x01, 0x00),
+      der.subarray(4),
+    ]);
+    const other = postRequestKey(versioned);
+    expect(plainCertIdKey(other)).toBeUndefined();
+    expect(service.lookup(other)).toBeUndefined();
+    const viaOther = await service.answer(versioned, other);
+    expect(viaOther.cached).toBe(true);
     expect(service.cacheSize).toBe(1);
-    expect(service.cacheBytes).toBe(withOneKey + path.length + 24 + 16);
-    expect(service.lookup(path)).toBe(viaGet);
+    expect(service.cacheBytes).toBe(alone + other.length + 24 + 16);
+    expect(service.lookup(other)).toBe(viaOther);
+
+    // A plain request that differs in one header byte is not taken for the CertID behind it.
+    const bent = Uint8Array.from(der);
+    bent[5] = bent[5]! - 1;
+    expect(plainCertIdKey(postRequestKey(bent))).toBeUndefined();
   });
 
   it("serves the DER it signed, byte for byte, with the signer's certs held once for every answer", async () => {
