@@ -6,20 +6,22 @@ import type { ServedIssuer } from "./status-source.js";
 /**
  * Default bound of the answer cache, in bytes (see AnswerCache.bytes for what is counted).
  *
- * Why 160 MiB: it holds the pre-signed answers of a 100,000-certificate CA at once (about
- * 1,350 bytes each with an ECDSA P-256 delegated signer in `certs`, 135 MB; RSA-2048 answers are
- * about 1,800), so RFC 5019 clients polling every certificate are answered from the cache, and
- * the responder of such a CA stays under 300 MB of RSS with its store loaded (bench:scale).
+ * Why 128 MiB: it holds the pre-signed answers of a 100,000-certificate CA at once, so RFC 5019
+ * clients polling every certificate are answered from the cache (bench:scale): about 1,000
+ * bytes counted each with an ECDSA P-256 delegated signer (a 410-byte head of its own, its
+ * CertID key, ENTRY_OVERHEAD_BYTES; the signer's certificate is held once), 100 MB; about 1,200
+ * with RSA-2048. What the heap and the Buffers really hold for them was 89 MB in bench:scale:
+ * the count errs on the high side.
  */
-export const DEFAULT_CACHE_MAX_BYTES = 160 * 1024 * 1024;
+export const DEFAULT_CACHE_MAX_BYTES = 128 * 1024 * 1024;
 
 /**
- * What one entry costs beyond its DER and its keys, in bytes: the Answer and entry objects,
- * the serials array, the ETag and status strings, the map slots and the ArrayBuffer behind
- * the DER. Measured with bench/responder-scale.mjs (RSS per entry, 100,000 entries, minus the
- * DER and key bytes), rounded up.
+ * What one entry costs beyond its own DER and its CertID key, in bytes: the CachedAnswer and
+ * entry objects, the Buffer object of its head, the ETag and serial strings, the map slot.
+ * Measured with bench/responder-scale.mjs: the heap after a full collection grew by about 580
+ * bytes per entry over 100,000 entries, of which about 100 are the key string; rounded up.
  */
-export const ENTRY_OVERHEAD_BYTES = 600;
+export const ENTRY_OVERHEAD_BYTES = 500;
 
 /** Bytes a map key of `key` costs (a one-byte string: its characters and a header). */
 const keyBytes = (key: string): number => key.length + 24;

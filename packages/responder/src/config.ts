@@ -35,7 +35,7 @@ validity: 3600                            # seconds from thisUpdate to nextUpdat
 signing: { by: delegated, responder_id: by_key, include_signer: true, rsa_pss: false }
 unknown_issuer: unauthorized              # or: unknown
 cache: true                               # pre-signed answers for nonce-less requests
-cache_max_mb: 160                         # MiB of them at most; the oldest are dropped first
+cache_max_mb: 128                         # MiB of them at most; the oldest are dropped first
 admin: { port: 8081, token: change-me-please }  # default: on the OCSP port, no token; own port: 127.0.0.1 always
                                           # a non-loopback listen.host needs admin.token, admin.port or allow_unauthenticated: true
 log_level: info                           # debug: one line per OCSP request too
@@ -55,7 +55,7 @@ behaviours:                               # what to misbehave with from the star
  * signing: { by: delegated, responder_id: by_key, include_signer: true, rsa_pss: false }
  * unknown_issuer: unauthorized    # or: unknown
  * cache: true                     # pre-signed answers for nonce-less requests
- * cache_max_mb: 160               # MiB of them at most (100,000 ECDSA answers); the oldest are dropped first
+ * cache_max_mb: 128               # MiB of them at most (~130,000 ECDSA answers); the oldest are dropped first
  * admin: { port: 8081, token: s3cret }   # default: on the OCSP port, no token; its own port binds 127.0.0.1
  *                                 # listen.host not loopback and admin on the OCSP port: token, or
  *                                 # allow_unauthenticated: true (else start is refused)

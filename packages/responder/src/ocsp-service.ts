@@ -52,7 +52,7 @@ export interface OcspServiceOptions {
   unknownIssuer?: "unauthorized" | "unknown";
   /** Keep pre-signed answers to nonce-less single-CertID requests (RFC 5019 §2.2). Default true. */
   cache?: boolean;
-  /** Bound of those answers, in bytes (see AnswerCache); default DEFAULT_CACHE_MAX_BYTES (160 MiB). */
+  /** Bound of those answers, in bytes (see AnswerCache); default DEFAULT_CACHE_MAX_BYTES (128 MiB). */
   cacheMaxBytes?: number;
 }
 

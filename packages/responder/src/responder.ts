@@ -154,7 +154,7 @@ export class OcspResponder {
 
   /**
    * Keep pre-signed answers for nonce-less requests (default true), at most `maxBytes` of them
-   * (default DEFAULT_CACHE_MAX_BYTES, 160 MiB; the oldest are dropped first, see AnswerCache).
+   * (default DEFAULT_CACHE_MAX_BYTES, 128 MiB; the oldest are dropped first, see AnswerCache).
    */
   withCache(enabled: boolean, options: { maxBytes?: number } = {}): this {
     this.cache = enabled;
