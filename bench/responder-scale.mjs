@@ -270,9 +270,7 @@ async function main() {
       if (r.non2xx || r.errors) throw new Error(`${label}: ${r.non2xx} non-200 answers, ${r.errors} errors`);
       sent += r.sent;
       const m = await big.child.memory();
-      console.log(
-        `  + ${fmt(r.sent)} ${label.padEnd(43)} ${r.seconds.toFixed(1).padStart(5)} s  ${memLine(m)}`,
-      );
+      console.log(`  + ${fmt(r.sent)} ${label.padEnd(43)} ${r.seconds.toFixed(1).padStart(5)} s  ${memLine(m)}`);
     }
     const after = await big.child.memory();
     const most = big.child.maxRss;

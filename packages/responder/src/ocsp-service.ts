@@ -337,7 +337,17 @@ export class OcspService {
     const etag = request.nonceExtension
       ? undefined
       : JSON.stringify(createHash("sha256").update(der).digest().subarray(0, 16).toString("hex"));
-    if (cacheKey && etag && nextUpdate && generation === this.generation && signedFrom !== undefined && issuers[0]) {
+    // `unknown` is not kept: a scanner asking about serials never issued would push every real
+    // answer out of the cache (and grow it to its bound); each such request is signed.
+    if (
+      cacheKey &&
+      etag &&
+      nextUpdate &&
+      generation === this.generation &&
+      signedFrom !== undefined &&
+      issuers[0] &&
+      statuses[0]!.status !== "unknown"
+    ) {
       // One CachedAnswer per cached answer (one hidden class for all of them), its times shared
       // by every answer of the same second.
       const thisTime = this.thisUpdateMemo.of(thisUpdate);

@@ -125,4 +125,22 @@ describe("the answer cache bound", () => {
     expect(a!.head.byteLength + a!.tail!.byteLength).toBe(signed[0]!.der.byteLength);
     expect(service.cacheBytes).toBeLessThan(2 * (signed[0]!.der.byteLength + ENTRY_OVERHEAD_BYTES));
   });
+
+  it("does not keep answers of unknown: serials never issued cannot push real answers out", async () => {
+    const service = new OcspService({ source: await CaStatusSource.create(ca), behaviour: new Behaviour() });
+    await service.answer(requests[0]!, key(requests[0]!));
+    const held = service.cacheBytes;
+    for (let i = 0; i < 3; i++) {
+      // The last byte of a plain request is the serial's last octet: another serial, never issued.
+      const never = Uint8Array.from(requests[0]!);
+      never[never.length - 1] = never[never.length - 1]! ^ (0x11 * (i + 1));
+      const answer = await service.answer(never, key(never));
+      expect(OcspResponse.fromDer(answer.der).responses[0]!.status).toBe("unknown");
+      expect(answer.cached).toBe(false);
+      expect(service.lookup(key(never))).toBeUndefined();
+    }
+    expect(service.cacheSize).toBe(1);
+    expect(service.cacheBytes).toBe(held);
+    expect(service.lookup(key(requests[0]!))?.cached).toBe(true);
+  });
 });
