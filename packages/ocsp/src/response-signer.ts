@@ -79,11 +79,13 @@ const BASIC_TYPE = encodedBlock(new asn1js.ObjectIdentifier({ value: OID.ocspBas
  * answer, the nonce and the signature, is assembled with asn1js (ResponseData, the
  * BasicOCSPResponse and the OCSPResponse around them: a few SEQUENCE and context headers;
  * @peculiar/asn1-schema's reflection costs about three times as much per answer, pkijs' about
- * ten), and each assembly is kept: the next ResponseData of the same second that differs only
- * in its nonce (of the same length), and the next outer layers around a ResponseData and a
- * signature of the same lengths, are the kept encoding with their own bytes put in place. Only
- * content octets are put in place (the nonce extension as the request carried it, the
- * signature), at the offset asn1js wrote them at; no tag or length is written here. Signing runs
+ * ten), and each assembly is kept: the next ResponseData of the same second whose
+ * SingleResponses and nonce have the same lengths (whatever certificates they are about), and
+ * the next outer layers around a ResponseData and a signature of the same lengths, are the kept
+ * encoding with their own parts put in place. Only whole parts encoded elsewhere are put in
+ * place (each SingleResponse as this signer encoded it, the nonce extension as the request
+ * carried it, the signature), at the offset asn1js wrote them at; no tag or length is written
+ * here. Signing runs
  * in libuv's thread pool (node:crypto's asynchronous `sign`, or WebCrypto through pkijs when
  * another Crypto is injected), so concurrent answers use every core and the event loop only
  * encodes. Bounds per prepared signer: 4,096 SingleResponses and as many ResponseData
@@ -103,9 +105,9 @@ export class OcspResponseSigner {
    */
   readonly certsDer: Uint8Array;
   private readonly signFn: SignFn;
-  private readonly singles = new Map<string, asn1js.BaseBlock>();
+  private readonly singles = new Map<string, { block: asn1js.BaseBlock; der: Uint8Array }>();
   private readonly times = new Map<number, asn1js.BaseBlock>();
-  private readonly tbsTemplates = new Map<string, { der: Uint8Array; nonceAt: number | undefined }>();
+  private readonly tbsTemplates = new Map<string, { der: Uint8Array; singlesAt: number[]; nonceAt: number | undefined }>();
   private readonly outerTemplates = new Map<string, { der: Uint8Array; tbsAt: number; signatureAt: number }>();
   private memoSecond = -1;
 
@@ -261,10 +263,13 @@ export class OcspResponseSigner {
   }
 
   /**
-   * The DER of ResponseData. Answers in the same second about the same certificates with the
-   * same statuses and extensions differ only in the nonce they echo: the first is encoded with
-   * asn1js and kept with the place of its nonce extension, the next ones are that encoding with
-   * their own nonce extension (of the same length) in its place.
+   * The DER of ResponseData. Answers in the same second whose SingleResponses and nonce
+   * extension have the same lengths (and the same further extensions) have the same layout: the
+   * first is encoded with asn1js and kept with the place of each SingleResponse and of the
+   * nonce extension, the next ones are that encoding with their own SingleResponses (each the
+   * DER this signer encoded, see `single`) and nonce extension (as the request carried it) put
+   * in those places. Every tag and length comes from asn1js's encoding of an answer of the same
+   * shape; a layout whose parts cannot be found exactly once in it is not kept.
    *
    * ```asn1
    * ResponseData ::= SEQUENCE {
@@ -279,12 +284,12 @@ export class OcspResponseSigner {
     const singles = params.responses.map((r) => this.single(r));
     const nonce = params.nonceExtension;
     const extra = params.extraExtensions ?? [];
-    const key = `${second}|${singles.map((x) => x.key).join("|")}|${nonce?.byteLength ?? -1}|${extra.map((e) => view(e).toString("latin1")).join("|")}`;
+    const key = `${second}|${singles.map((x) => x.der.byteLength).join(",")}|${nonce?.byteLength ?? -1}|${extra.map((e) => view(e).toString("latin1")).join("|")}`;
     const template = this.tbsTemplates.get(key);
     if (template) {
-      if (!nonce || template.nonceAt === undefined) return template.der;
       const der = template.der.slice();
-      der.set(nonce, template.nonceAt);
+      singles.forEach((x, i) => der.set(x.der, template.singlesAt[i]!));
+      if (nonce && template.nonceAt !== undefined) der.set(nonce, template.nonceAt);
       return der;
     }
     const extensions = [...(nonce ? [nonce] : []), ...extra].map((e) => encodedBlock(e));
@@ -298,8 +303,10 @@ export class OcspResponseSigner {
         ],
       }).toBER(false),
     );
+    const singlesAt = singles.map((x) => uniqueOffset(der, x.der));
     const nonceAt = nonce ? uniqueOffset(der, nonce) : undefined;
-    if (!nonce || nonceAt !== undefined) this.tbsTemplates.set(key, { der: der.slice(), nonceAt });
+    if (singlesAt.every((at) => at !== undefined) && (!nonce || nonceAt !== undefined))
+      this.tbsTemplates.set(key, { der: der.slice(), singlesAt: singlesAt as number[], nonceAt });
     return der;
   }
 
@@ -315,7 +322,7 @@ export class OcspResponseSigner {
   }
 
   /** The SingleResponse of `r` and its memo key, encoded once per distinct content while answers are produced in the same second. */
-  private single(r: EncodedSingleResponseParams): { key: string; block: asn1js.BaseBlock } {
+  private single(r: EncodedSingleResponseParams): { block: asn1js.BaseBlock; der: Uint8Array } {
     const s = r.status;
     const sec = (d: Date) => Math.floor(d.getTime() / 1000);
     const key = `${view(r.certId).toString("latin1")}:${s.status}:${
@@ -332,10 +339,11 @@ export class OcspResponseSigner {
           ...(r.nextUpdate ? [context(0, [this.time(r.nextUpdate)])] : []),
         ],
       });
-      single = encodedBlock(value.toBER(false), true);
+      const der = new Uint8Array(value.toBER(false));
+      single = { block: encodedBlock(der), der };
       this.singles.set(key, single);
     }
-    return { key, block: single };
+    return single;
   }
 }
 

@@ -242,6 +242,36 @@ describe.each<KeyType>(["ecdsa-p256", "rsa-2048"])("OcspResponseSigner with a %s
     }
   });
 
+  it("encodes what OcspResponseGenerator encodes for the answers of one second about other certificates and statuses of the same lengths", async () => {
+    const s = await OcspResponseSigner.for(signer);
+    // good and unknown SingleResponses have the same length (80 00, 82 00): the layout of the
+    // first answer is reused for every other one, each with its own CertID, status and nonce.
+    const cases: [IssuedCertificate, CertStatus][] = [
+      [good, { status: "good" }],
+      [other, { status: "unknown" }],
+      [onHold, { status: "good" }],
+      [revoked, { status: "revoked", revocationTime: revokedAt, revocationReason: CRLReason.keyCompromise }],
+      [good, { status: "unknown" }],
+      [revoked, { status: "revoked", revocationTime: revokedAt, revocationReason: CRLReason.cessationOfOperation }],
+    ];
+    for (const [i, [cert, status]] of cases.entries()) {
+      const nonce = nonceOf(10 + i);
+      const request = parseOcspRequest(await requestFor(ca, [{ cert, hash: "SHA-1" }], nonce));
+      const responses = [single(request.certIdDers[0]!, status)];
+      const ours = await s.sign({ producedAt: now, nonceExtension: request.nonceExtension!, responses });
+      const theirs = await OcspResponseGenerator.create({
+        signer,
+        producedAt: now,
+        nonceExtension: pkijs.Extension.fromBER(request.nonceExtension!.slice().buffer),
+        responses: responses.map((r) => ({ ...r, certId: pkijs.CertID.fromBER(r.certId.slice().buffer) })),
+      });
+      expect(basicOf(ours).tbs.equals(basicOf(theirs).tbs), `answer ${i}`).toBe(true);
+      const decoded = OcspResponse.fromDer(ours);
+      expect(decoded.nonce).toEqual(nonce);
+      expect(decoded.responses[0]).toMatchObject({ certId: request.certIds[0], status: status.status });
+    }
+  });
+
   itWithPeer("openssl")(
     "signs as asked: byName, without certs, with an extra critical extension, a tampered signature, RSA-PSS",
     async () => {
