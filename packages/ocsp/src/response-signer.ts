@@ -288,7 +288,7 @@ export class OcspResponseSigner {
     const template = this.tbsTemplates.get(key);
     if (template) {
       const der = template.der.slice();
-      singles.forEach((x, i) => der.set(x.der, template.singlesAt[i]!));
+      for (let i = 0; i < singles.length; i++) der.set(singles[i]!.der, template.singlesAt[i]!);
       if (nonce && template.nonceAt !== undefined) der.set(nonce, template.nonceAt);
       return der;
     }

@@ -8,7 +8,7 @@ import type { ServedIssuer } from "./status-source.js";
  *
  * Why 128 MiB: it holds the pre-signed answers of a 100,000-certificate CA at once, so RFC 5019
  * clients polling every certificate are answered from the cache (bench:scale): about 1,000
- * bytes counted each with an ECDSA P-256 delegated signer (a 410-byte head of its own, its
+ * bytes counted each with an ECDSA P-256 delegated signer (a head of its own, 350–410 bytes, its
  * CertID key, ENTRY_OVERHEAD_BYTES; the signer's certificate is held once), 100 MB; about 1,200
  * with RSA-2048. What the heap and the Buffers really hold for them was 89 MB in bench:scale:
  * the count errs on the high side.
