@@ -148,6 +148,22 @@ async function wrkLoad({ url, pool, connections, seconds, newConnection }) {
 }
 
 /**
+ * One HTTP request through `agent` with `options` (node:http request options and `body`):
+ * resolves with the status once the answer is read, undefined on a request or response error.
+ */
+function exchange(agent, { body, ...options }) {
+  return new Promise((resolve) => {
+    const req = request({ agent, ...options }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode));
+      res.on("error", () => resolve(undefined));
+    });
+    req.on("error", () => resolve(undefined));
+    req.end(body);
+  });
+}
+
+/**
  * The fallback generator, in this process: `connections` loops, each sending its next request
  * when the previous answer has been read, through an agent with keepAlive on or off.
  */
@@ -160,41 +176,26 @@ async function nodeLoad({ url, bodies, connections, seconds, newConnection }) {
   let next = Math.floor(Math.random() * bodies.length);
   const t0 = performance.now();
   const deadline = t0 + seconds * 1000;
-  const one = (body) =>
-    new Promise((resolve) => {
-      const start = performance.now();
-      const req = request(
-        {
-          agent,
-          hostname,
-          port,
-          method: "POST",
-          path: "/",
-          headers: {
-            "Content-Type": "application/ocsp-request",
-            "Content-Length": body.length,
-            ...(newConnection ? { Connection: "close" } : {}),
-          },
-        },
-        (res) => {
-          res.resume();
-          res.on("end", () => {
-            if (res.statusCode !== 200) non2xx++;
-            latencies.push(performance.now() - start);
-            resolve();
-          });
-          res.on("error", () => {
-            errors++;
-            resolve();
-          });
-        },
-      );
-      req.on("error", () => {
-        errors++;
-        resolve();
-      });
-      req.end(body);
+  const one = async (body) => {
+    const start = performance.now();
+    const status = await exchange(agent, {
+      hostname,
+      port,
+      method: "POST",
+      path: "/",
+      headers: {
+        "Content-Type": "application/ocsp-request",
+        "Content-Length": body.length,
+        ...(newConnection ? { Connection: "close" } : {}),
+      },
+      body,
     });
+    if (status === undefined) errors++;
+    else {
+      if (status !== 200) non2xx++;
+      latencies.push(performance.now() - start);
+    }
+  };
   await Promise.all(
     Array.from({ length: connections }, async () => {
       while (performance.now() < deadline) await one(bodies[next++ % bodies.length]);
@@ -346,35 +347,18 @@ export async function sendEach({ url, requests, connections = 50 }) {
   let non2xx = 0;
   let errors = 0;
   const t0 = performance.now();
-  const one = (r) =>
-    new Promise((resolve) => {
-      const req = request(
-        {
-          agent,
-          hostname,
-          port,
-          method: r.method,
-          path: r.method === "GET" ? r.path : "/",
-          headers: r.method === "GET" ? {} : { "Content-Type": "application/ocsp-request", "Content-Length": r.body.length },
-        },
-        (res) => {
-          res.resume();
-          res.on("end", () => {
-            if (res.statusCode !== 200) non2xx++;
-            resolve();
-          });
-          res.on("error", () => {
-            errors++;
-            resolve();
-          });
-        },
-      );
-      req.on("error", () => {
-        errors++;
-        resolve();
-      });
-      req.end(r.method === "GET" ? undefined : r.body);
+  const one = async (r) => {
+    const status = await exchange(agent, {
+      hostname,
+      port,
+      method: r.method,
+      path: r.method === "GET" ? r.path : "/",
+      headers: r.method === "GET" ? {} : { "Content-Type": "application/ocsp-request", "Content-Length": r.body.length },
+      body: r.method === "GET" ? undefined : r.body,
     });
+    if (status === undefined) errors++;
+    else if (status !== 200) non2xx++;
+  };
   await Promise.all(
     Array.from({ length: connections }, async () => {
       while (next < requests.length) await one(requests[next++]);
