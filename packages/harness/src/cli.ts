@@ -1,3 +1,5 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import {
   configureProgram,
@@ -9,7 +11,8 @@ import {
   type ServiceIo,
 } from "@ocsp-lab/cli-support";
 import { CRL_REASON_NAMES } from "@ocsp-lab/ocsp";
-import { StateDirError } from "./errors.js";
+import { ReporterError, StateDirError } from "./errors.js";
+import { formatJunit } from "./junit.js";
 import { RunProgress } from "./progress.js";
 import { formatMismatches, formatTable, TABLE_WIDTH } from "./report.js";
 import { describeRevocation, revokeCertificate } from "./revoke.js";
@@ -27,6 +30,12 @@ import {
   watchLabEvents,
   type LabEvent,
 } from "./up.js";
+
+/** What `ocsp-lab run --reporter` can make. */
+const REPORTERS = ["table", "json", "junit"] as const;
+type Reporter = (typeof REPORTERS)[number];
+/** The file each file-writing reporter writes in `--output`. */
+const REPORT_FILES = { json: "report.json", junit: "junit.xml" } as const;
 
 /** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
 export type CliIo = ServiceIo;
@@ -111,18 +120,43 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         return n;
       }),
     )
-    .option("--json", "print the report as JSON instead of a table")
+    .addOption(
+      new Option(
+        "--reporter <name...>",
+        "reports to make: table (standard output), json, junit (JUnit XML for CI); json and junit go to standard output, or to --output",
+      ).choices(REPORTERS),
+    )
+    .option(
+      "--output <dir>",
+      `write the json and junit reports to files in this folder (${REPORT_FILES.json}, ${REPORT_FILES.junit})`,
+    )
+    .option("--json", "same as --reporter json")
     .option("--wide", `print the full text of every cell, one line per row (default: fit ${TABLE_WIDTH} columns)`)
     .option("--list", "list the built-in scenarios and exit")
     .action(
       async (
         files: string[],
-        opts: { scenario?: string[]; client?: string[]; jobs?: number; json?: boolean; wide?: boolean; list?: boolean },
+        opts: {
+          scenario?: string[];
+          client?: string[];
+          jobs?: number;
+          json?: boolean;
+          wide?: boolean;
+          list?: boolean;
+          reporter?: Reporter[];
+          output?: string;
+        },
       ) => {
         if (opts.list) {
           io.stdout.write(formatScenarioList(builtIn));
           return;
         }
+        const reporters = [
+          ...new Set([...(opts.reporter ?? (opts.json ? [] : ["table" as const])), ...(opts.json ? ["json" as const] : [])]),
+        ];
+        const toStdout = opts.output === undefined ? reporters.filter((r) => r !== "table") : [];
+        if (toStdout.length > 1 || (toStdout.length === 1 && reporters.includes("table"))) throw new ReporterError(reporters);
+        if (opts.output !== undefined) await mkdir(opts.output, { recursive: true });
         const scenarios = await selectScenarios(opts.scenario, files);
         const clients = selectClients(opts.client);
         const jobs = opts.jobs ?? defaultJobs();
@@ -143,12 +177,22 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         } finally {
           progress.stop();
         }
-        if (opts.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-        else {
-          io.stdout.write(formatTable(report, { wide: opts.wide === true }));
-          const mismatches = formatMismatches(report);
-          if (mismatches) io.stdout.write(`${mismatches}\n`);
+        for (const reporter of reporters) {
+          if (reporter === "table") {
+            io.stdout.write(formatTable(report, { wide: opts.wide === true }));
+            const mismatches = formatMismatches(report);
+            if (mismatches) io.stdout.write(`${mismatches}\n`);
+            continue;
+          }
+          const text = reporter === "json" ? `${JSON.stringify(report, null, 2)}\n` : formatJunit(report);
+          if (opts.output === undefined) io.stdout.write(text);
+          else {
+            const file = join(opts.output, REPORT_FILES[reporter]);
+            await writeFile(file, text);
+            io.stderr.write(`ocsp-lab run: wrote the ${reporter} report to ${file}\n`);
+          }
         }
+        // Whatever the reporters: 0 only when every row observed what it expected.
         code = report.ok ? 0 : 1;
       },
     );
@@ -341,7 +385,11 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       io.stdout.write(`ocsp-lab: ${describeSetResult(result)}\n`);
     });
 
-  const status = await runProgram(program, "ocsp-lab", argv, io, ["OCSP_LAB_USAGE", "OCSP_LAB_SCENARIO_FILE"]);
+  const status = await runProgram(program, "ocsp-lab", argv, io, [
+    "OCSP_LAB_USAGE",
+    "OCSP_LAB_SCENARIO_FILE",
+    "OCSP_LAB_REPORTER",
+  ]);
   return status !== 0 ? status : code;
 }
 

@@ -14,6 +14,16 @@ export class UsageError extends HarnessError {
   }
 }
 
+/** Reporters that cannot all write where they were told (several to standard output). */
+export class ReporterError extends HarnessError {
+  constructor(reporters: readonly string[]) {
+    super(
+      "OCSP_LAB_REPORTER",
+      `reporters ${reporters.join(" and ")} cannot share standard output: give --output <dir> to write each to its own file, or one of them alone`,
+    );
+  }
+}
+
 /** A scenario waited for a stapler state that did not come before its deadline. */
 export class ScenarioTimeoutError extends HarnessError {
   constructor(scenario: string, waitingFor: string, timeoutMs: number) {

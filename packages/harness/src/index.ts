@@ -6,6 +6,8 @@ export { runScenarios, defaultClients, defaultJobs, selectClients, selectScenari
 export type { ReportRow, RunOptions, RunReport, ScenarioResult, ScenarioStart, ScenarioTiming } from "./run.js";
 export { formatTable, formatMismatches, summaryLine, SAME_MARKER, TABLE_WIDTH } from "./report.js";
 export type { TableOptions } from "./report.js";
+export { formatJunit } from "./junit.js";
+export type { JunitOptions } from "./junit.js";
 export { RunProgress, progressLine } from "./progress.js";
 export type { ProgressStream, RunProgressOptions } from "./progress.js";
 export {

@@ -56,6 +56,8 @@ export interface RunReport {
   rows: ReportRow[];
   /** True when no row is a mismatch. */
   ok: boolean;
+  /** When the run started (RunOptions.now). */
+  startedAt: Date;
   /** Wall time of the whole run, in milliseconds. */
   durationMs: number;
   /** How many scenarios ran at a time. */
@@ -85,6 +87,8 @@ export interface RunOptions {
   onScenarioDone?: (scenario: ScenarioResult) => void;
   /** Parent of the throw-away state folders; default the OS temp folder. Removed afterwards. */
   workDir?: string;
+  /** The wall clock the report's `startedAt` is read from; default `() => new Date()`. */
+  now?: () => Date;
 }
 
 /** The client drivers by name. */
@@ -113,6 +117,7 @@ export function defaultJobs(): number {
  */
 export async function runScenarios(options: RunOptions = {}): Promise<RunReport> {
   const started = performance.now();
+  const startedAt = (options.now ?? (() => new Date()))();
   const jobs = options.jobs ?? defaultJobs();
   if (!Number.isInteger(jobs) || jobs < 1) throw new RangeError(`jobs must be a whole number ≥ 1, got ${jobs}`);
   const scenarios = await selectScenarios(options.scenarios, options.files);
@@ -142,6 +147,7 @@ export async function runScenarios(options: RunOptions = {}): Promise<RunReport>
   return {
     rows,
     ok: rows.every((r) => r.verdict !== "MISMATCH"),
+    startedAt,
     durationMs: Math.round(performance.now() - started),
     jobs,
     scenarios: results.map((r) => ({

@@ -135,6 +135,65 @@ describe("ocsp-lab run", () => {
     expect(report.rows.map((x) => `${x.scenario}/${x.client}/${x.verdict}`)).toEqual(["good/stapler/ok", "good/node/ok"]);
   });
 
+  it("--reporter table junit --output DIR: the table on stdout, JUnit XML in DIR/junit.xml", async () => {
+    const out = `${dir}/reports`;
+    const r = await mainCaptured([
+      "run",
+      "--scenario",
+      "good",
+      "revoked",
+      "--client",
+      "node",
+      "--reporter",
+      "table",
+      "junit",
+      "--output",
+      out,
+    ]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^revoked +stapler/m);
+    expect(r.out).toMatch(/4 rows: 4 as expected/);
+    expect(r.err).toContain(`ocsp-lab run: wrote the junit report to ${out}/junit.xml\n`);
+    const xml = await fs.readFile(`${out}/junit.xml`, "utf8");
+    expect([...xml.matchAll(/<testsuite name="([^"]+)"/g)].map((m) => m[1])).toEqual(["good", "revoked"]);
+    expect(xml.match(/<testcase /g)).toHaveLength(4);
+    expect(xml).not.toContain("<failure");
+  });
+
+  it("exits 1 on a mismatch whatever the reporter: JUnit on stdout with the failure", async () => {
+    // The good scenario, with an expectation it cannot meet.
+    const file = `${dir}/wrong.yaml`;
+    await fs.writeFile(
+      file,
+      [
+        "name: wrong-expectation",
+        'description: "good, but node is expected to refuse it"',
+        "expect:",
+        "  stapler: staple good",
+        '  node: "refused: revoked"',
+        "",
+      ].join("\n"),
+    );
+    const r = await mainCaptured(["run", file, "--client", "node", "--reporter", "junit"]);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/^<\?xml version="1.0" encoding="UTF-8"\?>/);
+    expect(r.out).toContain('<testsuite name="wrong-expectation"');
+    expect(r.out).toContain(
+      '<failure type="MISMATCH" message="expected &quot;refused: revoked&quot;, observed &quot;connected&quot;">',
+    );
+  });
+
+  it("refuses two reports on stdout in one line, exit 2, before running anything", async () => {
+    const r = await mainCaptured(["run", "--reporter", "json", "junit"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(
+      "ocsp-lab: reporters json and junit cannot share standard output: give --output <dir> to write each to its own file, or one of them alone\n",
+    );
+    const unknown = await mainCaptured(["run", "--reporter", "html5"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/argument 'html5' is invalid\. Allowed choices are table, json, junit/);
+  });
+
   it("names the bad scenario in one line and exits 2", async () => {
     const r = await mainCaptured(["run", "--scenario", "nope"]);
     expect(r.code).toBe(2);

@@ -29,6 +29,7 @@ const report: RunReport = {
     ),
   ],
   ok: false,
+  startedAt: new Date("2026-12-03T07:00:00Z"),
   durationMs: 4210,
   jobs: 2,
   scenarios: [],
