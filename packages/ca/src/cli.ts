@@ -6,7 +6,7 @@ import * as pkijs from "pkijs";
 import { CertificateAuthority, type CaOpenOptions } from "./certificate-authority.js";
 import { describeLockHolder } from "./lock.js";
 import type { IssueOptions, IssuedCertificate } from "./issuance.js";
-import { CRLReason, CRL_REASON_NAMES, crlReasonName, parseCrlReason } from "@ocsp-lab/ocsp";
+import { CRLReason, CRL_REASON_NAMES, crlReasonName, normalizeSerial, parseCrlReason } from "@ocsp-lab/ocsp";
 import { toOpensslIndex } from "./export/openssl-index.js";
 import { toPemBundle } from "./export/pem-bundle.js";
 import { toPkcs12 } from "./export/pkcs12.js";
@@ -62,7 +62,8 @@ interface IssueFlags {
   notAfter?: Date;
   backdate?: number;
   ocspUrl?: string;
-  caIssuersUrl?: string;
+  /** A URL, false for --no-ca-issuers-url, undefined for the default. */
+  caIssuersUrl?: string | false;
   crlUrl?: string;
   mustStaple?: boolean;
   pathLength?: number;
@@ -87,7 +88,11 @@ function issueOptions(cmd: Command, withKey: boolean): Command {
     .addOption(new Option("--not-after <iso8601>", "validity end").argParser(date("--not-after")))
     .addOption(new Option("--backdate <seconds>", "start this long before now (default 3600)").argParser(number("--backdate")))
     .option("--ocsp-url <url>", "AuthorityInfoAccess OCSP URL")
-    .option("--ca-issuers-url <url>", "AuthorityInfoAccess caIssuers URL")
+    .option(
+      "--ca-issuers-url <url>",
+      "AuthorityInfoAccess caIssuers URL (default with --ocsp-url: that responder's /ca/<issuer serial>.der, which an ocsp-lab responder serves)",
+    )
+    .option("--no-ca-issuers-url", "no caIssuers URL, even with --ocsp-url")
     .option("--crl-url <url>", "CRL distribution point URL")
     .option("--must-staple", "RFC 7633 TLS Feature status_request")
     .addOption(
@@ -109,8 +114,30 @@ function issueOptions(cmd: Command, withKey: boolean): Command {
   return cmd;
 }
 
-function toIssueOptions(f: IssueFlags): IssueOptions {
+/**
+ * The caIssuers URL (RFC 5280 §4.2.2.1) of the issuer `issuerSerial` on the ocsp-lab responder
+ * whose OCSP URL is `ocspUrl`: `/ca/<issuer serial>.der` at its origin (the responder serves one
+ * DER certificate there, as `application/pkix-cert`).
+ * @throws TypeError when `ocspUrl` is not a URL.
+ */
+export function labCaIssuersUrl(ocspUrl: string, issuerSerial: string): string {
+  return new URL(`/ca/${issuerSerial}.der`, ocspUrl).toString();
+}
+
+/** The serial of the CA `f` issues from: the one given (normalized), or the root. */
+function issuerOf(ca: CertificateAuthority, f: IssueFlags): string {
+  return f.issuer ? normalizeSerial(f.issuer) : ca.rootSerial;
+}
+
+/**
+ * The issue options of `f`, for a certificate issued by `issuerSerial` (the one it names, or the
+ * root): with an OCSP URL and no caIssuers choice, the caIssuers URL of that responder.
+ */
+function toIssueOptions(f: IssueFlags, issuerSerial: string): IssueOptions {
   const o: IssueOptions = {};
+  // An OCSP URL that is no URL gets no default: the profile check names it.
+  if (f.ocspUrl && f.caIssuersUrl === undefined && URL.canParse(f.ocspUrl))
+    o.caIssuersUrl = labCaIssuersUrl(f.ocspUrl, issuerSerial);
   if (f.issuer) o.issuer = f.issuer;
   if (f.dns) o.dnsNames = f.dns;
   if (f.ip) o.ipAddresses = f.ip;
@@ -272,7 +299,7 @@ export async function caMain(
     )
     .action(async (f: IssueFlags) => {
       const ca = await open();
-      const issued = await ca.issue(f.profile ?? "server", toIssueOptions(f));
+      const issued = await ca.issue(f.profile ?? "server", toIssueOptions(f, issuerOf(ca, f)));
       out(f.json ? JSON.stringify(issuedJson(issued)) : describeIssued(issued));
     });
 
@@ -291,7 +318,7 @@ export async function caMain(
         throw new CommanderArgumentError(`cannot read CSR file "${file}"`);
       });
       const ca = await open();
-      const issued = await ca.signCsr(text, f.profile ?? "server", toIssueOptions(f));
+      const issued = await ca.signCsr(text, f.profile ?? "server", toIssueOptions(f, issuerOf(ca, f)));
       out(f.json ? JSON.stringify(issuedJson(issued)) : describeIssued(issued));
     });
 

@@ -39,6 +39,33 @@ describe("ocsp-ca", () => {
     expect(r.stdout + r.stderr).toContain("ocsp-ca issue --dns localhost");
   });
 
+  it("points caIssuers at the responder's /ca/<issuer serial>.der with --ocsp-url, unless told otherwise", async () => {
+    expect((await ca("init")).code).toBe(0);
+    const rootSerial = (JSON.parse(await db()) as { root: string }).root;
+    const aiaOf = async (...flags: string[]) => {
+      const issued = JSON.parse((await ca("issue", "--dns", "app.lab.test", ...flags, "--json")).out) as { certFile: string };
+      return (await run("openssl", ["x509", "-in", issued.certFile, "-noout", "-ext", "authorityInfoAccess"])).stdout;
+    };
+    const byDefault = await aiaOf("--ocsp-url", "http://127.0.0.1:8080");
+    expect(byDefault).toContain("OCSP - URI:http://127.0.0.1:8080");
+    expect(byDefault).toContain(`CA Issuers - URI:http://127.0.0.1:8080/ca/${rootSerial}.der`);
+    // Under an intermediate: that intermediate's certificate, given as any spelling of its serial.
+    const mid = JSON.parse((await ca("issue", "--profile", "intermediate", "--cn", "lab intermediate", "--json")).out) as {
+      serial: string;
+    };
+    expect(await aiaOf("--issuer", mid.serial.toUpperCase(), "--ocsp-url", "http://127.0.0.1:8080/")).toContain(
+      `CA Issuers - URI:http://127.0.0.1:8080/ca/${mid.serial}.der`,
+    );
+    expect(await aiaOf("--ocsp-url", "http://127.0.0.1:8080", "--ca-issuers-url", "http://ca.lab.test/root.der")).toContain(
+      "CA Issuers - URI:http://ca.lab.test/root.der",
+    );
+    const none = await aiaOf("--ocsp-url", "http://127.0.0.1:8080", "--no-ca-issuers-url");
+    expect(none).toContain("OCSP - URI:http://127.0.0.1:8080");
+    expect(none).not.toContain("CA Issuers");
+    // No OCSP URL, no AIA at all.
+    expect(await aiaOf()).not.toContain("URI:");
+  });
+
   it("runs a whole session: init, issue, revoke, hold, release, list, show, crl, export", async () => {
     expect((await ca("init")).out).toMatch(/created CA "CN=ocsp-lab root CA .*" \(serial [0-9a-f]+\) in /);
     const issued = JSON.parse((await ca("issue", "--dns", "app.lab.test", "--ip", "127.0.0.1", "--json")).out) as {

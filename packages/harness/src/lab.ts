@@ -118,18 +118,25 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       responder = await builder.withPort(0).start();
     }
 
-    const leaf =
-      (options.reuseCertificate && (await reusableLeaf(ca, responder.url, clock))) ||
-      (await ca.issueServer({
+    // AIA: the responder's OCSP URL, and its copy of the issuer's certificate (caIssuers), so
+    // a client that fetches a missing issuer from AIA finds it without another web server.
+    const served = responder;
+    const issueLeaf = async () => {
+      const issuer =
+        options.leaf?.issuer === "intermediate"
+          ? (await ca.createIntermediate({ ocspUrl: served.url, caIssuersUrl: served.caIssuersUrl(ca.rootSerial) })).serial
+          : ca.rootSerial;
+      return ca.issueServer({
         dnsNames: [LAB_SERVER_NAME],
         ipAddresses: ["127.0.0.1"],
-        ocspUrl: responder.url,
+        ocspUrl: served.url,
+        caIssuersUrl: served.caIssuersUrl(issuer),
         ...(options.leaf?.keyType !== undefined ? { keyType: options.leaf.keyType as KeyType } : {}),
         ...(options.leaf?.mustStaple !== undefined ? { mustStaple: options.leaf.mustStaple } : {}),
-        ...(options.leaf?.issuer === "intermediate"
-          ? { issuer: (await ca.createIntermediate({ ocspUrl: responder.url })).serial }
-          : {}),
-      }));
+        ...(issuer !== ca.rootSerial ? { issuer } : {}),
+      });
+    };
+    const leaf = (options.reuseCertificate && (await reusableLeaf(ca, responder.url, clock))) || (await issueLeaf());
     await ca.store.writeAtomic(
       LAB_FILE,
       `${JSON.stringify({ serial: leaf.serial, responderPort: responder.port }, null, 2)}\n`,

@@ -11,7 +11,7 @@ import {
   type IssuedCertificate,
   type KeyType,
 } from "@ocsp-lab/ca";
-import { parseCrlReason, systemClock, type Clock } from "@ocsp-lab/ocsp";
+import { normalizeSerial, parseCrlReason, systemClock, type Clock } from "@ocsp-lab/ocsp";
 import { OcspResponder, type RequestLogEntry, type StartedOcspResponder } from "@ocsp-lab/responder";
 import {
   StaplingServer,
@@ -403,7 +403,8 @@ export class StartedOcspLab implements TlsTarget {
   }
 
   /**
-   * Issue a server certificate whose AIA OCSP URL is the lab's responder: options of
+   * Issue a server certificate whose AIA OCSP URL is the lab's responder (and caIssuers its copy
+   * of the issuer's certificate, `/ca/<issuer serial>.der`): options of
    * CertificateAuthority.issueServer (dnsNames, ipAddresses, mustStaple (RFC 7633), keyType,
    * validityDays, notBefore/notAfter, issuer (an intermediate's serial), serial…). Without
    * dnsNames or ipAddresses it is for DNS localhost and IP 127.0.0.1.
@@ -412,7 +413,13 @@ export class StartedOcspLab implements TlsTarget {
   async issue(options: IssueServerOptions = {}): Promise<IssuedCertificate> {
     this.assertRunning("issue");
     const named = (options.dnsNames?.length ?? 0) + (options.ipAddresses?.length ?? 0) > 0;
-    return this.p.ca.issueServer({ ...(named ? {} : DEFAULT_NAMES), ocspUrl: this.p.responder.url, ...options });
+    const issuer = options.issuer ?? this.p.ca.rootSerial;
+    return this.p.ca.issueServer({
+      ...(named ? {} : DEFAULT_NAMES),
+      ocspUrl: this.p.responder.url,
+      caIssuersUrl: this.p.responder.caIssuersUrl(normalizeSerial(issuer)),
+      ...options,
+    });
   }
 
   /**

@@ -228,6 +228,7 @@ export class OcspResponder {
     const app = createResponderApp({
       metrics,
       ...(this.crls ? { crls: this.crls } : {}),
+      issuerCertificates: this.issuerList,
       ...(separateAdmin ? {} : { admin }),
       ...(this.admin.token !== undefined ? { metricsToken: this.admin.token } : {}),
     });
@@ -366,6 +367,14 @@ export class StartedOcspResponder {
   /** Remove the behaviour of `scope`. */
   clearBehaviour(scope: Scope): void {
     this.behaviour.clear(scope);
+  }
+
+  /**
+   * URL of the certificate of the CA `issuerSerial` (DER), to put in AuthorityInfoAccess
+   * caIssuers (RFC 5280 §4.2.2.1), served by responders that know their issuers (forCa, forCas).
+   */
+  caIssuersUrl(issuerSerial: string): string {
+    return `${this.url}/ca/${issuerSerial}.der`;
   }
 
   /** URL of the full CRL of the CA `issuerSerial`, to put in CRLDistributionPoints (served by forCa responders). */

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
+import * as x509 from "@peculiar/x509";
 import { CertificateAuthority, type IssuedCertificate } from "@ocsp-lab/ca";
 import {
   CRLReason,
@@ -241,6 +242,46 @@ describe("CRL distribution point", () => {
     expect((await run("openssl", ["x509", "-in", leaf.certFile, "-noout", "-ext", "crlDistributionPoints"])).stdout).toContain(
       `/crl/${ca.rootSerial}.crl`,
     );
+  });
+});
+
+describe("AIA caIssuers", () => {
+  it("serves each issuer's certificate as DER (application/pkix-cert) and PEM; a leaf's caIssuers fetched by curl verifies it", async () => {
+    const intermediate = await ca.createIntermediate({
+      ocspUrl: responder.url,
+      caIssuersUrl: responder.caIssuersUrl(ca.rootSerial),
+    });
+    const leaf = await ca.issueServer({
+      issuer: intermediate.serial,
+      ocspUrl: responder.url,
+      caIssuersUrl: responder.caIssuersUrl(intermediate.serial),
+    });
+    await eventually(
+      async () => (await fetch(responder.caIssuersUrl(intermediate.serial))).status,
+      (s) => s === 200,
+    );
+    // What a client that fetches a missing issuer does: read the leaf's caIssuers, fetch it, check the signature.
+    const aia = leaf.certificate.getExtension(x509.AuthorityInfoAccessExtension)!;
+    const url = aia.caIssuers[0]!.value;
+    expect(url).toBe(`${responder.url}/ca/${intermediate.serial}.der`);
+    const file = join(dir, "issuer.der");
+    const r = await run("curl", ["-sS", "-o", file, "-w", "%{http_code} %{content_type}", url]);
+    expect(r.stdout).toBe("200 application/pkix-cert");
+    const issuer = new x509.X509Certificate(await fs.readFile(file));
+    expect(issuer.serialNumber).toBe(intermediate.certificate.serialNumber);
+    expect(await leaf.certificate.verify({ publicKey: issuer.publicKey, signatureOnly: true })).toBe(true);
+    // openssl reads it as the certificate it is; the root and its PEM too.
+    const text = await run("openssl", ["x509", "-inform", "DER", "-in", file, "-noout", "-subject"]);
+    expect(text.stdout).toContain(intermediate.certificate.subject.split(",")[0]!.replace("=", " = "));
+    const pem = await fetch(`${responder.url}/ca/${ca.rootSerial}.pem`);
+    expect(pem.headers.get("content-type")).toMatch(/^application\/x-pem-file/);
+    expect(new x509.X509Certificate(await pem.text()).serialNumber).toBe(ca.root.certificate.serialNumber);
+    // An issuer not served, or a leaf's serial, is a 404; OCSP GET still goes to the OCSP handler.
+    expect((await fetch(responder.caIssuersUrl("abcdef"))).status).toBe(404);
+    expect((await fetch(responder.caIssuersUrl(leaf.serial))).status).toBe(404);
+    expect((await fetch(`${responder.url}/ca/${ca.rootSerial}.txt`)).status).toBe(404);
+    const get = await fetch(`${responder.url}/${Buffer.from(await requestDer(leaf)).toString("base64")}`);
+    expect(get.headers.get("content-type")).toBe("application/ocsp-response");
   });
 });
 
