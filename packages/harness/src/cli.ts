@@ -12,6 +12,7 @@ import {
 } from "@ocsp-lab/cli-support";
 import { CRL_REASON_NAMES } from "@ocsp-lab/ocsp";
 import { ReporterError, StateDirError } from "./errors.js";
+import { formatHtml } from "./html.js";
 import { formatJunit } from "./junit.js";
 import { RunProgress } from "./progress.js";
 import { formatMismatches, formatTable, TABLE_WIDTH } from "./report.js";
@@ -32,10 +33,10 @@ import {
 } from "./up.js";
 
 /** What `ocsp-lab run --reporter` can make. */
-const REPORTERS = ["table", "json", "junit"] as const;
+const REPORTERS = ["table", "json", "junit", "html"] as const;
 type Reporter = (typeof REPORTERS)[number];
 /** The file each file-writing reporter writes in `--output`. */
-const REPORT_FILES = { json: "report.json", junit: "junit.xml" } as const;
+const REPORT_FILES = { json: "report.json", junit: "junit.xml", html: "report.html" } as const;
 
 /** Streams, environment and stop signal the CLI uses, injectable so tests read output without a child process. */
 export type CliIo = ServiceIo;
@@ -123,7 +124,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .addOption(
       new Option(
         "--reporter <name...>",
-        "reports to make: table (standard output), json, junit (JUnit XML for CI); json and junit go to standard output, or to --output",
+        "reports to make: table (standard output), json, junit (JUnit XML for CI), html (one self-contained page); json, junit and html go to standard output, or to --output",
       ).choices(REPORTERS),
     )
     .option(
@@ -184,7 +185,12 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
             if (mismatches) io.stdout.write(`${mismatches}\n`);
             continue;
           }
-          const text = reporter === "json" ? `${JSON.stringify(report, null, 2)}\n` : formatJunit(report);
+          const text =
+            reporter === "json"
+              ? `${JSON.stringify(report, null, 2)}\n`
+              : reporter === "junit"
+                ? formatJunit(report)
+                : formatHtml(report);
           if (opts.output === undefined) io.stdout.write(text);
           else {
             const file = join(opts.output, REPORT_FILES[reporter]);

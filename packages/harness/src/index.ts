@@ -7,6 +7,7 @@ export type { ReportRow, RunOptions, RunReport, ScenarioResult, ScenarioStart, S
 export { formatTable, formatMismatches, summaryLine, SAME_MARKER, TABLE_WIDTH } from "./report.js";
 export type { TableOptions } from "./report.js";
 export { formatJunit } from "./junit.js";
+export { formatHtml } from "./html.js";
 export type { JunitOptions } from "./junit.js";
 export { RunProgress, progressLine } from "./progress.js";
 export type { ProgressStream, RunProgressOptions } from "./progress.js";

@@ -191,7 +191,7 @@ describe("ocsp-lab run", () => {
     );
     const unknown = await mainCaptured(["run", "--reporter", "html5"]);
     expect(unknown.code).toBe(2);
-    expect(unknown.err).toMatch(/argument 'html5' is invalid\. Allowed choices are table, json, junit/);
+    expect(unknown.err).toMatch(/argument 'html5' is invalid\. Allowed choices are table, json, junit, html/);
   });
 
   it("names the bad scenario in one line and exits 2", async () => {
