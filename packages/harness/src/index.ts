@@ -46,6 +46,7 @@ export type { RunningLab } from "./running.js";
 export { NodeStrictClient } from "./clients/node-client.js";
 export { CurlClient } from "./clients/curl-client.js";
 export { OpensslClient } from "./clients/openssl-client.js";
+export { GnutlsClient } from "./clients/gnutls-client.js";
 export type { ClientDriver, ClientObservation, KeptSession, TlsTarget } from "./clients/client.js";
 export {
   HarnessError,
