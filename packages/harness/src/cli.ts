@@ -110,7 +110,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     )
     .argument("[files...]", "scenario files (YAML or JSON) to run instead of the built-in ones")
     .option("--scenario <name...>", `built-in scenarios to run (${builtIn.map((s) => s.name).join(", ")})`)
-    .option("--client <name...>", "clients to drive (node, curl, openssl)")
+    .option("--client <name...>", "clients to drive (node, curl, openssl, gnutls)")
     .addOption(
       new Option(
         "--jobs <n>",

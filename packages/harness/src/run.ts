@@ -5,6 +5,7 @@ import { parsePolicy } from "@ocsp-lab/stapler";
 import type { ClientDriver, ClientObservation, KeptSession, TlsTarget } from "./clients/client.js";
 import { CurlClient } from "./clients/curl-client.js";
 import { NodeStrictClient } from "./clients/node-client.js";
+import { GnutlsClient } from "./clients/gnutls-client.js";
 import { OpensslClient } from "./clients/openssl-client.js";
 import { mapConcurrent } from "./concurrent.js";
 import { UsageError } from "./errors.js";
@@ -72,7 +73,7 @@ export interface RunOptions {
   scenarios?: string[];
   /** Scenario files (YAML or JSON) to run after the named built-in ones. */
   files?: string[];
-  /** Client names to drive; default node, curl, openssl. */
+  /** Client names to drive; default node, curl, openssl, gnutls. */
   clients?: string[];
   /**
    * How many scenarios run at the same time, each in its own lab; default
@@ -93,7 +94,7 @@ export interface RunOptions {
 
 /** The client drivers by name. */
 export function defaultClients(): ClientDriver[] {
-  return [new NodeStrictClient(), new CurlClient(), new OpensslClient()];
+  return [new NodeStrictClient(), new CurlClient(), new OpensslClient(), new GnutlsClient()];
 }
 
 /** How many scenarios runScenarios runs at once by default: the number of cores (`os.availableParallelism()`). */
@@ -109,7 +110,7 @@ export function defaultJobs(): number {
  * clock, CA, responder and stapler). Returns one row per scenario × client plus one for the
  * stapler itself, one per client for each timeline step with an `expect` (client named
  * `node @1.5s`: judged right after that step), and, for a scenario with `expect_resumed`, one per
- * client for its resumption of the session kept at the `save_session` step (client named `node
+ * client that can keep a session (ClientDriver.probeKeepingSession) for its resumption of the session kept at the `save_session` step (client named `node
  * resumed`, right before that client's fresh handshake), in the run's scenario order.
  * @throws UsageError for an unknown scenario or client name; ScenarioFileError for a bad file;
  * RangeError for `jobs` not a whole number ≥ 1; the first error of a lab that could not start
@@ -221,12 +222,11 @@ async function runOne(
     for (const client of clients) {
       const expected = scenario.expect[client.name] ?? "connected";
       const avail = availability.get(client.name)!;
-      if (scenario.expectResumed) {
+      // A client that cannot keep a TLS session (gnutls-cli 3.7 saves none) has no resumed row.
+      if (scenario.expectResumed && client.probeKeepingSession) {
         const want = scenario.expectResumed[client.name] ?? "connected";
         const row = { scenario: scenario.name, client: `${client.name} resumed`, expected: want };
         if (!avail.ok) add({ ...row, observed: "-", verdict: "skipped", detail: avail.reason });
-        else if (!client.probeKeepingSession)
-          add({ ...row, observed: "-", verdict: "skipped", detail: `${client.name} cannot keep a TLS session` });
         else {
           const kept = sessions.get(client.name);
           const obs: ClientObservation = kept
@@ -271,7 +271,7 @@ export async function selectScenarios(names?: string[], files?: string[]): Promi
 }
 
 /**
- * The client drivers named; node, curl and openssl when `names` is empty or absent.
+ * The client drivers named; node, curl, openssl and gnutls when `names` is empty or absent.
  * @throws UsageError naming the first unknown client and the known ones.
  */
 export function selectClients(names?: string[]): ClientDriver[] {

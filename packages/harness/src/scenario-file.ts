@@ -34,11 +34,12 @@ const STAPLE_STATUS_TEXT = new RegExp(`^staple (good|unknown|revoked( \\((${CRL_
 /** What a `staple-sequence` check may expect: `staple good, revoked`, then optionally `; revoked within 1 s`. */
 const STAPLE_SEQUENCE_TEXT = /^staple [a-zA-Z-]+(, [a-zA-Z-]+)*(; .+)?$/;
 
-/** Expected outcomes per client (`node`, `curl`, `openssl`) or class (`strict`, `soft-fail`); see expectSchema. */
+/** Expected outcomes per client (`node`, `curl`, `openssl`, `gnutls`) or class (`strict`, `soft-fail`); see expectSchema. */
 const clientExpectShape = {
   node: z.string().min(1).optional(),
   curl: z.string().min(1).optional(),
   openssl: z.string().min(1).optional(),
+  gnutls: z.string().min(1).optional(),
   strict: z.string().min(1).optional(),
   "soft-fail": z.string().min(1).optional(),
 };
@@ -47,8 +48,10 @@ const clientExpectShape = {
  * What the run must see. `stapler`: the text the stapler check must observe (default: the
  * check's own, derived from the policy). Per client (`node`, `curl`, `openssl`) or per class
  * of clients (`strict`: node and curl, which refuse a bad or missing staple; `soft-fail`:
- * openssl s_client, which never refuses and reports what it saw); a client's own entry beats
- * its class, and a client named nowhere is expected to be `connected`.
+ * openssl s_client, which never refuses and reports what it saw; `gnutls`, gnutls-cli --ocsp,
+ * is in neither: it accepts an unknown staple and asks the responder itself when nothing is
+ * stapled); a client's own entry beats its class, and a client named nowhere is expected to be
+ * `connected`.
  */
 export const expectSchema = z.object({ stapler: z.string().min(1).optional(), ...clientExpectShape }).strict();
 
@@ -172,6 +175,7 @@ export const documentedSchema = z
     node: z.string().min(1).optional(),
     curl: z.string().min(1).optional(),
     openssl: z.string().min(1).optional(),
+    gnutls: z.string().min(1).optional(),
   })
   .strict();
 

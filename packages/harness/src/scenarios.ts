@@ -203,7 +203,7 @@ function perClient(entries: StepExpect): Record<string, string> {
     const text = entries[cls as keyof typeof CLIENT_CLASSES];
     if (text !== undefined) for (const m of members) expect[m] = text;
   }
-  for (const client of ["node", "curl", "openssl"] as const) {
+  for (const client of ["node", "curl", "openssl", "gnutls"] as const) {
     const text = entries[client];
     if (text !== undefined) expect[client] = text;
   }

@@ -67,12 +67,20 @@ describe("built-in scenario files", () => {
     ]);
     for (const s of scenarios) {
       expect(s.description.length, s.name).toBeGreaterThan(20);
-      expect(Object.keys(s.expect).sort(), s.name).toEqual(["curl", "node", "openssl"]);
+      // Every scenario says what node, curl and openssl see; gnutls only where it does not connect.
+      expect(
+        Object.keys(s.expect)
+          .filter((k) => k !== "gnutls")
+          .sort(),
+        s.name,
+      ).toEqual(["curl", "node", "openssl"]);
     }
+    expect(scenarios.find((s) => s.name === "unknown")!.expect.gnutls).toBeUndefined();
     expect(scenarios.find((s) => s.name === "revoked")!.expect).toEqual({
       node: "refused: revoked",
       curl: "refused: revoked",
       openssl: "staple: revoked",
+      gnutls: "refused: revoked",
     });
     expect(scenarios.find((s) => s.name === "nginx-lazy")!.policy).toMatchObject({ mode: "lazy", query_frequency: 1 });
   });
