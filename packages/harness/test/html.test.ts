@@ -3,19 +3,11 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { formatHtml, type ReportRow, type RunReport } from "@ocsp-lab/harness";
+import { formatHtml, type RunReport } from "@ocsp-lab/harness";
 import { itWithPeer, run, tempDir } from "../../../test-support/index.js";
+import { reportRow } from "./report-rows.js";
 
-function row(scenario: string, client: string, expected: string, observed: string, verdict?: ReportRow["verdict"]): ReportRow {
-  return {
-    scenario,
-    client,
-    expected,
-    observed,
-    verdict: verdict ?? (observed === expected ? "ok" : "MISMATCH"),
-    detail: `${client} said ${observed}`,
-  };
-}
+const row = reportRow;
 
 const report: RunReport = {
   rows: [

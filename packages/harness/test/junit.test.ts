@@ -4,19 +4,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatJunit, type ReportRow, type RunReport } from "@ocsp-lab/harness";
 import { itWithPeer, run, tempDir } from "../../../test-support/index.js";
+import { reportRow } from "./report-rows.js";
 
 const XSD = fileURLToPath(new URL("./fixtures/JUnit.xsd", import.meta.url));
 
-function row(scenario: string, client: string, expected: string, observed: string, verdict?: ReportRow["verdict"]): ReportRow {
-  return {
-    scenario,
-    client,
-    expected,
-    observed,
-    verdict: verdict ?? (observed === expected ? "ok" : "MISMATCH"),
-    detail: `${client} said <${observed}> & "more"`,
-  };
-}
+const row = (scenario: string, client: string, expected: string, observed: string, verdict?: ReportRow["verdict"]) =>
+  reportRow(scenario, client, expected, observed, verdict, `${client} said <${observed}> & "more"`);
 
 const report: RunReport = {
   rows: [

@@ -1,18 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { SAME_MARKER, TABLE_WIDTH, formatMismatches, formatTable, type ReportRow, type RunReport } from "@ocsp-lab/harness";
+import { SAME_MARKER, TABLE_WIDTH, formatMismatches, formatTable, type RunReport } from "@ocsp-lab/harness";
+import { reportRow } from "./report-rows.js";
 
 const LONG = "no staple at start, first handshake refused: no staple, then staple good";
 
-function row(scenario: string, client: string, expected: string, observed: string, verdict?: ReportRow["verdict"]): ReportRow {
-  return {
-    scenario,
-    client,
-    expected,
-    observed,
-    verdict: verdict ?? (observed === expected ? "ok" : "MISMATCH"),
-    detail: `${client} said ${observed}`,
-  };
-}
+const row = reportRow;
 
 const report: RunReport = {
   rows: [
