@@ -110,7 +110,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     )
     .argument("[files...]", "scenario files (YAML or JSON) to run instead of the built-in ones")
     .option("--scenario <name...>", `built-in scenarios to run (${builtIn.map((s) => s.name).join(", ")})`)
-    .option("--client <name...>", "clients to drive (node, curl, openssl, gnutls)")
+    .option("--client <name...>", "clients to drive (default node, curl, openssl; also gnutls)")
     .addOption(
       new Option(
         "--jobs <n>",

@@ -2,7 +2,7 @@ export { main } from "./cli.js";
 export type { CliIo } from "./cli.js";
 export { startLab, LAB_SERVER_NAME } from "./lab.js";
 export type { Lab, LabOptions } from "./lab.js";
-export { runScenarios, defaultClients, defaultJobs, selectClients, selectScenarios } from "./run.js";
+export { runScenarios, defaultClients, defaultJobs, knownClients, selectClients, selectScenarios } from "./run.js";
 export type { ReportRow, RunOptions, RunReport, ScenarioResult, ScenarioStart, ScenarioTiming } from "./run.js";
 export { formatTable, formatMismatches, summaryLine, SAME_MARKER, TABLE_WIDTH } from "./report.js";
 export type { TableOptions } from "./report.js";

@@ -73,7 +73,7 @@ export interface RunOptions {
   scenarios?: string[];
   /** Scenario files (YAML or JSON) to run after the named built-in ones. */
   files?: string[];
-  /** Client names to drive; default node, curl, openssl, gnutls. */
+  /** Client names to drive (node, curl, openssl, gnutls); default node, curl, openssl. */
   clients?: string[];
   /**
    * How many scenarios run at the same time, each in its own lab; default
@@ -94,7 +94,7 @@ export interface RunOptions {
 
 /** The client drivers by name. */
 export function defaultClients(): ClientDriver[] {
-  return [new NodeStrictClient(), new CurlClient(), new OpensslClient(), new GnutlsClient()];
+  return [new NodeStrictClient(), new CurlClient(), new OpensslClient()];
 }
 
 /** How many scenarios runScenarios runs at once by default: the number of cores (`os.availableParallelism()`). */
@@ -271,11 +271,19 @@ export async function selectScenarios(names?: string[], files?: string[]): Promi
 }
 
 /**
- * The client drivers named; node, curl, openssl and gnutls when `names` is empty or absent.
+ * The client drivers named (of knownClients); node, curl and openssl when `names` is empty or absent.
  * @throws UsageError naming the first unknown client and the known ones.
  */
 export function selectClients(names?: string[]): ClientDriver[] {
-  return pick(defaultClients(), names, "client");
+  return names && names.length > 0 ? pick(knownClients(), names, "client") : defaultClients();
+}
+
+/**
+ * Every client driver the harness has: the default ones, then gnutls, driven only when named
+ * (it is in no client class, so a scenario file's `strict`/`soft-fail` entries say nothing of it).
+ */
+export function knownClients(): ClientDriver[] {
+  return [...defaultClients(), new GnutlsClient()];
 }
 
 function pick<T extends { name: string }>(all: readonly T[], names: string[] | undefined, what: string): T[] {
