@@ -102,33 +102,39 @@ async function answerAndSend(
   finish(deps, req, arrived, t0, answer, httpStatus, timing.skewMs);
 }
 
-/** The answer's DER as a Buffer: cached answers hold one; others get a view (no copy). */
-function bodyOf(answer: Answer): Buffer {
-  const der = answer.der;
-  return Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength);
-}
-
 /**
- * The 200 headers of an answer HTTP caches must not keep, one object per body length (they
- * differ by nothing else): nothing is kept per answer, so a cache of 100,000 answers carries no
- * headers of its own.
+ * What is sent for one answer in the current second of the clock: its body (a cached answer's
+ * DER joined once, not per request), its 200 headers when HTTP caches must not keep it, and, when
+ * they may, its RFC 5019 headers (max-age and Date change by the second). Kept only for the
+ * cached answers served in the current second, at most PREPARED_PER_SECOND of them: a hot answer's
+ * headers are built once a second, and a cache of 100,000 answers carries nothing of this.
  */
-const noStoreByLength = new Map<number, Record<string, string | number>>();
-function noStoreHeaders(length: number): Record<string, string | number> {
-  let headers = noStoreByLength.get(length);
-  if (!headers) {
-    headers = { ...NO_STORE, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": length };
-    if (noStoreByLength.size < 4096) noStoreByLength.set(length, headers);
-  }
-  return headers;
+interface Prepared {
+  body: Buffer;
+  noStore?: Record<string, string | number>;
+  /** RFC 5019 headers (what a 304 carries). */
+  caching?: Record<string, string>;
+  /** `caching` plus Content-Type and Content-Length (a 200 with the answer's own body). */
+  ok?: Record<string, string | number>;
 }
+/** Why 4,096: far more distinct answers per second than one responder process serves. */
+const PREPARED_PER_SECOND = 4096;
+const preparedThisSecond = new Map<Answer, Prepared>();
+let preparedSecond = Number.NaN;
 
-/** The HTTP Date of the current second, formatted once per second (RFC 9110 §6.6.1). */
-let dateOfSecond = { second: Number.NaN, http: "" };
-function httpDate(now: Date): string {
-  const second = Math.floor(now.getTime() / 1000);
-  if (second !== dateOfSecond.second) dateOfSecond = { second, http: now.toUTCString() };
-  return dateOfSecond.http;
+function preparedFor(answer: Answer, second: number): Prepared {
+  if (second !== preparedSecond) {
+    preparedThisSecond.clear();
+    preparedSecond = second;
+  }
+  let p = preparedThisSecond.get(answer);
+  if (!p) {
+    const der = answer.der;
+    p = { body: Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength) };
+    // Only cached answers come back: a signed one (a nonce) is served once.
+    if (answer.cached && preparedThisSecond.size < PREPARED_PER_SECOND) preparedThisSecond.set(answer, p);
+  }
+  return p;
 }
 
 const NO_STORE = { "Cache-Control": "no-cache, no-store" } as const;
@@ -149,7 +155,8 @@ function httpCaching(
   req: IncomingMessage,
   answer: Answer,
 ): { status: 200 | 304; headers: Record<string, string | number>; body: Buffer } {
-  const body = bodyOf(answer);
+  const now = deps.clock.now();
+  const p = preparedFor(answer, Math.floor(now.getTime() / 1000));
   const cacheable =
     req.method === "GET" &&
     answer.nonceLength === 0 &&
@@ -157,19 +164,24 @@ function httpCaching(
     answer.thisUpdate !== undefined &&
     answer.nextUpdate !== undefined &&
     answer.etag !== undefined;
-  if (!cacheable) return { status: 200, headers: noStoreHeaders(body.byteLength), body };
-  const now = deps.clock.now();
-  const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - now.getTime()) / 1000));
-  const caching = {
-    Date: httpDate(now),
-    "Cache-Control": `max-age=${maxAge}, public, no-transform, must-revalidate`,
-    "Last-Modified": answer.lastModified ?? answer.thisUpdate!.toUTCString(),
-    Expires: answer.expires ?? answer.nextUpdate!.toUTCString(),
-    ETag: answer.etag!,
-  };
+  if (!cacheable) {
+    p.noStore ??= { ...NO_STORE, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": p.body.byteLength };
+    return { status: 200, headers: p.noStore, body: p.body };
+  }
+  if (p.caching === undefined) {
+    const maxAge = Math.max(0, Math.floor((answer.nextUpdate!.getTime() - now.getTime()) / 1000));
+    p.caching = {
+      Date: now.toUTCString(),
+      "Cache-Control": `max-age=${maxAge}, public, no-transform, must-revalidate`,
+      "Last-Modified": answer.lastModified ?? answer.thisUpdate!.toUTCString(),
+      Expires: answer.expires ?? answer.nextUpdate!.toUTCString(),
+      ETag: answer.etag!,
+    };
+    p.ok = { ...p.caching, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": p.body.byteLength };
+  }
   if (answer.transport.length === 0 && req.headers["if-none-match"] === answer.etag)
-    return { status: 304, headers: caching, body };
-  return { status: 200, headers: { ...caching, "Content-Type": OCSP_RESPONSE_TYPE, "Content-Length": body.byteLength }, body };
+    return { status: 304, headers: p.caching, body: p.body };
+  return { status: 200, headers: p.ok!, body: p.body };
 }
 
 /** Write a cached answer (no transport actions by construction) synchronously; returns the HTTP status. */

@@ -76,7 +76,41 @@ export function plainCertIdKey(requestKey: string): string | undefined {
     return isPlain(requestKey.length - 1, (i) => requestKey.charCodeAt(i + 1)) ? requestKey.slice(1 + PLAIN_HEADER) : undefined;
   }
   if (requestKey.charCodeAt(0) !== 0x47 /* G */) return undefined;
-  const der = decodeGetPath(requestKey.slice(1));
+  const der = fastGetPath(requestKey) ?? decodeGetPath(requestKey.slice(1));
   if (!der || !isPlain(der.byteLength, (i) => der[i]!)) return undefined;
   return Buffer.from(der.buffer, der.byteOffset + PLAIN_HEADER, der.byteLength - PLAIN_HEADER).toString("latin1");
+}
+
+/** What clients percent-escape in a base64 GET path (RFC 6960 Appendix A.1): `+`, `/`, `=`. */
+const UNESCAPED: Record<string, string> = { "%2B": "+", "%2b": "+", "%2F": "/", "%2f": "/", "%3D": "=", "%3d": "=" };
+/** Standard or url-safe base64 with its padding: what Buffer.from(…, "base64") reads as written. */
+const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+/**
+ * decodeGetPath for the GET paths clients send (`/` or `//`, base64 with `+ / =` escaped or
+ * not, standard or url alphabet, no query), without decodeURIComponent and its rewrites: it runs
+ * on every cached GET (a fifth of the time decodeGetPath takes). Undefined for anything else,
+ * which decodeGetPath then decides on; where both decode, they give the same bytes.
+ */
+function fastGetPath(requestKey: string): Buffer | undefined {
+  const start = requestKey.charCodeAt(2) === 0x2f /* a doubled slash */ ? 3 : 2;
+  let b64 = requestKey.slice(start);
+  let at = b64.indexOf("%");
+  if (at !== -1) {
+    // One or two escapes in practice: a loop over them beats a replace with a callback.
+    let plain = "";
+    let from = 0;
+    while (at !== -1) {
+      const char = UNESCAPED[b64.slice(at, at + 3)];
+      if (char === undefined) return undefined;
+      plain += b64.slice(from, at) + char;
+      from = at + 3;
+      at = b64.indexOf("%", from);
+    }
+    b64 = plain + b64.slice(from);
+  }
+  if (!BASE64.test(b64)) return undefined;
+  let end = b64.length;
+  while (end > 0 && b64.charCodeAt(end - 1) === 0x3d /* = */) end--;
+  return end % 4 === 1 ? undefined : Buffer.from(b64, "base64");
 }
