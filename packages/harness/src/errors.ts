@@ -119,3 +119,14 @@ export class StateDirError extends HarnessError {
     super("OCSP_LAB_STATE_DIR", message, options);
   }
 }
+
+/** A server under test (nginx, Apache, HAProxy...) that would not start, reload or stop as asked. */
+export class ServerUnderTestError extends HarnessError {
+  /** What the server printed and the tail of its log, for the report's detail. */
+  readonly log: string;
+  constructor(server: string, what: string, log = "") {
+    const last = log.trim().split("\n").filter(Boolean).slice(-3).join(" | ");
+    super("OCSP_LAB_SERVER", `server ${server} ${what}${last ? `: ${last}` : ""}`);
+    this.log = log;
+  }
+}
