@@ -22,6 +22,13 @@ import { describeSetResult, LAB_STATES, parseLabState, setLabState } from "./set
 import { defaultJobs, runScenarios, selectClients, selectScenarios, type RunReport } from "./run.js";
 import { builtInScenarios } from "./scenarios.js";
 import {
+  DEFAULT_SERVER_JOBS,
+  knownServers,
+  runServerScenarios,
+  selectServerScenarios,
+  selectServers,
+} from "./servers/run-servers.js";
+import {
   describeEndpoints,
   describeLabEvent,
   describeRevokedCertificate,
@@ -133,7 +140,13 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     )
     .option("--json", "same as --reporter json")
     .option("--wide", `print the full text of every cell, one line per row (default: fit ${TABLE_WIDTH} columns)`)
-    .option("--list", "list the built-in scenarios and exit")
+    .option("--list", "list the built-in scenarios (with --server: the server scenarios) and exit")
+    .option(
+      "--server <name...>",
+      `run the server scenarios against servers under test instead (${knownServers()
+        .map((s) => s.name)
+        .join(", ")}; commas or spaces between names)`,
+    )
     .action(
       async (
         files: string[],
@@ -146,8 +159,14 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           list?: boolean;
           reporter?: Reporter[];
           output?: string;
+          server?: string[];
         },
       ) => {
+        const servers = opts.server?.flatMap((s) => s.split(",")).filter(Boolean);
+        if (opts.list && servers) {
+          io.stdout.write(formatScenarioList(await selectServerScenarios()));
+          return;
+        }
         if (opts.list) {
           io.stdout.write(formatScenarioList(builtIn));
           return;
@@ -158,25 +177,46 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         const toStdout = opts.output === undefined ? reporters.filter((r) => r !== "table") : [];
         if (toStdout.length > 1 || (toStdout.length === 1 && reporters.includes("table"))) throw new ReporterError(reporters);
         if (opts.output !== undefined) await mkdir(opts.output, { recursive: true });
-        const scenarios = await selectScenarios(opts.scenario, files);
-        const clients = selectClients(opts.client);
-        const jobs = opts.jobs ?? defaultJobs();
-        io.stderr.write(
-          `ocsp-lab run: ${plural(scenarios.length, "scenario")} × ${plural(clients.length, "client")}, ${Math.min(jobs, scenarios.length)} at a time, each with a throw-away CA, responder and stapler\n`,
-        );
         const progress = new RunProgress(io.stderr);
         let report: RunReport;
-        try {
-          report = await runScenarios({
-            scenarios: opts.scenario,
-            files,
-            clients: opts.client,
-            jobs,
-            onScenarioStart: (s) => progress.started(s),
-            onScenarioDone: (r) => progress.finished(r),
-          });
-        } finally {
-          progress.stop();
+        if (servers) {
+          const picked = selectServers(servers);
+          const scenarios = await selectServerScenarios(opts.scenario, files);
+          const jobs = opts.jobs ?? DEFAULT_SERVER_JOBS;
+          io.stderr.write(
+            `ocsp-lab run: ${plural(scenarios.length, "server scenario")} × ${plural(picked.length, "server")}, ${jobs} at a time, each with a throw-away CA and responder\n`,
+          );
+          try {
+            report = await runServerScenarios({
+              servers,
+              ...(opts.scenario ? { scenarios: opts.scenario } : {}),
+              files,
+              jobs,
+              onScenarioStart: (s) => progress.started(s),
+              onScenarioDone: (r) => progress.finished(r),
+            });
+          } finally {
+            progress.stop();
+          }
+        } else {
+          const scenarios = await selectScenarios(opts.scenario, files);
+          const clients = selectClients(opts.client);
+          const jobs = opts.jobs ?? defaultJobs();
+          io.stderr.write(
+            `ocsp-lab run: ${plural(scenarios.length, "scenario")} × ${plural(clients.length, "client")}, ${Math.min(jobs, scenarios.length)} at a time, each with a throw-away CA, responder and stapler\n`,
+          );
+          try {
+            report = await runScenarios({
+              scenarios: opts.scenario,
+              files,
+              clients: opts.client,
+              jobs,
+              onScenarioStart: (s) => progress.started(s),
+              onScenarioDone: (r) => progress.finished(r),
+            });
+          } finally {
+            progress.stop();
+          }
         }
         for (const reporter of reporters) {
           if (reporter === "table") {
