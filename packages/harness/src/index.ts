@@ -53,6 +53,7 @@ export {
   UsageError,
   ScenarioTimeoutError,
   PortInUseError,
+  ServerUnderTestError,
   ScenarioFileError,
   LabNotRunningError,
   LabAdminError,
@@ -74,3 +75,33 @@ export { LabResponder, serialOf } from "./lab-responder.js";
 export type { LabSetOptions, LabStateInput, LeafRef } from "./lab-responder.js";
 export { StapleWatch, STAPLE_STATES, BECOMES_TIMEOUT_MS } from "./staple-watch.js";
 export type { BecomesOptions } from "./staple-watch.js";
+export {
+  runServerScenarios,
+  knownServers,
+  selectServers,
+  selectServerScenarios,
+  DEFAULT_SERVER_JOBS,
+} from "./servers/run-servers.js";
+export type { ServerRunOptions } from "./servers/run-servers.js";
+export type {
+  ServerDriver,
+  ServerSetup,
+  ServedFiles,
+  ServerAvailability,
+  StartedServerUnderTest,
+} from "./servers/server.js";
+export { NginxServer, nginxConfig } from "./servers/nginx-server.js";
+export { ApacheServer, apacheConfig, APACHE_CACHE_TIMEOUT_S, APACHE_RESPONDER_TIMEOUT_S } from "./servers/apache-server.js";
+export { HaproxyServer, haproxyConfig, HAPROXY_FEED_EVERY_S } from "./servers/haproxy-server.js";
+export { StaplerServer, STAPLER_SERVER_POLICY } from "./servers/stapler-server.js";
+export { probeStaple, PROBE_TIMEOUT_MS } from "./servers/staple-probe.js";
+export type { StapleObservation } from "./servers/staple-probe.js";
+export { SERVER_CHECKS, SERVER_CHECK_NAMES, stapleWord } from "./servers/server-checks.js";
+export type { ServerCheck, ServerCheckContext, ServerCheckResult } from "./servers/server-checks.js";
+export {
+  serverScenarioFileSchema,
+  loadServerScenarioFile,
+  builtInServerScenarios,
+  BUILT_IN_SERVER_SCENARIO_DIR,
+} from "./servers/server-scenario.js";
+export type { ServerScenario } from "./servers/server-scenario.js";

@@ -1,0 +1,103 @@
+/**
+ * Servers under test: nginx, Apache httpd and HAProxy (Debian packages, real processes from the
+ * harness's templates on 127.0.0.1 free ports) and the lab's stapler, driven through the server
+ * scenarios by runServerScenarios and `ocsp-lab run --server`. The whole catalogue runs in CI as
+ * the README's block; here: the file format's errors, the names, two scenarios against all four
+ * servers with their observed words, and a wrong expectation that must make the run fail.
+ */
+import { describe, expect, it } from "vitest";
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import {
+  ScenarioFileError,
+  UsageError,
+  knownServers,
+  loadServerScenarioFile,
+  runServerScenarios,
+  selectServerScenarios,
+  selectServers,
+} from "@ocsp-lab/harness";
+import { OCSP_LAB_BIN, describeWithPeer, run, tempDir } from "../../../test-support/index.js";
+
+describe("server scenario files and names", () => {
+  it("names the file and field of a bad server scenario", async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const bad = join(dir, "bad.yaml");
+      await fs.writeFile(bad, "name: x\ndescription: y\ncheck: nope\nexpect: {}\n");
+      await expect(loadServerScenarioFile(bad)).rejects.toThrow(ScenarioFileError);
+      await expect(loadServerScenarioFile(bad)).rejects.toThrow(/bad\.yaml: check: .*first-handshake/);
+      await fs.writeFile(bad, "name: x\ndescription: y\ncheck: revocation\nwithin: soon\nexpect: {}\n");
+      await expect(loadServerScenarioFile(bad)).rejects.toThrow(/within/);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("refuses an unknown server or server scenario, naming the known ones", async () => {
+    expect(() => selectServers(["iis"])).toThrow(UsageError);
+    expect(() => selectServers(["iis"])).toThrow(/unknown server "iis": use one of nginx, apache, haproxy, stapler/);
+    await expect(selectServerScenarios(["server-nope"])).rejects.toThrow(/unknown server scenario "server-nope"/);
+  });
+
+  it("has an expectation and a citation for every built-in server in every built-in scenario", async () => {
+    const names = knownServers().map((s) => s.name);
+    for (const s of await selectServerScenarios()) {
+      expect(Object.keys(s.expect).sort(), s.name).toEqual([...names].sort());
+      expect(Object.keys(s.documented ?? {}).sort(), s.name).toEqual([...names].sort());
+    }
+  });
+});
+
+describeWithPeer("nginx")("servers under test (nginx, Apache, HAProxy, stapler)", () => {
+  it("first handshake and renewal: each server as its documentation says", { timeout: 120_000 }, async () => {
+    const report = await runServerScenarios({ scenarios: ["server-first-handshake", "server-renewal"] });
+    const observed = Object.fromEntries(report.rows.map((r) => [`${r.scenario} ${r.client}`, r.observed]));
+    expect(observed).toEqual({
+      "server-first-handshake nginx": "first handshake: none, then good",
+      "server-first-handshake apache": "good at the first handshake",
+      "server-first-handshake haproxy": "good at the first handshake",
+      "server-first-handshake stapler": "good at the first handshake",
+      "server-renewal nginx": "staple follows the new certificate within 8 s",
+      "server-renewal apache": "staple follows the new certificate within 8 s",
+      "server-renewal haproxy": "staple follows the new certificate within 8 s",
+      "server-renewal stapler": "staple follows the new certificate within 8 s",
+    });
+    expect(report.ok).toBe(true);
+    // The detail carries the evidence: timings of the handshakes, the new serial.
+    expect(report.rows.find((r) => r.scenario === "server-renewal" && r.client === "nginx")!.detail).toMatch(
+      /^renewed to serial [0-9a-f]+, reloaded: none at 0\.0 s, good at \d+\.\d s/,
+    );
+  });
+
+  it("ocsp-lab run --server: a wrong expectation is a MISMATCH and exit 1, whatever the reporter", {
+    timeout: 120_000,
+  }, async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const file = join(dir, "mine.yaml");
+      await fs.writeFile(
+        file,
+        [
+          "name: my-hang",
+          "description: the responder hangs; I wrongly expect Apache not to wait",
+          "check: responder-hang",
+          "expect:",
+          '  apache: "first handshake not delayed, staple none"',
+          '  nginx: "first handshake not delayed, staple none"',
+          "",
+        ].join("\n"),
+      );
+      const r = await run("node", [OCSP_LAB_BIN, "run", file, "--server", "nginx,apache", "--reporter", "json"]);
+      expect(r.code, r.stderr).toBe(1);
+      const report = JSON.parse(r.stdout) as { rows: Array<{ client: string; observed: string; verdict: string }> };
+      expect(report.rows.map((row) => [row.client, row.observed, row.verdict])).toEqual([
+        ["nginx", "first handshake not delayed, staple none", "ok"],
+        ["apache", "first handshake delayed, staple tryLater", "MISMATCH"],
+      ]);
+      expect(r.stderr).toMatch(/1 server scenario × 2 servers/);
+    } finally {
+      await cleanup();
+    }
+  });
+});
