@@ -11,6 +11,7 @@ import {
   type ServiceIo,
 } from "@ocsp-lab/cli-support";
 import { CRL_REASON_NAMES } from "@ocsp-lab/ocsp";
+import { loadClientFile, parseClientCmd } from "./clients/command-client.js";
 import { ReporterError, StateDirError } from "./errors.js";
 import { formatHtml } from "./html.js";
 import { formatJunit } from "./junit.js";
@@ -118,6 +119,16 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .argument("[files...]", "scenario files (YAML or JSON) to run instead of the built-in ones")
     .option("--scenario <name...>", `built-in scenarios to run (${builtIn.map((s) => s.name).join(", ")})`)
     .option("--client <name...>", "clients to drive (default node, curl, openssl; also gnutls)")
+    .option(
+      "--client-cmd <name=template>",
+      "also drive any client from a command template with {host} {port} {servername} {cafile}, e.g. 'mine=my-client {host}:{port} --ca {cafile}': exit 0 is connected, else refused (repeatable)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
+    .option(
+      "--client-file <file>",
+      "also drive the command client a client file (YAML or JSON) describes: command, outcome rules, timeout, class (repeatable)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .addOption(
       new Option(
         "--jobs <n>",
@@ -153,6 +164,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         opts: {
           scenario?: string[];
           client?: string[];
+          clientCmd?: string[];
+          clientFile?: string[];
           jobs?: number;
           json?: boolean;
           wide?: boolean;
@@ -200,7 +213,9 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           }
         } else {
           const scenarios = await selectScenarios(opts.scenario, files);
-          const clients = selectClients(opts.client);
+          const commandClients = [...(opts.clientCmd ?? []).map((c) => parseClientCmd(c))];
+          for (const f of opts.clientFile ?? []) commandClients.push(await loadClientFile(f));
+          const clients = [...selectClients(opts.client), ...commandClients];
           const jobs = opts.jobs ?? defaultJobs();
           io.stderr.write(
             `ocsp-lab run: ${plural(scenarios.length, "scenario")} × ${plural(clients.length, "client")}, ${Math.min(jobs, scenarios.length)} at a time, each with a throw-away CA, responder and stapler\n`,
@@ -210,6 +225,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
               scenarios: opts.scenario,
               files,
               clients: opts.client,
+              commandClients,
               jobs,
               onScenarioStart: (s) => progress.started(s),
               onScenarioDone: (r) => progress.finished(r),
@@ -434,6 +450,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
   const status = await runProgram(program, "ocsp-lab", argv, io, [
     "OCSP_LAB_USAGE",
     "OCSP_LAB_SCENARIO_FILE",
+    "OCSP_LAB_CLIENT_CMD",
+    "OCSP_LAB_CLIENT_FILE",
     "OCSP_LAB_REPORTER",
   ]);
   return status !== 0 ? status : code;

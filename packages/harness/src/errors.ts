@@ -130,3 +130,22 @@ export class ServerUnderTestError extends HarnessError {
     this.log = log;
   }
 }
+
+/** A command-template client (`--client-cmd name=template`) that cannot be used as given. */
+export class CommandClientError extends HarnessError {
+  /** @param where `--client-cmd` or the client file; @param problem what is wrong, with the offending value. */
+  constructor(where: string, problem: string) {
+    super("OCSP_LAB_CLIENT_CMD", `${where}: ${problem}`);
+  }
+}
+
+/** A client file that cannot be read or does not match the client file schema. */
+export class ClientFileError extends HarnessError {
+  /**
+   * @param file the path as given; @param field the dotted path of the bad field (`refused.0.output`),
+   * empty for the file as a whole; @param problem what is wrong, with the offending value.
+   */
+  constructor(file: string, field: string, problem: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_CLIENT_FILE", `${file}: ${field ? `${field}: ` : ""}${problem}`, options);
+  }
+}

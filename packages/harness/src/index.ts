@@ -13,10 +13,12 @@ export { RunProgress, progressLine } from "./progress.js";
 export type { ProgressStream, RunProgressOptions } from "./progress.js";
 export {
   BUILT_IN_SCENARIO_DIR,
+  CLASS_REFERENCE_CLIENT,
   CLIENT_CLASSES,
   SCALED_POLICY,
   builtInScenarios,
   compileScenario,
+  expectedOutcome,
   loadScenarioFile,
 } from "./scenarios.js";
 export {
@@ -47,7 +49,21 @@ export { NodeStrictClient } from "./clients/node-client.js";
 export { CurlClient } from "./clients/curl-client.js";
 export { OpensslClient } from "./clients/openssl-client.js";
 export { GnutlsClient } from "./clients/gnutls-client.js";
-export type { ClientDriver, ClientObservation, KeptSession, TlsTarget } from "./clients/client.js";
+export {
+  CommandClient,
+  COMMAND_CLIENT_NAME,
+  DEFAULT_COMMAND_TIMEOUT_S,
+  DEFAULT_REASONS,
+  PLACEHOLDERS,
+  RESERVED_CLIENT_NAMES,
+  clientFileSchema,
+  commandArgv,
+  loadClientFile,
+  parseClientCmd,
+  splitWords,
+} from "./clients/command-client.js";
+export type { ClientFileInput, CommandClientSpec, Placeholder, RefusalRule } from "./clients/command-client.js";
+export type { ClientClass, ClientDriver, ClientObservation, KeptSession, TlsTarget } from "./clients/client.js";
 export {
   HarnessError,
   UsageError,
@@ -62,6 +78,8 @@ export {
   StapleTimeoutError,
   InvalidStepError,
   StateDirError,
+  CommandClientError,
+  ClientFileError,
 } from "./errors.js";
 export { describeLabEvent, describeRevokedCertificate, stapleEvent, watchLabEvents } from "./up.js";
 export type { LabEvent, PersistentLab } from "./up.js";

@@ -8,9 +8,16 @@ import { NodeStrictClient } from "./clients/node-client.js";
 import { GnutlsClient } from "./clients/gnutls-client.js";
 import { OpensslClient } from "./clients/openssl-client.js";
 import { mapConcurrent } from "./concurrent.js";
-import { UsageError } from "./errors.js";
+import { CommandClientError, UsageError } from "./errors.js";
 import { startLab } from "./lab.js";
-import { builtInScenarios, loadScenarioFile, type ProbeResult, type Scenario, type StaplerCheck } from "./scenarios.js";
+import {
+  builtInScenarios,
+  expectedOutcome,
+  loadScenarioFile,
+  type ProbeResult,
+  type Scenario,
+  type StaplerCheck,
+} from "./scenarios.js";
 import { TurnClock } from "./turn-clock.js";
 
 /** One row of the report: a scenario seen by one client (or by the stapler itself). */
@@ -76,6 +83,12 @@ export interface RunOptions {
   /** Client names to drive (node, curl, openssl, gnutls); default node, curl, openssl. */
   clients?: string[];
   /**
+   * Clients driven after those of `clients`, each under its own name: command-template clients
+   * (`--client-cmd`, `--client-file`: parseClientCmd, loadClientFile) or any other ClientDriver.
+   * Their expectations are a scenario's entries under their name, else under their clientClass.
+   */
+  commandClients?: ClientDriver[];
+  /**
    * How many scenarios run at the same time, each in its own lab; default
    * `os.availableParallelism()` (the number of cores). A whole number ≥ 1.
    */
@@ -112,7 +125,8 @@ export function defaultJobs(): number {
  * `node @1.5s`: judged right after that step), and, for a scenario with `expect_resumed`, one per
  * client that can keep a session (ClientDriver.probeKeepingSession) for its resumption of the session kept at the `save_session` step (client named `node
  * resumed`, right before that client's fresh handshake), in the run's scenario order.
- * @throws UsageError for an unknown scenario or client name; ScenarioFileError for a bad file;
+ * @throws UsageError for an unknown scenario or client name; CommandClientError for two clients
+ * of one name; ScenarioFileError for a bad file;
  * RangeError for `jobs` not a whole number ≥ 1; the first error of a lab that could not start
  * (after the scenarios already running have finished).
  */
@@ -122,7 +136,9 @@ export async function runScenarios(options: RunOptions = {}): Promise<RunReport>
   const jobs = options.jobs ?? defaultJobs();
   if (!Number.isInteger(jobs) || jobs < 1) throw new RangeError(`jobs must be a whole number ≥ 1, got ${jobs}`);
   const scenarios = await selectScenarios(options.scenarios, options.files);
-  const clients = selectClients(options.clients);
+  const clients = [...selectClients(options.clients), ...(options.commandClients ?? [])];
+  const twice = clients.find((c, i) => clients.findIndex((o) => o.name === c.name) !== i);
+  if (twice) throw new CommandClientError("--client-cmd", `client name "${twice.name}" is given twice: give each client its own`);
   const node = clients.find((c) => c.name === "node") ?? new NodeStrictClient();
   const availability = new Map(await Promise.all(clients.map(async (c) => [c.name, await c.available()] as const)));
   const work = await mkdtemp(join(options.workDir ?? tmpdir(), "ocsp-lab-run-"));
@@ -187,12 +203,13 @@ async function runOne(
       Promise.all(
         clients.map(async (client): Promise<ProbeResult> => {
           const avail = availability.get(client.name)!;
-          if (!avail.ok) return { client: client.name, outcome: "-", detail: avail.reason, skipped: true };
-          if (!options.keepSession || !client.probeKeepingSession) return client.probe(target);
+          const cls = client.clientClass ? { clientClass: client.clientClass } : {};
+          if (!avail.ok) return { client: client.name, outcome: "-", detail: avail.reason, skipped: true, ...cls };
+          if (!options.keepSession || !client.probeKeepingSession) return { ...(await client.probe(target)), ...cls };
           const kept = await client.probeKeepingSession(target);
           await sessions.get(client.name)?.discard();
           sessions.set(client.name, kept.session);
-          return kept.observation;
+          return { ...kept.observation, ...cls };
         }),
       );
     try {
@@ -220,11 +237,11 @@ async function runOne(
     }
     const target = check.target ?? lab.target;
     for (const client of clients) {
-      const expected = scenario.expect[client.name] ?? "connected";
+      const expected = expectedOutcome(scenario.expect, scenario.expectByClass, client);
       const avail = availability.get(client.name)!;
       // A client that cannot keep a TLS session (gnutls-cli 3.7 saves none) has no resumed row.
       if (scenario.expectResumed && client.probeKeepingSession) {
-        const want = scenario.expectResumed[client.name] ?? "connected";
+        const want = expectedOutcome(scenario.expectResumed, scenario.expectResumedByClass, client);
         const row = { scenario: scenario.name, client: `${client.name} resumed`, expected: want };
         if (!avail.ok) add({ ...row, observed: "-", verdict: "skipped", detail: avail.reason });
         else {

@@ -44,23 +44,50 @@ const clientExpectShape = {
   "soft-fail": z.string().min(1).optional(),
 };
 
+/** What a command client's name in a scenario's `expect` looks like (see COMMAND_CLIENT_NAME). */
+const OTHER_CLIENT_NAME = /^[a-z][a-z0-9_-]*$/i;
+
+/**
+ * An `expect` object: the keys of `shape`, and any other key that is a command client's name
+ * (`java: "refused: revoked"`; an entry for a client the run does not drive is not used). A key
+ * that cannot be a client's name, or `reserved` (`stapler` where it has no place), is refused
+ * as an unknown key.
+ */
+function withOtherClients<S extends z.ZodRawShape>(shape: S, reserved: readonly string[]) {
+  return z
+    .object(shape)
+    .catchall(z.string().min(1))
+    .superRefine((entries, ctx) => {
+      for (const key of Object.keys(entries)) {
+        if (key in shape) continue;
+        if (reserved.includes(key) || !OTHER_CLIENT_NAME.test(key))
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message: `unknown key ${JSON.stringify(key)}: misspelt, or not a key here`,
+          });
+      }
+    });
+}
+
 /**
  * What the run must see. `stapler`: the text the stapler check must observe (default: the
  * check's own, derived from the policy). Per client (`node`, `curl`, `openssl`) or per class
  * of clients (`strict`: node and curl, which refuse a bad or missing staple; `soft-fail`:
  * openssl s_client, which never refuses and reports what it saw; `gnutls`, gnutls-cli --ocsp,
  * is in neither: it accepts an unknown staple and asks the responder itself when nothing is
- * stapled); a client's own entry beats its class, and a client named nowhere is expected to be
+ * stapled); a command client (`--client-cmd`, a client file) by its name, else by its own
+ * `class`. A client's own entry beats its class, and a client named nowhere is expected to be
  * `connected`.
  */
-export const expectSchema = z.object({ stapler: z.string().min(1).optional(), ...clientExpectShape }).strict();
+export const expectSchema = withOtherClients({ stapler: z.string().min(1).optional(), ...clientExpectShape }, []);
 
 /**
  * What each client must see right after one timeline step (a step's `expect`): per client or
  * class as in expectSchema, with no `stapler` entry; a client named nowhere is expected to be
  * `connected`. Every installed client makes one handshake as soon as the step is applied.
  */
-export const stepExpectSchema = z.object(clientExpectShape).strict();
+export const stepExpectSchema = withOtherClients(clientExpectShape, ["stapler"]);
 
 /** The keys of a timeline step that are actions; exactly one per step. */
 export const TIMELINE_ACTIONS = [

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { dirname, join, resolve } from "node:path";
 import { readConfigFile } from "@ocsp-lab/cli-support";
 import { parsePolicy, type PollingPolicy, type PollingPolicyInput, type StapleSourceSpec } from "@ocsp-lab/stapler";
-import type { ClientDriver, TlsTarget } from "./clients/client.js";
+import type { ClientClass, ClientDriver, TlsTarget } from "./clients/client.js";
 import { ScenarioFileError } from "./errors.js";
 import type { Lab, LabParts } from "./lab.js";
 import { scenarioFileSchema, type ScenarioFile, type StepExpect } from "./scenario-file.js";
@@ -61,6 +61,8 @@ export interface ProbeResult {
   detail: string;
   /** The client is not installed here: nothing was probed. */
   skipped?: boolean;
+  /** The client's class (ClientDriver.clientClass), for a client the scenario names nowhere. */
+  clientClass?: ClientClass;
 }
 
 /** Everything a scenario may act on. */
@@ -102,11 +104,18 @@ export interface Scenario {
   /** Expected outcome per client name (see ClientObservation.outcome); absent means `connected`. */
   expect: Record<string, string>;
   /**
+   * The file's class entries (`strict`, `soft-fail`), for command clients of that class it does
+   * not name (ClientDriver.clientClass); the built-in clients' are in `expect` already.
+   */
+  expectByClass: Partial<Record<ClientClass, string>>;
+  /**
    * The file's `expect_resumed`, per client name: what each client's resumption of the session it
    * kept at the `save_session` step must give, judged before its fresh handshake; undefined when
    * the file has none (no resumed handshakes). A client absent from it is expected `connected`.
    */
   expectResumed: Record<string, string> | undefined;
+  /** The class entries of `expect_resumed` (see expectByClass); empty when it has none. */
+  expectResumedByClass: Partial<Record<ClientClass, string>>;
   /** Where it came from: the file path. */
   file: string;
   /**
@@ -149,7 +158,9 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
     documented: { ...file.documented },
     staplerExpected: expected,
     expect,
+    expectByClass: byClass(file.expect),
     expectResumed: file.expect_resumed === undefined ? undefined : perClient(file.expect_resumed),
+    expectResumedByClass: file.expect_resumed === undefined ? {} : byClass(file.expect_resumed),
     file: path,
     async beforeStapler(lab) {
       await applyBeforeStart(lab, file.timeline);
@@ -171,8 +182,9 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
       const afterStep = async (step: ScenarioFile["timeline"][number], index: number): Promise<void> => {
         if (step.expect === undefined) return;
         const wanted = perClient(step.expect);
+        const classes = byClass(step.expect);
         for (const r of await probe(ctx.lab.target, { keepSession: step.save_session === true })) {
-          const want = wanted[r.client] ?? "connected";
+          const want = expectedOutcome(wanted, classes, { name: r.client, clientClass: r.clientClass });
           steps.push({
             step: index,
             at: step.at,
@@ -196,18 +208,51 @@ export function compileScenario(file: ScenarioFile, path: string): Scenario {
   };
 }
 
-/** Expected outcome per built-in client from per-client and per-class entries (a client's own entry first). */
+/**
+ * Expected outcome per client from per-client and per-class entries: each built-in client's
+ * own entry, else its class's (CLIENT_CLASSES); then every other client named (command clients).
+ */
 function perClient(entries: StepExpect): Record<string, string> {
   const expect: Record<string, string> = {};
   for (const [cls, members] of Object.entries(CLIENT_CLASSES)) {
     const text = entries[cls as keyof typeof CLIENT_CLASSES];
     if (text !== undefined) for (const m of members) expect[m] = text;
   }
-  for (const client of ["node", "curl", "openssl", "gnutls"] as const) {
-    const text = entries[client];
-    if (text !== undefined) expect[client] = text;
+  for (const [client, text] of Object.entries(entries)) {
+    if (client in CLIENT_CLASSES || client === "stapler" || text === undefined) continue;
+    expect[client] = text;
   }
   return expect;
+}
+
+/** The class entries of an `expect`. */
+function byClass(entries: StepExpect): Partial<Record<ClientClass, string>> {
+  return {
+    ...(entries.strict !== undefined ? { strict: entries.strict } : {}),
+    ...(entries["soft-fail"] !== undefined ? { "soft-fail": entries["soft-fail"] } : {}),
+  };
+}
+
+/**
+ * The built-in client a class's command clients are expected to behave like when a scenario
+ * has no entry for them nor for their class: `node` (the harness' strict client) for `strict`,
+ * `openssl` (s_client, which never refuses) for `soft-fail`.
+ */
+export const CLASS_REFERENCE_CLIENT = { strict: "node", "soft-fail": "openssl" } as const satisfies Record<ClientClass, string>;
+
+/**
+ * What a client must see: its own entry (`expect`, per client as Scenario.expect), else, for a
+ * command client with a ClientDriver.clientClass, its class's entry (`byClassEntries`), else
+ * what the class's reference client must see (CLASS_REFERENCE_CLIENT: the catalogue's files
+ * name each built-in client, not classes), else `connected`.
+ */
+export function expectedOutcome(
+  expect: Record<string, string>,
+  byClassEntries: Partial<Record<ClientClass, string>>,
+  client: { name: string; clientClass?: ClientClass | undefined },
+): string {
+  const cls = client.clientClass;
+  return expect[client.name] ?? (cls ? (byClassEntries[cls] ?? expect[CLASS_REFERENCE_CLIENT[cls]]) : undefined) ?? "connected";
 }
 
 /** The stapler's spec of a file's staple_source; a `file` path is relative to the scenario file. */

@@ -28,10 +28,21 @@ export interface ClientObservation {
   detail: string;
 }
 
+/**
+ * A class of clients a scenario file's `expect` can name instead of each client: `strict`
+ * (refuses anything but a verified good staple) or `soft-fail` (never refuses for the staple).
+ */
+export type ClientClass = "strict" | "soft-fail";
+
 /** A TLS client the harness can drive. */
 export interface ClientDriver {
   /** Short name used in reports and `--client`. */
   readonly name: string;
+  /**
+   * The class whose scenario expectations apply when a scenario names no entry for this client
+   * (command clients; the built-in ones are listed in CLIENT_CLASSES); undefined: none.
+   */
+  readonly clientClass?: ClientClass | undefined;
   /** Whether the client exists on this machine (a binary on PATH...); the reason when not. */
   available(): Promise<{ ok: true } | { ok: false; reason: string }>;
   /** Connect once with OCSP stapling requested and report what happened. Never throws. */
