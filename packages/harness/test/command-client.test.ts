@@ -88,7 +88,7 @@ describe("a command template", () => {
     const r = await mainCaptured(["run", "--scenario", "good", "--client-file", file]);
     expect(r.code).toBe(2);
     expect(r.err).toBe(
-      `ocsp-lab: ${file}: refused.0.output: not a regular expression: Invalid regular expression: /(/i: Unterminated group\n`,
+      `ocsp-lab: ${file}: refused.0.output: not a regular expression: Invalid regular expression: /(/im: Unterminated group\n`,
     );
     await fs.writeFile(file, 'name: mine\ncommand: "my-client {prot}"\n');
     expect((await mainCaptured(["run", "--client-file", file])).err).toMatch(

@@ -29,7 +29,7 @@ export const DEFAULT_COMMAND_TIMEOUT_S = 15;
 export interface RefusalRule {
   /** The exit code this rule needs; any when absent. */
   exit?: number;
-  /** A pattern its standard output or error must match (case-insensitive); any output when absent. */
+  /** A pattern its standard output or error must match (case-insensitive, `^` and `$` at each line); any output when absent. */
   output?: RegExp;
   /** The reason reported, as `refused: <reason>`. */
   reason: string;
@@ -278,10 +278,10 @@ async function findProgram(program: string): Promise<string | undefined> {
   return undefined;
 }
 
-/** A pattern of a client file: a JavaScript regular expression, matched case-insensitively. */
+/** A pattern of a client file: a JavaScript regular expression, matched case-insensitively, `^` and `$` at each line. */
 const pattern = z.string().transform((s, ctx): RegExp => {
   try {
-    return new RegExp(s, "i");
+    return new RegExp(s, "im");
   } catch (err) {
     ctx.addIssue({ code: "custom", message: `not a regular expression: ${(err as Error).message}` });
     return z.NEVER;
