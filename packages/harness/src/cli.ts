@@ -153,6 +153,10 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .option("--wide", `print the full text of every cell, one line per row (default: fit ${TABLE_WIDTH} columns)`)
     .option("--list", "list the built-in scenarios (with --server: the server scenarios) and exit")
     .option(
+      "--server-cert <file>",
+      "with --server host:port: the PEM certificate that server serves, issued by the running ocsp-lab up (--state-dir) with its responder as OCSP URL",
+    )
+    .option(
       "--server <name...>",
       `run the server scenarios against servers under test instead (${knownServers()
         .map((s) => s.name)
@@ -173,9 +177,11 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           reporter?: Reporter[];
           output?: string;
           server?: string[];
+          serverCert?: string;
         },
       ) => {
         const servers = opts.server?.flatMap((s) => s.split(",")).filter(Boolean);
+        const attach = opts.serverCert !== undefined ? { stateDir: stateDir(), certFile: opts.serverCert } : undefined;
         if (opts.list && servers) {
           io.stdout.write(formatScenarioList(await selectServerScenarios()));
           return;
@@ -193,7 +199,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         const progress = new RunProgress(io.stderr);
         let report: RunReport;
         if (servers) {
-          const picked = selectServers(servers);
+          const picked = selectServers(servers, attach);
           const scenarios = await selectServerScenarios(opts.scenario, files);
           const jobs = opts.jobs ?? DEFAULT_SERVER_JOBS;
           io.stderr.write(
@@ -202,6 +208,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           try {
             report = await runServerScenarios({
               servers,
+              ...(attach ? { attach } : {}),
               ...(opts.scenario ? { scenarios: opts.scenario } : {}),
               files,
               jobs,
@@ -453,6 +460,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     "OCSP_LAB_CLIENT_CMD",
     "OCSP_LAB_CLIENT_FILE",
     "OCSP_LAB_REPORTER",
+    "OCSP_LAB_SERVER_ATTACH",
   ]);
   return status !== 0 ? status : code;
 }

@@ -4,14 +4,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { IssuedCertificate } from "@ocsp-lab/ca";
 import { mapConcurrent } from "../concurrent.js";
-import { UsageError } from "../errors.js";
+import { ServerAttachError, ServerUnderTestError, UsageError } from "../errors.js";
+import { parseLabState, setLabState } from "../set.js";
 import { OcspLab } from "../ocsp-lab.js";
 import type { ReportRow, RunReport, ScenarioResult, ScenarioStart } from "../run.js";
 import { ApacheServer } from "./apache-server.js";
 import { HaproxyServer } from "./haproxy-server.js";
 import { NginxServer } from "./nginx-server.js";
 import type { ServedFiles, ServerAvailability, ServerDriver, StartedServerUnderTest } from "./server.js";
-import { SERVER_CHECKS } from "./server-checks.js";
+import { CHECKS_THAT_START, SERVER_CHECKS } from "./server-checks.js";
+import { RemoteServer, parseHostPort } from "./remote-server.js";
 import { type ServerScenario, builtInServerScenarios, loadServerScenarioFile } from "./server-scenario.js";
 import { StaplerServer } from "./stapler-server.js";
 
@@ -38,6 +40,11 @@ export interface ServerRunOptions {
   workDir?: string;
   /** The wall clock the report's `startedAt` is read from; default `() => new Date()`. */
   now?: () => Date;
+  /**
+   * For servers given as `host:port` in `servers` (RemoteServer): the running `ocsp-lab up`
+   * whose responder the served certificate points at, and that certificate's PEM file.
+   */
+  attach?: { stateDir: string; certFile: string };
 }
 
 /** Every server the harness can start: nginx, Apache httpd, HAProxy and the lab's stapler. */
@@ -46,20 +53,22 @@ export function knownServers(): ServerDriver[] {
 }
 
 /**
- * The servers named, in the order given (every known one when none are).
- * @throws UsageError naming the first unknown server and the known ones.
+ * The servers named, in the order given (every known one when none are); a `host:port` name is
+ * a RemoteServer, which needs `attach`.
+ * @throws UsageError naming the first unknown server and the known ones; ServerAttachError for
+ * a host:port without `attach`.
  */
-export function selectServers(names?: string[]): ServerDriver[] {
+export function selectServers(names?: string[], attach?: ServerRunOptions["attach"]): ServerDriver[] {
   const all = knownServers();
   if (!names || names.length === 0) return all;
   return names.map((n) => {
+    const remote = parseHostPort(n);
+    if (remote) {
+      if (!attach) throw new ServerAttachError(n);
+      return new RemoteServer({ ...remote, ...attach });
+    }
     const found = all.find((s) => s.name === n);
-    if (!found)
-      throw new UsageError(
-        "server",
-        n,
-        all.map((s) => s.name),
-      );
+    if (!found) throw new UsageError("server", n, [...all.map((s) => s.name), "host:port"]);
     return found;
   });
 }
@@ -103,12 +112,19 @@ export async function runServerScenarios(options: ServerRunOptions = {}): Promis
   const startedAt = (options.now ?? (() => new Date()))();
   const jobs = options.jobs ?? DEFAULT_SERVER_JOBS;
   if (!Number.isInteger(jobs) || jobs < 1) throw new RangeError(`jobs must be a whole number ≥ 1, got ${jobs}`);
-  const servers = selectServers(options.servers);
+  const servers = selectServers(options.servers, options.attach);
   const scenarios = await selectServerScenarios(options.scenarios, options.files);
   const availability = new Map<string, ServerAvailability>(
     await Promise.all(servers.map(async (s) => [s.name, await s.available()] as const)),
   );
   const units = scenarios.flatMap((scenario, index) => servers.map((server) => ({ scenario, index, server })));
+  // Servers the harness did not start share one responder (the user's up): one check at a time.
+  let attachedTurn: Promise<unknown> = Promise.resolve();
+  const inTurn = <T>(task: () => Promise<T>): Promise<T> => {
+    const result = attachedTurn.then(task);
+    attachedTurn = result.catch(() => undefined);
+    return result;
+  };
   const work = await mkdtemp(join(options.workDir ?? tmpdir(), "ocsp-lab-servers-"));
   const began = new Map<number, number>();
   const pending = new Map<number, number>(scenarios.map((_, i) => [i, servers.length]));
@@ -120,7 +136,11 @@ export async function runServerScenarios(options: ServerRunOptions = {}): Promis
         began.set(index, performance.now());
         options.onScenarioStart?.({ index, total: scenarios.length, name: scenario.name });
       }
-      const row = await runUnit(scenario, server, availability.get(server.name)!, join(work, `${u + 1}`));
+      const avail = availability.get(server.name)!;
+      const row =
+        server instanceof RemoteServer
+          ? await inTurn(() => runAttached(scenario, server, avail))
+          : await runUnit(scenario, server, avail, join(work, `${u + 1}`));
       options.onRow?.(row);
       byScenario.set(index, [...(byScenario.get(index) ?? []), row]);
       const left = pending.get(index)! - 1;
@@ -189,8 +209,11 @@ async function runUnit(
     const leaf = await lab.issue();
     await place(leaf);
     const result = await SERVER_CHECKS[scenario.check]!({
-      lab,
-      leaf,
+      setResponder: async (state) => lab.responder.set(leaf, state),
+      clearResponder: async () => lab.responder.clear(leaf),
+      revoke: async () => {
+        await lab.revoke(leaf, "keyCompromise");
+      },
       withinMs: scenario.within,
       start: async () => {
         if (running) return running;
@@ -200,7 +223,7 @@ async function runUnit(
       renew: async () => {
         const renewed = await lab.issue();
         await place(renewed);
-        return renewed;
+        return renewed.serial;
       },
     });
     const verdict = expected === "-" || result.observed === expected ? "ok" : "MISMATCH";
@@ -211,5 +234,55 @@ async function runUnit(
   } finally {
     await (running as StartedServerUnderTest | undefined)?.stop();
     await lab.stop();
+  }
+}
+
+/**
+ * One scenario against a server the harness did not start, through the running up's admin API
+ * (setLabState, as `ocsp-lab set`): the revocation is a reversible status override, and every
+ * state the check set is cleared afterwards, so the user's lab is left as it was. Checks that
+ * start or reload the server are skipped. Never throws.
+ */
+async function runAttached(scenario: ServerScenario, server: RemoteServer, avail: ServerAvailability): Promise<ReportRow> {
+  const expected = scenario.expect[server.name] ?? "-";
+  const row = { scenario: scenario.name, client: server.name, expected };
+  if (!avail.ok) return { ...row, observed: "-", verdict: "skipped", detail: avail.reason };
+  if ((CHECKS_THAT_START as readonly string[]).includes(scenario.check))
+    return {
+      ...row,
+      observed: "-",
+      verdict: "skipped",
+      detail: `check ${scenario.check} starts or reloads the server, and the harness did not start ${server.name}`,
+    };
+  const { stateDir, certFile } = server.options;
+  const set = async (words: string[]): Promise<void> => {
+    await setLabState({ stateDir, target: certFile, state: parseLabState(words) });
+  };
+  let touched = false;
+  try {
+    const running = await server.start();
+    const result = await SERVER_CHECKS[scenario.check]!({
+      setResponder: async (state) => {
+        touched = true;
+        await set([state]);
+      },
+      clearResponder: () => set(["clear"]),
+      revoke: async () => {
+        touched = true;
+        await set(["revoked"]);
+      },
+      start: async () => running,
+      renew: async () => {
+        throw new ServerUnderTestError(server.name, "cannot be renewed by the harness: it did not start it");
+      },
+      withinMs: scenario.within,
+    });
+    const verdict = expected === "-" || result.observed === expected ? "ok" : "MISMATCH";
+    return { ...row, observed: result.observed, verdict, detail: result.detail };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return { ...row, observed: `failed: ${message}`, verdict: expected === "-" ? "ok" : "MISMATCH", detail: message };
+  } finally {
+    if (touched) await set(["clear"]).catch(() => undefined);
   }
 }

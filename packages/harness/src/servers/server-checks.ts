@@ -1,5 +1,3 @@
-import type { IssuedCertificate } from "@ocsp-lab/ca";
-import type { StartedOcspLab } from "../ocsp-lab.js";
 import type { StartedServerUnderTest } from "./server.js";
 import { type StapleObservation, probeStaple } from "./staple-probe.js";
 
@@ -10,16 +8,24 @@ export const FIRST_GOOD_WITHIN_MS = 10_000;
 /** A handshake slower than this, in milliseconds, is `delayed` (local handshakes take a few ms; Apache waits its 2 s responder timeout). */
 export const DELAYED_MS = 1000;
 
-/** What a server check is given: the scenario's own lab, the certificate, and how to start and renew. */
+/**
+ * What a server check is given: the responder of the certificate the server serves, and how to
+ * start the server and renew its certificate.
+ */
 export interface ServerCheckContext {
-  /** The scenario's lab: CA, responder (lab.responder.set for down/hang/clear), revoke. */
-  lab: StartedOcspLab;
-  /** The certificate the server serves (its files are copied into the server's folder). */
-  leaf: IssuedCertificate;
+  /**
+   * Make the responder drop every connection (`down`) or never answer (`hang`) for the served
+   * certificate, until clear().
+   */
+  setResponder(state: "down" | "hang"): Promise<void>;
+  /** The responder answers what the CA says again. */
+  clearResponder(): Promise<void>;
+  /** Revoke the served certificate (keyCompromise): in the CA for a lab of the harness's own, as a status override for an `ocsp-lab up` the user runs. */
+  revoke(): Promise<void>;
   /** Start the server under test (once). */
   start(): Promise<StartedServerUnderTest>;
-  /** Issue a new certificate for the same names and overwrite the server's files with it (a renewal on disk); returns it. */
-  renew(): Promise<IssuedCertificate>;
+  /** Issue a new certificate for the same names and overwrite the server's files with it (a renewal on disk); returns its serial. */
+  renew(): Promise<string>;
   /** The scenario's watch window (its `within`), in milliseconds. */
   withinMs: number;
 }
@@ -128,7 +134,7 @@ export const SERVER_CHECKS: Record<string, ServerCheck> = {
   revocation: async (ctx) => {
     const started = await startGood(ctx);
     if (!("server" in started)) return started;
-    await ctx.lab.revoke(ctx.leaf, "keyCompromise");
+    await ctx.revoke();
     const seen = await watch(started.server, ctx.withinMs, (o) => o.staple === "revoked");
     const last = seen.at(-1)!.o;
     return {
@@ -143,13 +149,13 @@ export const SERVER_CHECKS: Record<string, ServerCheck> = {
   "responder-down": async (ctx) => {
     const started = await startGood(ctx);
     if (!("server" in started)) return started;
-    ctx.lab.responder.set(ctx.leaf, "down");
+    await ctx.setResponder("down");
     const seen = await watch(started.server, ctx.withinMs);
     return { observed: `over ${secs(ctx.withinMs)}: ${sequence(seen)}`, detail: `responder down: ${timeline(seen)}` };
   },
 
   "responder-hang": async (ctx) => {
-    ctx.lab.responder.set(ctx.leaf, "hang");
+    await ctx.setResponder("hang");
     const server = await ctx.start();
     const first = await probeStaple(server.target);
     const delayed = first.handshakeMs > DELAYED_MS;
@@ -160,10 +166,10 @@ export const SERVER_CHECKS: Record<string, ServerCheck> = {
   },
 
   "responder-recovers": async (ctx) => {
-    ctx.lab.responder.set(ctx.leaf, "down");
+    await ctx.setResponder("down");
     const server = await ctx.start();
     const before = await watch(server, 2000);
-    ctx.lab.responder.clear(ctx.leaf);
+    await ctx.clearResponder();
     const seen = await watch(server, ctx.withinMs, isGood);
     const got = isGood(seen.at(-1)!.o);
     return {
@@ -185,10 +191,16 @@ export const SERVER_CHECKS: Record<string, ServerCheck> = {
       observed: isGood(last)
         ? `staple follows the new certificate within ${secs(ctx.withinMs)}`
         : `new certificate served, ${sequence(seen)} after ${secs(ctx.withinMs)}`,
-      detail: `renewed to serial ${renewed.serial}, reloaded: ${timeline(seen)}`,
+      detail: `renewed to serial ${renewed}, reloaded: ${timeline(seen)}`,
     };
   },
 };
+
+/**
+ * The checks that start the server themselves (the responder's state before the start matters,
+ * or they reload it): not run against a server the harness did not start (`--server host:port`).
+ */
+export const CHECKS_THAT_START = ["first-handshake", "responder-hang", "responder-recovers", "renewal"] as const;
 
 /** The names of SERVER_CHECKS, for the scenario file schema. */
 export const SERVER_CHECK_NAMES = Object.keys(SERVER_CHECKS) as [string, ...string[]];
