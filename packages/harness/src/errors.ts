@@ -149,3 +149,25 @@ export class ClientFileError extends HarnessError {
     super("OCSP_LAB_CLIENT_FILE", `${file}: ${field ? `${field}: ` : ""}${problem}`, options);
   }
 }
+
+/**
+ * The lab's container (OcspLabContainer) or a container server target that could not be
+ * started or read: no JSON line, a JSON line that does not parse, a target that needs a file it
+ * was not given.
+ */
+export class ContainerError extends HarnessError {
+  /** @param what the container or target (`OcspLabContainer ocsp-lab:latest`, `container target haproxy`); @param problem what is wrong, with the offending value. */
+  constructor(what: string, problem: string, options?: { cause?: unknown }) {
+    super("OCSP_LAB_CONTAINER", `${what}: ${problem}`, options);
+  }
+}
+
+/** `--server host:port` without the certificate it serves (and the up whose responder that certificate names). */
+export class ServerAttachError extends HarnessError {
+  constructor(server: string) {
+    super(
+      "OCSP_LAB_SERVER_ATTACH",
+      `server ${server} is not one the harness starts: give --server-cert <its certificate's PEM file>, issued by the running ocsp-lab up (ocsp-ca issue --ocsp-url <its responder>)`,
+    );
+  }
+}
