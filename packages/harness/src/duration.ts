@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 /** Milliseconds per unit of a written duration. */
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -23,3 +25,13 @@ export function parseDuration(text: unknown): number | undefined {
 export function describeDurationError(value: unknown): string {
   return `${JSON.stringify(value) ?? String(value)} is not a duration like 250ms, 2s or 1h`;
 }
+
+/** A zod schema of a duration written `250ms`, `2s`, `1h` (parseDuration), as milliseconds; the issue says describeDurationError. */
+export const durationSchema = z.unknown().transform((v, ctx): number => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: "custom", message: describeDurationError(v) });
+    return z.NEVER;
+  }
+  return ms;
+});

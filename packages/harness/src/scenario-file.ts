@@ -3,18 +3,11 @@ import { CRL_REASON_NAMES, UNSUCCESSFUL_STATUS_NAMES, parseCrlReason, type CRLRe
 import { KEY_TYPES } from "@ocsp-lab/ca";
 import { CONTENT_FLAWS } from "@ocsp-lab/responder";
 import { pollingPolicySchema, stapleSourceConfigSchema } from "@ocsp-lab/stapler";
-import { describeDurationError, parseDuration } from "./duration.js";
+import { durationSchema } from "./duration.js";
 import { STAPLER_CHECK_NAMES } from "./stapler-checks.js";
 
 /** A duration written `250ms`, `2s`, `1h` (see parseDuration), as milliseconds. */
-const duration = z.unknown().transform((v, ctx): number => {
-  const ms = parseDuration(v);
-  if (ms === undefined) {
-    ctx.addIssue({ code: "custom", message: describeDurationError(v) });
-    return z.NEVER;
-  }
-  return ms;
-});
+const duration = durationSchema;
 
 /** An RFC 5280 CRLReason by name (`keyCompromise`, `key-compromise`) or number. */
 const reason = z.union([z.string(), z.number()]).transform((v, ctx): CRLReason => {

@@ -226,11 +226,10 @@ async function runUnit(
         return renewed.serial;
       },
     });
-    const verdict = expected === "-" || result.observed === expected ? "ok" : "MISMATCH";
-    return { ...row, observed: result.observed, verdict, detail: result.detail };
+    return judged(row, result.observed, result.detail);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return { ...row, observed: `failed: ${message}`, verdict: expected === "-" ? "ok" : "MISMATCH", detail: message };
+    return judged(row, `failed: ${message}`, message);
   } finally {
     await (running as StartedServerUnderTest | undefined)?.stop();
     await lab.stop();
@@ -277,12 +276,16 @@ async function runAttached(scenario: ServerScenario, server: RemoteServer, avail
       },
       withinMs: scenario.within,
     });
-    const verdict = expected === "-" || result.observed === expected ? "ok" : "MISMATCH";
-    return { ...row, observed: result.observed, verdict, detail: result.detail };
+    return judged(row, result.observed, result.detail);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return { ...row, observed: `failed: ${message}`, verdict: expected === "-" ? "ok" : "MISMATCH", detail: message };
+    return judged(row, `failed: ${message}`, message);
   } finally {
     if (touched) await set(["clear"]).catch(() => undefined);
   }
+}
+
+/** A row with its verdict: `ok` when the server observed what was expected, or nothing was (`-`: the row only reports). */
+function judged(row: Pick<ReportRow, "scenario" | "client" | "expected">, observed: string, detail: string): ReportRow {
+  return { ...row, observed, verdict: row.expected === "-" || observed === row.expected ? "ok" : "MISMATCH", detail };
 }

@@ -3,19 +3,12 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { readConfigFile } from "@ocsp-lab/cli-support";
-import { describeDurationError, parseDuration } from "../duration.js";
+import { durationSchema } from "../duration.js";
 import { ScenarioFileError } from "../errors.js";
 import { SERVER_CHECK_NAMES } from "./server-checks.js";
 
 /** A duration written `250ms`, `2s`, `1h` (see parseDuration), as milliseconds. */
-const duration = z.unknown().transform((v, ctx): number => {
-  const ms = parseDuration(v);
-  if (ms === undefined) {
-    ctx.addIssue({ code: "custom", message: describeDurationError(v) });
-    return z.NEVER;
-  }
-  return ms;
-});
+const duration = durationSchema;
 
 /**
  * A server scenario file (YAML or JSON): one thing a stapling server must get right, run
