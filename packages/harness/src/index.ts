@@ -123,3 +123,15 @@ export {
   BUILT_IN_SERVER_SCENARIO_DIR,
 } from "./servers/server-scenario.js";
 export type { ServerScenario } from "./servers/server-scenario.js";
+// Container targets: definitions and the engine check load no testcontainers (startContainerServer
+// imports it when called); OcspLabContainer is in "@ocsp-lab/harness/container".
+export { containerEngineAvailability } from "./container-engine.js";
+export { ContainerError } from "./errors.js";
+export type { ContainerEngineAvailability, ContainerEngineOptions } from "./container-engine.js";
+export { CONTAINER_SERVERS, CONTAINER_SERVER_NAMES, startContainerServer } from "./container-servers.js";
+export type {
+  ContainerServerDefinition,
+  ContainerServerName,
+  ContainerServerOptions,
+  StartedContainerServer,
+} from "./container-servers.js";
