@@ -5,11 +5,9 @@
  * definitions can be listed (as skipped, with the reason) where no engine exists.
  */
 import { promises as fs } from "node:fs";
-import * as x509 from "@peculiar/x509";
 import { toPemBundle } from "@ocsp-lab/ca";
-import { OCSPResponseStatus, OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
-import { fetchOcsp, splitPem } from "@ocsp-lab/stapler";
 import { ContainerError } from "./errors.js";
+import { fetchForOperator } from "./servers/operator-fetch.js";
 
 /** Names of the container server targets. */
 export type ContainerServerName = "nginx" | "httpd" | "haproxy";
@@ -276,24 +274,13 @@ export async function startContainerServer(
  * @throws ContainerError when the responder cannot be reached or does not answer `successful`.
  */
 async function fetchResponse(what: string, certPem: string, chainPem: string, url: string): Promise<Uint8Array> {
-  const cert = new x509.X509Certificate(certPem);
-  const issuer = new x509.X509Certificate(splitPem(chainPem)[0]!);
-  const { der } = await buildOcspRequest({ certificate: toPkiCertificate(cert), issuer: toPkiCertificate(issuer) });
-  let body: Uint8Array;
   try {
-    body = await fetchOcsp(url, der, 5000);
+    return await fetchForOperator(certPem, chainPem, url, 5000);
   } catch (err) {
     throw new ContainerError(
       what,
-      `cannot fetch the OCSP response for site.pem.ocsp from ${url}: ${err instanceof Error ? err.message : String(err)}`,
+      `cannot get a successful OCSP response for site.pem.ocsp from ${url}: ${err instanceof Error ? err.message : String(err)}`,
       { cause: err },
     );
   }
-  const status = OcspResponse.fromDer(body).responseStatus;
-  if (status !== OCSPResponseStatus.successful)
-    throw new ContainerError(
-      what,
-      `${url} answered responseStatus ${OCSPResponseStatus[status]}: HAProxy needs a successful response in site.pem.ocsp`,
-    );
-  return body;
 }

@@ -1,13 +1,11 @@
 import { promises as fs } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import * as x509 from "@peculiar/x509";
 import { toPemBundle } from "@ocsp-lab/ca";
-import { OCSPResponseStatus, OcspResponse, buildOcspRequest, toPkiCertificate } from "@ocsp-lab/ocsp";
-import { splitPem } from "@ocsp-lab/stapler";
 import { ServerUnderTestError } from "../errors.js";
 import type { ServerAvailability, ServerDriver, ServerSetup, StartedServerUnderTest } from "./server.js";
 import { ServerProcess, findExecutable, freeLocalPort } from "./process.js";
+import { fetchForOperator } from "./operator-fetch.js";
 import { waitServing } from "./reload-wait.js";
 
 /**
@@ -122,9 +120,9 @@ async function writeBundle(files: ServerSetup["files"], site: string): Promise<v
 }
 
 /**
- * One query of the operator's job: the DER of a successful OCSPResponse for the certificate in
- * `files.certFile` (its issuer first in `files.chainFile`) from `responderUrl`, or undefined
- * (what went wrong goes to `note`). Never throws.
+ * One query of the operator's job (fetchForOperator): the DER of a successful OCSPResponse for
+ * the certificate in `files.certFile` (its issuer first in `files.chainFile`) from
+ * `responderUrl`, or undefined (what went wrong goes to `note`). Never throws.
  */
 async function fetchResponse(
   files: ServerSetup["files"],
@@ -132,26 +130,8 @@ async function fetchResponse(
   note: (line: string) => void,
 ): Promise<Uint8Array | undefined> {
   try {
-    const cert = new x509.X509Certificate(await fs.readFile(files.certFile, "utf8"));
-    const issuer = new x509.X509Certificate(splitPem(await fs.readFile(files.chainFile, "utf8"))[0]!);
-    const { der } = await buildOcspRequest({ certificate: toPkiCertificate(cert), issuer: toPkiCertificate(issuer) });
-    const res = await fetch(responderUrl, {
-      method: "POST",
-      headers: { "content-type": "application/ocsp-request" },
-      body: Buffer.from(der),
-      signal: AbortSignal.timeout(FEED_TIMEOUT_MS),
-    });
-    const body = new Uint8Array(await res.arrayBuffer());
-    if (res.status !== 200) {
-      note(`HTTP ${res.status}`);
-      return undefined;
-    }
-    const parsed = OcspResponse.fromDer(body);
-    if (parsed.responseStatus !== OCSPResponseStatus.successful) {
-      note(`responseStatus ${OCSPResponseStatus[parsed.responseStatus]}`);
-      return undefined;
-    }
-    return body;
+    const [certPem, chainPem] = await Promise.all([fs.readFile(files.certFile, "utf8"), fs.readFile(files.chainFile, "utf8")]);
+    return await fetchForOperator(certPem, chainPem, responderUrl, FEED_TIMEOUT_MS);
   } catch (err) {
     note(`query failed: ${err instanceof Error ? err.message : String(err)}`);
     return undefined;

@@ -7,7 +7,7 @@ import { mapConcurrent } from "../concurrent.js";
 import { ServerAttachError, ServerUnderTestError, UsageError } from "../errors.js";
 import { parseLabState, setLabState } from "../set.js";
 import { OcspLab } from "../ocsp-lab.js";
-import type { ReportRow, RunReport, ScenarioResult, ScenarioStart } from "../run.js";
+import type { ReportRow, RunOptions, RunReport, ScenarioResult } from "../run.js";
 import { ApacheServer } from "./apache-server.js";
 import { HaproxyServer } from "./haproxy-server.js";
 import { NginxServer } from "./nginx-server.js";
@@ -23,8 +23,11 @@ import { StaplerServer } from "./stapler-server.js";
  */
 export const DEFAULT_SERVER_JOBS = 4;
 
-/** Options of runServerScenarios. */
-export interface ServerRunOptions {
+/**
+ * Options of runServerScenarios. The callbacks, `workDir` and `now` are RunOptions' (one row
+ * per scenario × server; a scenario is done when every server has run it).
+ */
+export interface ServerRunOptions extends Pick<RunOptions, "onRow" | "onScenarioStart" | "onScenarioDone" | "workDir" | "now"> {
   /** Server names (knownServers); default every built-in one. */
   servers?: string[];
   /** Built-in server scenario names to run; default all (none when `files` are given alone). */
@@ -33,13 +36,6 @@ export interface ServerRunOptions {
   files?: string[];
   /** How many scenario × server runs at once (each in its own lab); default DEFAULT_SERVER_JOBS. */
   jobs?: number;
-  onRow?: (row: ReportRow) => void;
-  onScenarioStart?: (scenario: ScenarioStart) => void;
-  onScenarioDone?: (scenario: ScenarioResult) => void;
-  /** Parent of the throw-away folders; default the OS temp folder. Removed afterwards. */
-  workDir?: string;
-  /** The wall clock the report's `startedAt` is read from; default `() => new Date()`. */
-  now?: () => Date;
   /**
    * For servers given as `host:port` in `servers` (RemoteServer): the running `ocsp-lab up`
    * whose responder the served certificate points at, and that certificate's PEM file.
